@@ -1,0 +1,425 @@
+"""Gateway overhead against a direct call, measured at the client.
+
+    python bench/overhead.py [--runs 3] [--duration 8] [--upstream nginx|simulator]
+
+Starts a fixed-response upstream (Debian's nginx answering with OpenAI-format bodies, or the simulator in
+zero-latency mode) on core 1 and the gateway on core 0, then drives both with `wrk` (pinned to core 1,
+beside the upstream) one after the other in the same run: latency at concurrency 1 and 64, requests/s at
+saturation, streams/s (24-event streams), added time to first token, and the gateway's peak RSS.
+Prints a table of medians over --runs runs. Needs `wrk` and `nginx` (apt-get install wrk nginx-light).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+
+MASTER_KEY = "sk-bench-master"
+PROMPT = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Summarise the plot of Hamlet in two sentences."},
+]
+STREAM_EVENTS = 24
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer")
+
+
+# -- upstream bodies -----------------------------------------------------------------------------
+
+
+def completion_body() -> bytes:
+    return orjson.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": "bench-model",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Hamlet avenges his father. Almost everyone dies."},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 31, "completion_tokens": 10, "total_tokens": 41},
+        }
+    )
+
+
+def stream_body() -> bytes:
+    def event(choices: list[dict[str, object]], usage: dict[str, int] | None = None) -> bytes:
+        chunk = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": "bench-model",
+            "choices": choices,
+            "usage": usage,
+        }
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    events = [event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])]
+    for i in range(STREAM_EVENTS - 3):
+        events.append(event([{"index": 0, "delta": {"content": f" word{i}"}, "finish_reason": None}]))
+    events.append(event([{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+    events.append(event([], {"prompt_tokens": 31, "completion_tokens": STREAM_EVENTS - 3, "total_tokens": 52}))
+    return b"".join(events) + b"data: [DONE]\n\n"
+
+
+# -- processes -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Upstream:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+def start_nginx(workdir: Path, port: int) -> Upstream:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    workdir.chmod(0o755)  # nginx workers run unprivileged and must read the bodies
+    (workdir / "completion.json").write_bytes(completion_body())
+    (workdir / "stream.sse").write_bytes(stream_body())
+    conf = workdir / "nginx.conf"
+    conf.write_text(
+        f"""
+worker_processes 1;
+daemon off;
+error_log {workdir}/nginx-error.log warn;
+pid {workdir}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    client_body_temp_path {workdir}/body;
+    proxy_temp_path {workdir}/proxy;
+    fastcgi_temp_path {workdir}/fastcgi;
+    uwsgi_temp_path {workdir}/uwsgi;
+    scgi_temp_path {workdir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {workdir};
+        location = /json/v1/chat/completions {{
+            default_type application/json;
+            error_page 405 =200 /completion.json;
+            try_files /completion.json =404;
+        }}
+        location = /sse/v1/chat/completions {{
+            default_type text/event-stream;
+            error_page 405 =200 /stream.sse;
+            try_files /stream.sse =404;
+        }}
+        location = /completion.json {{ default_type application/json; }}
+        location = /stream.sse {{ default_type text/event-stream; }}
+    }}
+}}
+"""
+    )
+    process = subprocess.Popen(
+        ["taskset", "-c", "1", nginx, "-c", str(conf), "-p", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url)
+    return Upstream(url, process)
+
+
+def start_simulator(workdir: Path, port: int) -> Upstream:
+    config = workdir / "simulator.yaml"
+    config.write_text(
+        "seed: 1\ndefault: {latency_ms: 0, ttft_ms: 0, tokens_per_second: 0, "
+        f"output_tokens: {STREAM_EVENTS - 3}}}\n"
+    )
+    process = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "1",
+            sys.executable,
+            "-m",
+            "sluicegate",
+            "simulator",
+            "--port",
+            str(port),
+            "--config",
+            str(config),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/_sim/stats")
+    return Upstream(url, process)
+
+
+def start_gateway(workdir: Path, upstream: Upstream, kind: str, port: int) -> subprocess.Popen[bytes]:
+    json_base = f"{upstream.url}/json/v1" if kind == "nginx" else f"{upstream.url}/v1"
+    sse_base = f"{upstream.url}/sse/v1" if kind == "nginx" else f"{upstream.url}/v1"
+    config = workdir / "gateway.yaml"
+    config.write_text(
+        f"""
+server:
+  access_log: {{path: {workdir}/access.log}}
+providers:
+  json: {{kind: openai, base_url: "{json_base}"}}
+  sse: {{kind: openai, base_url: "{sse_base}"}}
+models:
+  - name: bench-json
+    deployments: [{{provider: json, model: bench-model}}]
+  - name: bench-stream
+    deployments: [{{provider: sse, model: bench-model}}]
+"""
+    )
+    process = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "0",
+            sys.executable,
+            "-m",
+            "sluicegate",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, "SLUICEGATE_MASTER_KEY": MASTER_KEY},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_http(f"http://127.0.0.1:{port}/health/live")
+    return process
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# -- load ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise ValueError(text)
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def wrk(url: str, body: bytes, connections: int, duration: float, workdir: Path) -> Load:
+    script = workdir / "post.lua"
+    body_file = workdir / "body.json"
+    body_file.write_bytes(body)
+    script.write_text(
+        f'local f = io.open("{body_file}", "rb"); wrk.body = f:read("*a"); f:close()\n'
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {MASTER_KEY}"\n'
+    )
+    output = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            "1",
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(duration))}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    errors_match = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    errors = int(errors_match.group(1)) if errors_match else 0
+    if socket_errors:
+        errors += sum(int(x) for x in socket_errors.groups())
+    return Load(rps, p50, p99, errors)
+
+
+def ttft_ms(url: str, body: bytes, samples: int) -> float:
+    """Median time to the first streamed event, one request at a time, on a kept-alive connection."""
+    times = []
+    headers = {"authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"}
+    with httpx.Client(timeout=10) as client:
+        for _ in range(samples + 20):
+            started = time.perf_counter()
+            with client.stream("POST", url, content=body, headers=headers) as response:
+                first = True
+                for line in response.iter_lines():
+                    if first and line.startswith("data: "):
+                        times.append((time.perf_counter() - started) * 1000)
+                        first = False
+    return statistics.median(times[20:])
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    values: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, name: str, value: float) -> None:
+        self.values.setdefault(name, []).append(value)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.values[name])
+
+
+def one_run(args: argparse.Namespace, figures: Figures, workdir: Path) -> None:
+    upstream_port, gateway_port = free_port(), free_port()
+    starter: Callable[[Path, int], Upstream] = start_nginx if args.upstream == "nginx" else start_simulator
+    upstream = starter(workdir, upstream_port)
+    gateway = start_gateway(workdir, upstream, args.upstream, gateway_port)
+    try:
+        direct_json = (
+            f"{upstream.url}/json/v1/chat/completions"
+            if args.upstream == "nginx"
+            else f"{upstream.url}/v1/chat/completions"
+        )
+        direct_sse = f"{upstream.url}/sse/v1/chat/completions" if args.upstream == "nginx" else direct_json
+        via = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
+        plain = orjson.dumps({"model": "bench-json", "messages": PROMPT})
+        plain_direct = orjson.dumps({"model": "bench-model", "messages": PROMPT})
+        streamed = orjson.dumps({"model": "bench-stream", "messages": PROMPT, "stream": True})
+        streamed_direct = orjson.dumps(
+            {"model": "bench-model", "messages": PROMPT, "stream": True, "stream_options": {"include_usage": True}}
+        )
+        d = args.duration
+        wrk(via, plain, 8, 2, workdir)  # warm the gateway's pools and caches
+
+        for label, url, body in (("direct", direct_json, plain_direct), ("gateway", via, plain)):
+            c1 = wrk(url, body, 1, d, workdir)
+            c64 = wrk(url, body, 64, d, workdir)
+            figures.add(f"{label} c1 p50", c1.p50_ms)
+            figures.add(f"{label} c1 p99", c1.p99_ms)
+            figures.add(f"{label} c64 p50", c64.p50_ms)
+            figures.add(f"{label} c64 p99", c64.p99_ms)
+            figures.add(f"{label} rps", c64.rps)
+            figures.add(f"{label} errors", c1.errors + c64.errors)
+        for label, url, body in (("direct", direct_sse, streamed_direct), ("gateway", via, streamed)):
+            load = wrk(url, body, 64, d, workdir)
+            figures.add(f"{label} streams/s", load.rps)
+            figures.add(f"{label} stream errors", load.errors)
+            figures.add(f"{label} ttft", ttft_ms(url, body, args.ttft_samples))
+        figures.add("gateway peak rss", peak_rss_mb(gateway.pid))
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(timeout=30)
+        upstream.process.send_signal(signal.SIGQUIT if args.upstream == "nginx" else signal.SIGTERM)
+        upstream.process.wait(timeout=10)
+
+
+def report(figures: Figures, runs: int) -> str:
+    m = figures.median
+    rows = [
+        ("latency c=1 p50 (ms)", m("direct c1 p50"), m("gateway c1 p50"), m("gateway c1 p50") - m("direct c1 p50")),
+        ("latency c=1 p99 (ms)", m("direct c1 p99"), m("gateway c1 p99"), m("gateway c1 p99") - m("direct c1 p99")),
+        (
+            "latency c=64 p50 (ms)",
+            m("direct c64 p50"),
+            m("gateway c64 p50"),
+            m("gateway c64 p50") - m("direct c64 p50"),
+        ),
+        (
+            "latency c=64 p99 (ms)",
+            m("direct c64 p99"),
+            m("gateway c64 p99"),
+            m("gateway c64 p99") - m("direct c64 p99"),
+        ),
+        ("requests/s, c=64", m("direct rps"), m("gateway rps"), m("gateway rps") / m("direct rps")),
+        (
+            "streams/s (24 events), c=64",
+            m("direct streams/s"),
+            m("gateway streams/s"),
+            m("gateway streams/s") / m("direct streams/s"),
+        ),
+        ("time to first token c=1 (ms)", m("direct ttft"), m("gateway ttft"), m("gateway ttft") - m("direct ttft")),
+    ]
+    lines = [
+        f"medians of {runs} run(s); gateway pinned to core 0, upstream and wrk to core 1",
+        "",
+        f"{'figure':32} {'direct':>10} {'gateway':>10} {'added / ratio':>14}",
+    ]
+    for name, direct, via, delta in rows:
+        lines.append(f"{name:32} {direct:10.3f} {via:10.3f} {delta:14.3f}")
+    lines.append(f"{'gateway peak RSS (MB)':32} {'':>10} {m('gateway peak rss'):10.1f}")
+    errors = sum(sum(v) for k, v in figures.values.items() if "errors" in k)
+    lines.append(f"{'errors (non-2xx or socket)':32} {errors:>10}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per wrk load")
+    parser.add_argument("--ttft-samples", type=int, default=300)
+    parser.add_argument("--upstream", choices=("nginx", "simulator"), default="nginx")
+    args = parser.parse_args()
+    for tool in ("wrk", "taskset"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is needed: apt-get install wrk nginx-light")
+    figures = Figures()
+    for _ in range(args.runs):
+        with tempfile.TemporaryDirectory(prefix="sluice-bench-") as workdir:
+            one_run(args, figures, Path(workdir))
+    print(report(figures, args.runs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+"""Sluicegate: an AI gateway in front of many LLM providers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,113 @@
+"""The canonical request, response, stream-chunk and usage types every stage and adapter speaks.
+
+They are modelled on the OpenAI Chat Completions shape (the lingua franca), but owned here: client wire
+formats and provider wire formats are translated to and from these, never to each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, NotRequired, TypedDict
+
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+
+
+class FunctionCall(TypedDict):
+    name: str
+    arguments: str  # JSON text, exactly as the model produced it
+
+
+class ToolCall(TypedDict):
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
+class ContentPart(TypedDict, total=False):
+    type: str  # "text" | "image_url" | ...
+    text: str
+    image_url: dict[str, Any]
+
+
+class Message(TypedDict):
+    role: Role
+    content: NotRequired[str | list[ContentPart] | None]
+    name: NotRequired[str]
+    tool_calls: NotRequired[list[ToolCall]]
+    tool_call_id: NotRequired[str]
+    refusal: NotRequired[str | None]
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token usage of one call. Cached and reasoning tokens are subsets of input and output."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """A chat completion request.
+
+    `params` holds every request field the gateway does not interpret (temperature, tools, tool_choice,
+    response_format, seed, logprobs, n, ...), keyed and shaped as in the OpenAI API. OpenAI-format
+    upstreams receive them unchanged; other adapters map them by their own documented rules.
+    """
+
+    model: str
+    messages: list[Message]
+    stream: bool = False
+    include_usage: bool = False  # the client asked for the usage chunk at the end of a stream
+    max_tokens: int | None = None
+    user: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ChatResponse:
+    """A whole (non-streamed) completion. `choices` are OpenAI-shaped choice objects."""
+
+    id: str
+    model: str
+    created: int
+    choices: list[dict[str, Any]]
+    usage: Usage
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. system_fingerprint, service_tier
+
+
+@dataclass(slots=True)
+class ChatChunk:
+    """One stream event. `choices` are OpenAI-shaped chunk choices (`delta`, `finish_reason`).
+
+    The usage chunk that ends a stream has no choices and carries `usage`.
+    """
+
+    id: str
+    model: str
+    created: int
+    choices: list[dict[str, Any]]
+    usage: Usage | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class EmbeddingRequest:
+    model: str
+    input: str | list[str] | list[int] | list[list[int]]
+    user: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # encoding_format, dimensions, ...
+
+
+@dataclass(slots=True)
+class EmbeddingResponse:
+    model: str
+    data: list[dict[str, Any]]  # OpenAI-shaped embedding objects
+    usage: Usage

@@ -1,0 +1,153 @@
+"""The `sluicegate` command: serve, the simulator, and configuration checks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from sluicegate.config.loader import ConfigError, demo_config_text, load_config, parse_config
+from sluicegate.server.gateway import MissingMasterKey
+
+DEMO_KEY = "sk-sluice-demo"
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{args.file}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return 1
+    deployments = sum(len(group.deployments) for group in config.models)
+    print(
+        f"{args.file}: OK ({len(config.providers)} providers, {len(config.models)} models, {deployments} deployments)"
+    )
+    return 0
+
+
+def _demo_banner(port: int, key: str, simulator_port: int) -> str:
+    base = f"http://127.0.0.1:{port}/v1"
+    return (
+        "\nSluicegate demo is running (simulated providers, no API keys needed).\n"
+        f"  base URL   {base}\n"
+        f"  API key    {key}\n"
+        f"  simulator  http://127.0.0.1:{simulator_port} (faults: /_sim/faults)\n\n"
+        f"  curl {base}/chat/completions -H 'Authorization: Bearer {key}' \\\n"
+        "    -H 'Content-Type: application/json' \\\n"
+        """    -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}'\n\n"""
+        '  Python:  OpenAI(base_url="' + base + '", api_key="' + key + '")\n'
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from sluicegate.server.run import serve_gateway, serve_with_companion
+
+    _install_uvloop()
+    if args.demo:
+        from sluicegate.providers.simulator import create_app, demo_simulator_config
+
+        key = os.environ.get("SLUICEGATE_MASTER_KEY") or DEMO_KEY
+        port = args.port if args.port is not None else 4000
+
+        async def run_gateway(simulator_port: int) -> None:
+            text = demo_config_text().replace("SIMULATOR_URL", f"http://127.0.0.1:{simulator_port}")
+            config = parse_config(text, "<demo>")
+
+            def started(bound: int) -> None:
+                print(_demo_banner(bound, key, simulator_port), flush=True)
+
+            await serve_gateway(config, args.host or "127.0.0.1", port, master_key=key, on_started=started)
+
+        asyncio.run(
+            serve_with_companion(create_app(demo_simulator_config()), "127.0.0.1", args.simulator_port, run_gateway)
+        )
+        return 0
+    if not args.config:
+        print("sluicegate serve: give --config FILE or --demo", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+
+    def announce(bound: int) -> None:
+        logging.getLogger("sluicegate").info("gateway listening on http://%s:%d", host, bound)
+
+    try:
+        asyncio.run(serve_gateway(config, host, port, on_started=announce))
+    except MissingMasterKey as exc:
+        print(f"sluicegate serve: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _simulator(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from sluicegate.providers.simulator import create_app, demo_simulator_config, load_simulator_config
+    from sluicegate.server.run import uvicorn_config
+
+    try:
+        config = load_simulator_config(args.config) if args.config else demo_simulator_config()
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    _install_uvloop()
+    print(f"provider simulator listening on http://{args.host}:{args.port}", flush=True)
+    uvicorn.Server(uvicorn_config(create_app(config), args.host, args.port, 1.0)).run()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sluicegate", description="Sluicegate AI gateway")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", help="YAML configuration file")
+    serve.add_argument("--demo", action="store_true", help="run on the built-in demo configuration")
+    serve.add_argument("--host", default=None, help="address to listen on (default from config, 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port to listen on (default from config, 4000)")
+    serve.add_argument("--simulator-port", type=int, default=0, help="demo only: simulator port (0: any free)")
+    serve.set_defaults(func=_serve)
+
+    simulator = commands.add_parser("simulator", help="run the provider simulator on its own")
+    simulator.add_argument("--host", default="127.0.0.1")
+    simulator.add_argument("--port", type=int, default=9100)
+    simulator.add_argument("--config", help="simulator YAML (models, latencies, faults)")
+    simulator.set_defaults(func=_simulator)
+
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file")
+    check.set_defaults(func=_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging()
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

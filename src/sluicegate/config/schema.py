@@ -1,0 +1,96 @@
+"""The typed, strict configuration: unknown keys are refused and every value is checked at start-up."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Families with an adapter today; the provider-adapters work adds anthropic, gemini, bedrock and azure.
+ProviderKind = Literal["openai", "openai_compatible"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(_Strict):
+    """Seconds. `first_byte` bounds the wait for the response head (and a stream's first event);
+    `idle` bounds the gap between stream events; `total` bounds the whole call."""
+
+    connect: float = Field(5.0, gt=0)
+    first_byte: float = Field(120.0, gt=0)
+    idle: float = Field(60.0, gt=0)
+    total: float = Field(600.0, gt=0)
+
+
+class ProviderConfig(_Strict):
+    """How to reach one provider endpoint. Credentials are named by environment variable, never written."""
+
+    kind: ProviderKind
+    base_url: str = Field(pattern=r"^https?://")
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeouts: Timeouts = Timeouts()
+    max_connections: int = Field(512, ge=1)
+
+
+class DeploymentConfig(_Strict):
+    """One concrete model at one provider that can serve a logical model name."""
+
+    provider: str
+    model: str
+    id: str | None = None  # defaults to "<provider>/<model>"
+    weight: float = Field(1.0, gt=0)
+    region: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.id or f"{self.provider}/{self.model}"
+
+
+class ModelGroupConfig(_Strict):
+    """A logical model name clients ask for, and the deployments behind it."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["chat", "embedding"] = "chat"
+    deployments: list[DeploymentConfig] = Field(min_length=1)
+
+
+class AccessLogConfig(_Strict):
+    enabled: bool = True
+    path: str = "-"  # "-" is standard output
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(4000, ge=0, le=65535)
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    master_key_env: str = Field("SLUICEGATE_MASTER_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    graceful_shutdown_seconds: float = Field(30.0, ge=0)
+    access_log: AccessLogConfig = AccessLogConfig()
+
+
+class GatewayConfig(_Strict):
+    server: ServerConfig = ServerConfig()
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: list[ModelGroupConfig] = Field(default_factory=list)
+
+    def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Cross-references a field validator cannot see: (path, message) for each broken one."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        seen: set[str] = set()
+        for i, group in enumerate(self.models):
+            if group.name in seen:
+                problems.append((("models", i, "name"), f"model name '{group.name}' is defined twice"))
+            seen.add(group.name)
+            for j, deployment in enumerate(group.deployments):
+                if deployment.provider not in self.providers:
+                    known = ", ".join(sorted(self.providers)) or "none defined"
+                    problems.append(
+                        (
+                            ("models", i, "deployments", j, "provider"),
+                            f"unknown provider '{deployment.provider}' (expected one of: {known})",
+                        )
+                    )
+        return problems

@@ -1,0 +1,60 @@
+"""The request context: what every stage reads and adds to as one request flows through the pipeline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sluicegate.canonical import ChatRequest, EmbeddingRequest, Usage
+from sluicegate.catalog import Deployment, ModelGroup
+
+Endpoint = Literal["chat", "embeddings"]
+
+
+@dataclass(slots=True)
+class Principal:
+    """Who is calling: the key and what it belongs to."""
+
+    key_id: str
+    role: str = "master"
+
+
+@dataclass(slots=True, eq=False)
+class RequestContext:
+    request_id: str
+    endpoint: Endpoint
+    client_format: str  # the wire the client spoke, answered in the same
+    headers: Mapping[str, str]  # lower-cased request headers
+    request: ChatRequest | EmbeddingRequest | None  # None until ingress has parsed the body
+    started: float = field(default_factory=time.perf_counter)
+    principal: Principal | None = None
+    group: ModelGroup | None = None
+    deployment: Deployment | None = None
+    route_reason: str = ""
+    attempts: int = 0
+    usage: Usage | None = None
+    status: int = 200
+    outcome: str = "ok"  # ok | an ErrorClass value | client_error | cancelled | internal_error
+    error_code: str | None = None
+    first_token_at: float | None = None
+    finished_at: float | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        return self.request.model if self.request is not None else ""
+
+    @property
+    def chat(self) -> ChatRequest:
+        assert isinstance(self.request, ChatRequest)
+        return self.request
+
+    @property
+    def latency(self) -> float | None:
+        return None if self.finished_at is None else self.finished_at - self.started
+
+    @property
+    def time_to_first_token(self) -> float | None:
+        return None if self.first_token_at is None else self.first_token_at - self.started

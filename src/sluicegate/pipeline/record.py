@@ -1,0 +1,58 @@
+"""The record stage: metrics and the access line for every request, whatever its outcome."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluicegate.pipeline.context import RequestContext
+from sluicegate.telemetry.access_log import AccessLog
+from sluicegate.telemetry.metrics import GatewayMetrics
+
+
+class Record:
+    name = "record"
+
+    def __init__(self, metrics: GatewayMetrics, access_log: AccessLog) -> None:
+        self._metrics = metrics
+        self._access_log = access_log
+
+    async def on_finish(self, ctx: RequestContext) -> None:
+        metrics = self._metrics
+        model = metrics.model_label(ctx.model)
+        status = str(ctx.status)
+        latency = ctx.latency or 0.0
+        ttft = ctx.time_to_first_token
+        metrics.requests.labels(model, ctx.endpoint, status).inc()
+        metrics.latency.labels(model, status).observe(latency)
+        if ctx.outcome != "ok":
+            metrics.errors.labels(model, ctx.outcome).inc()
+        if ttft is not None:
+            metrics.ttft.labels(model).observe(ttft)
+        usage = ctx.usage
+        if usage is not None:
+            metrics.tokens.labels(model, "input").inc(usage.input_tokens)
+            metrics.tokens.labels(model, "output").inc(usage.output_tokens)
+            if usage.cached_input_tokens:
+                metrics.tokens.labels(model, "cached_input").inc(usage.cached_input_tokens)
+            if usage.reasoning_tokens:
+                metrics.tokens.labels(model, "reasoning").inc(usage.reasoning_tokens)
+        entry: dict[str, Any] = {
+            "request_id": ctx.request_id,
+            "key_id": ctx.principal.key_id if ctx.principal else None,
+            "endpoint": ctx.endpoint,
+            "model": ctx.model,
+            "deployment": ctx.deployment.name if ctx.deployment else None,
+            "status": ctx.status,
+            "outcome": ctx.outcome,
+            "stream": getattr(ctx.request, "stream", False),
+            "attempts": ctx.attempts,
+            "input_tokens": usage.input_tokens if usage else None,
+            "output_tokens": usage.output_tokens if usage else None,
+            "cached_input_tokens": usage.cached_input_tokens if usage else None,
+            "reasoning_tokens": usage.reasoning_tokens if usage else None,
+            "latency_ms": round(latency * 1000, 3),
+            "ttft_ms": round(ttft * 1000, 3) if ttft is not None else None,
+        }
+        if ctx.error_code:
+            entry["error_code"] = ctx.error_code
+        self._access_log.write(entry)

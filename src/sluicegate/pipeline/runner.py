@@ -1,0 +1,110 @@
+"""The pipeline: request stages in order, the execute stage, chunk stages on streams, finish stages always.
+
+A stage is a small object with a `name` and any of these hooks:
+- `async on_request(ctx)`: may add to the context or stop the request by raising `GatewayError`;
+- `on_chunk(ctx, chunk) -> chunk | None`: sees every stream chunk in order (None drops it);
+- `async on_finish(ctx)`: runs once when the request is over, whatever its outcome (settle, record).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from sluicegate.canonical import ChatChunk, ChatResponse, EmbeddingResponse
+from sluicegate.errors import GatewayError, UpstreamError
+from sluicegate.pipeline.context import RequestContext
+from sluicegate.pipeline.execute import Execute, client_error
+
+
+class RequestStage(Protocol):
+    name: str
+
+    async def on_request(self, ctx: RequestContext) -> None: ...
+
+
+class ChunkStage(Protocol):
+    name: str
+
+    def on_chunk(self, ctx: RequestContext, chunk: ChatChunk) -> ChatChunk | None: ...
+
+
+class FinishStage(Protocol):
+    name: str
+
+    async def on_finish(self, ctx: RequestContext) -> None: ...
+
+
+def _has_token(chunk: ChatChunk) -> bool:
+    for choice in chunk.choices:
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls") or delta.get("refusal"):
+            return True
+    return False
+
+
+class Pipeline:
+    def __init__(
+        self,
+        request_stages: Sequence[RequestStage],
+        execute: Execute,
+        chunk_stages: Sequence[ChunkStage] = (),
+        finish_stages: Sequence[FinishStage] = (),
+    ) -> None:
+        self.request_stages = tuple(request_stages)
+        self.execute = execute
+        self.chunk_stages = tuple(chunk_stages)
+        self.finish_stages = tuple(finish_stages)
+
+    async def admit(self, ctx: RequestContext) -> None:
+        """Runs the request stages; the request is then ready to execute."""
+        for stage in self.request_stages:
+            await stage.on_request(ctx)
+
+    async def complete(self, ctx: RequestContext) -> ChatResponse:
+        await self.admit(ctx)
+        response = await self.execute.complete(ctx)
+        ctx.first_token_at = time.perf_counter()
+        return response
+
+    async def embed(self, ctx: RequestContext) -> EmbeddingResponse:
+        await self.admit(ctx)
+        return await self.execute.embed(ctx)
+
+    async def stream(self, ctx: RequestContext) -> AsyncIterator[ChatChunk]:
+        """Admits and opens the stream; failures up to here raise before the client is answered."""
+        await self.admit(ctx)
+        upstream = await self.execute.open_stream(ctx)
+        return self._metered(ctx, upstream)
+
+    async def _metered(self, ctx: RequestContext, upstream: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
+        stages = self.chunk_stages
+        try:
+            async for chunk in upstream:
+                if ctx.first_token_at is None and _has_token(chunk):
+                    ctx.first_token_at = time.perf_counter()
+                if chunk.usage is not None:
+                    ctx.usage = chunk.usage
+                for stage in stages:
+                    processed = stage.on_chunk(ctx, chunk)
+                    if processed is None:
+                        break
+                    chunk = processed
+                else:
+                    yield chunk
+        except UpstreamError as error:
+            raise client_error(ctx, error) from None
+        finally:
+            await upstream.aclose()  # type: ignore[attr-defined]
+
+    async def finish(self, ctx: RequestContext, error: GatewayError | None = None) -> None:
+        if ctx.finished_at is None:
+            ctx.finished_at = time.perf_counter()
+        if error is not None:
+            ctx.status = error.status
+            ctx.error_code = error.code
+            if ctx.outcome == "ok":
+                ctx.outcome = "client_error" if error.status < 500 else "internal_error"
+        for stage in self.finish_stages:
+            await stage.on_finish(ctx)

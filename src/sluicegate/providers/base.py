@@ -1,0 +1,56 @@
+"""What a provider adapter is: data and pure functions between canonical types and one provider's wire."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sluicegate.canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from sluicegate.config.schema import ProviderConfig
+from sluicegate.errors import UpstreamError
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A provider endpoint as the adapters see it: its config and the credential read from the environment."""
+
+    name: str
+    config: ProviderConfig
+    api_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class StreamDecoder(Protocol):
+    """Turns one provider stream event (its SSE `event` name and `data` bytes) into canonical chunks."""
+
+    def decode(self, event: str | None, data: bytes) -> list[ChatChunk]:
+        """Chunks for this event; raises `UpstreamError` for an error event or malformed data."""
+        ...
+
+    @property
+    def done(self) -> bool:
+        """True once the provider has signalled the end of the stream."""
+        ...
+
+
+class ProviderAdapter(Protocol):
+    family: str
+
+    def chat_request(self, endpoint: Endpoint, model: str, request: ChatRequest) -> UpstreamRequest: ...
+
+    def chat_response(self, body: bytes) -> ChatResponse: ...
+
+    def stream_decoder(self) -> StreamDecoder: ...
+
+    def embedding_request(self, endpoint: Endpoint, model: str, request: EmbeddingRequest) -> UpstreamRequest: ...
+
+    def embedding_response(self, body: bytes) -> EmbeddingResponse: ...
+
+    def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError: ...

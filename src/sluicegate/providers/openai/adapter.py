@@ -1,0 +1,171 @@
+"""OpenAI Chat Completions and Embeddings, and the OpenAI-compatible family (vLLM, Groq, Ollama, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sluicegate.canonical import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Usage,
+)
+from sluicegate.errors import ErrorClass, UpstreamError, scrub
+from sluicegate.providers.base import Endpoint, UpstreamRequest
+from sluicegate.providers.classify import classify_status, retry_after_seconds
+
+_RESPONSE_FIELDS = frozenset({"id", "object", "created", "model", "choices", "usage"})
+
+
+@dataclass(frozen=True, slots=True)
+class Quirks:
+    """Where an OpenAI-compatible server departs from OpenAI, as data."""
+
+    stream_usage: bool = True  # honours stream_options.include_usage
+
+
+def parse_usage(raw: Mapping[str, Any] | None) -> Usage:
+    if not raw:
+        return Usage()
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=raw.get("prompt_tokens") or 0,
+        output_tokens=raw.get("completion_tokens") or 0,
+        cached_input_tokens=prompt_details.get("cached_tokens") or 0,
+        reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
+    )
+
+
+def _extra(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in _RESPONSE_FIELDS}
+
+
+def _load(body: bytes, what: str) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(ErrorClass.SERVER_ERROR, f"the provider sent a malformed {what}") from None
+    if not isinstance(data, dict):
+        raise UpstreamError(ErrorClass.SERVER_ERROR, f"the provider sent a malformed {what}")
+    return data
+
+
+def _error_from_payload(status: int, data: Mapping[str, Any], headers: Mapping[str, str]) -> UpstreamError:
+    error = data.get("error")
+    if isinstance(error, dict):
+        message = str(error.get("message") or "")
+        code = error.get("code") or error.get("type")
+    else:
+        message, code = str(error or data.get("message") or ""), None
+    code = str(code) if code is not None else None
+    error_class = classify_status(status, message, code)
+    if code == "insufficient_quota":
+        error_class = ErrorClass.AUTH  # a billing problem: retrying the same account cannot help
+    return UpstreamError(
+        error_class,
+        scrub(message) or f"HTTP {status}",
+        status=status,
+        retry_after=retry_after_seconds(headers),
+    )
+
+
+class OpenAIStreamDecoder:
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def decode(self, event: str | None, data: bytes) -> list[ChatChunk]:
+        if data == b"[DONE]":
+            self.done = True
+            return []
+        chunk = _load(data, "stream event")
+        if "error" in chunk:
+            raise _error_from_payload(500, chunk, {})
+        usage = chunk.get("usage")
+        return [
+            ChatChunk(
+                id=chunk.get("id", ""),
+                model=chunk.get("model", ""),
+                created=chunk.get("created", 0),
+                choices=chunk.get("choices") or [],
+                usage=parse_usage(usage) if usage else None,
+                extra=_extra(chunk),
+            )
+        ]
+
+
+class OpenAIAdapter:
+    """Chat and embeddings over the OpenAI wire format. `family` names it in /v1/models."""
+
+    def __init__(self, family: str = "openai", quirks: Quirks | None = None) -> None:
+        self.family = family
+        self.quirks = quirks or Quirks()
+
+    def _headers(self, endpoint: Endpoint) -> dict[str, str]:
+        headers = {"content-type": "application/json", **endpoint.config.headers}
+        if endpoint.api_key:
+            headers["authorization"] = f"Bearer {endpoint.api_key}"
+        return headers
+
+    def _url(self, endpoint: Endpoint, path: str) -> str:
+        return endpoint.config.base_url.rstrip("/") + path
+
+    def chat_request(self, endpoint: Endpoint, model: str, request: ChatRequest) -> UpstreamRequest:
+        body: dict[str, Any] = {"model": model, "messages": request.messages, **request.params}
+        if request.max_tokens is not None:
+            field = "max_completion_tokens" if "max_completion_tokens" in request.params else "max_tokens"
+            body[field] = request.max_tokens
+        if request.user is not None:
+            body["user"] = request.user
+        if request.stream:
+            body["stream"] = True
+            if self.quirks.stream_usage:
+                # Always ask for usage, so every stream is accounted for; egress strips it if unwanted.
+                body["stream_options"] = {"include_usage": True}
+        return UpstreamRequest(self._url(endpoint, "/chat/completions"), self._headers(endpoint), orjson.dumps(body))
+
+    def chat_response(self, body: bytes) -> ChatResponse:
+        data = _load(body, "response")
+        return ChatResponse(
+            id=data.get("id", ""),
+            model=data.get("model", ""),
+            created=data.get("created", 0),
+            choices=data.get("choices") or [],
+            usage=parse_usage(data.get("usage")),
+            extra=_extra(data),
+        )
+
+    def stream_decoder(self) -> OpenAIStreamDecoder:
+        return OpenAIStreamDecoder()
+
+    def embedding_request(self, endpoint: Endpoint, model: str, request: EmbeddingRequest) -> UpstreamRequest:
+        body: dict[str, Any] = {"model": model, "input": request.input, **request.params}
+        if request.user is not None:
+            body["user"] = request.user
+        return UpstreamRequest(self._url(endpoint, "/embeddings"), self._headers(endpoint), orjson.dumps(body))
+
+    def embedding_response(self, body: bytes) -> EmbeddingResponse:
+        data = _load(body, "response")
+        usage = data.get("usage") or {}
+        return EmbeddingResponse(
+            model=data.get("model", ""),
+            data=data.get("data") or [],
+            usage=Usage(input_tokens=usage.get("prompt_tokens") or 0),
+        )
+
+    def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        try:
+            data = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError:
+            data = {}  # an HTML error page from a proxy says nothing a client can use
+        if not isinstance(data, dict):
+            data = {}
+        return _error_from_payload(status, data, headers)

@@ -1,0 +1,104 @@
+"""The simulator as a raw ASGI application: routing, authentication, lifespan, error shaping.
+
+No framework on purpose: this app is the upstream of the gateway's throughput benchmark, so the path
+from socket to handler is a dict lookup.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from sluicegate.providers.simulator import openai_format as wire
+from sluicegate.providers.simulator.asgi import Receive, Rejected, Scope, Send, read_body, send_response
+from sluicegate.providers.simulator.chat import chat_completions
+from sluicegate.providers.simulator.config import SimulatorConfig
+from sluicegate.providers.simulator.control import PREFIX as CONTROL_PREFIX
+from sluicegate.providers.simulator.control import control
+from sluicegate.providers.simulator.embeddings import embeddings
+from sluicegate.providers.simulator.faults import FaultBook
+from sluicegate.providers.simulator.runtime import Runtime, fingerprint_for
+from sluicegate.providers.simulator.text import Corpus, verify_vocabulary
+from sluicegate.tokens import cl100k
+
+Handler = Callable[[Runtime, Any, Receive, Send], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_MODELS_PATH = "/v1/models"
+
+
+class SimulatorApp:
+    """The ASGI callable. It owns its `Runtime`: one app, one set of faults and stats."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        key = runtime.config.api_key
+        self._expected_auth = b"Bearer " + key.encode() if key else None
+        self._json_routes: dict[tuple[str, str], Handler] = {
+            ("POST", "/v1/chat/completions"): chat_completions,
+            ("POST", "/v1/embeddings"): embeddings,
+        }
+        self._created = int(time.time())
+        self._models_body = orjson.dumps(wire.model_list(list(runtime.config.models), self._created))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        path: str = scope["path"]
+        try:
+            if path.startswith(CONTROL_PREFIX):
+                # Test and drill tooling, not the provider API: the simulated API key does not guard it.
+                await control(self.runtime, method, path, await read_body(receive), send)
+                return
+            if self._expected_auth is not None:
+                self._authenticate(scope)
+            handler = self._json_routes.get((method, path))
+            if handler is not None:
+                await handler(self.runtime, _parse_json(await read_body(receive)), receive, send)
+            elif method == "GET" and path == _MODELS_PATH:
+                await send_response(send, 200, self._models_body)
+            elif method == "GET" and path.startswith(_MODELS_PATH + "/"):
+                model = wire.model_list([path[len(_MODELS_PATH) + 1 :]], self._created)["data"][0]
+                await send_response(send, 200, orjson.dumps(model))
+            else:
+                raise Rejected(404, wire.not_found(method, path))
+        except Rejected as rejected:
+            await send_response(send, rejected.status, rejected.body, rejected.headers)
+
+    def _authenticate(self, scope: Scope) -> None:
+        given = next((value for name, value in scope["headers"] if name == b"authorization"), None)
+        if given != self._expected_auth:
+            key = given.decode("latin-1").removeprefix("Bearer ").strip() if given else None
+            raise Rejected(401, wire.invalid_api_key(key))
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise Rejected(400, wire.invalid_json()) from None
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def create_app(config: SimulatorConfig, *, clock: Callable[[], float] = time.monotonic) -> SimulatorApp:
+    """A ready ASGI app serving `config`. `clock` times outage windows (inject one in tests)."""
+    verify_vocabulary(cl100k())  # also loads the encoding now rather than on the first request
+    runtime = Runtime(config, FaultBook(config, clock), Corpus(config.seed), fingerprint=fingerprint_for(config.seed))
+    return SimulatorApp(runtime)

@@ -1,0 +1,244 @@
+"""POST /v1/chat/completions: validate, draw faults, plan the reply, answer whole or as an SSE stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sluicegate.providers.simulator import openai_format as wire
+from sluicegate.providers.simulator.asgi import (
+    SSE_CONTENT,
+    DisconnectWatch,
+    Receive,
+    Rejected,
+    Send,
+)
+from sluicegate.providers.simulator.behaviour import (
+    ChoicePlan,
+    ReplyPlan,
+    ToolRequest,
+    plan_reply,
+)
+from sluicegate.providers.simulator.config import FaultRule
+from sluicegate.providers.simulator.delivery import deliver_early_failure, deliver_whole
+from sluicegate.providers.simulator.runtime import Runtime
+from sluicegate.providers.simulator.seeded import seeded_rng
+from sluicegate.providers.simulator.stats import ModelStats
+from sluicegate.tokens import count_chat_prompt
+
+_MAX_CHOICES = 128
+_SSE_HEADERS = [SSE_CONTENT, (b"cache-control", b"no-cache")]
+# Cut off in the middle of a string: no JSON parser accepts it.
+_MALFORMED_LINE = b'data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"\n\n'
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool
+    include_usage: bool
+    n: int
+    max_tokens: int | None
+    tool: ToolRequest | None
+
+
+def _positive_int(body: dict[str, Any], name: str, upper: int | None = None) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1 or (upper and value > upper):
+        bound = f" between 1 and {upper}" if upper else " of at least 1"
+        raise Rejected(400, wire.invalid_parameter(name, f"an integer{bound}"))
+    return value
+
+
+def _tool_request(body: dict[str, Any]) -> ToolRequest | None:
+    tools = body.get("tools")
+    if not tools:
+        return None
+    if not isinstance(tools, list):
+        raise Rejected(400, wire.invalid_parameter("tools", "an array"))
+    choice = body.get("tool_choice", "auto")
+    if choice == "none":
+        return None
+    functions = [
+        tool["function"]
+        for tool in tools
+        if isinstance(tool, dict) and tool.get("type") == "function" and isinstance(tool.get("function"), dict)
+    ]
+    if not functions:
+        return None
+    chosen = functions[0]
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        match = next((f for f in functions if f.get("name") == name), None)
+        if match is None:
+            message = f"Invalid value for 'tool_choice': function '{name}' not found in 'tools'."
+            raise Rejected(400, wire.error_body(message, "invalid_request_error", "tool_choice"))
+        chosen = match
+    return ToolRequest(str(chosen.get("name", "")), chosen.get("parameters"))
+
+
+def parse_chat_request(body: Any) -> ChatRequest:
+    if not isinstance(body, dict):
+        raise Rejected(400, wire.invalid_parameter("body", "a JSON object"))
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise Rejected(400, wire.missing_parameter("model"))
+    messages = body.get("messages")
+    if messages is None:
+        raise Rejected(400, wire.missing_parameter("messages"))
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise Rejected(400, wire.invalid_parameter("messages", "an array of message objects"))
+    if not messages:
+        raise Rejected(400, wire.error_body("[] is too short - 'messages'", "invalid_request_error", "messages"))
+    stream = body.get("stream") is True
+    options = body.get("stream_options")
+    include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
+    max_tokens = _positive_int(body, "max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = _positive_int(body, "max_tokens")
+    n = _positive_int(body, "n", _MAX_CHOICES) or 1
+    return ChatRequest(model, messages, stream, include_usage, n, max_tokens, _tool_request(body))
+
+
+async def chat_completions(runtime: Runtime, body: Any, receive: Receive, send: Send) -> None:
+    request = parse_chat_request(body)
+    stats = runtime.stats.for_model(request.model)
+    stats.requests += 1
+    stats.last_request = body
+    stats.in_flight += 1
+    watch = DisconnectWatch(receive)
+    try:
+        await _answer(runtime, request, stats, watch, send)
+    finally:
+        stats.in_flight -= 1
+        watch.close()
+
+
+async def _answer(
+    runtime: Runtime, request: ChatRequest, stats: ModelStats, watch: DisconnectWatch, send: Send
+) -> None:
+    draw = runtime.faults.draw(request.model)
+    failure = draw.failure
+    if failure is not None:
+        stats.fault(failure.type)
+        if await deliver_early_failure(send, watch, stats, failure, request.model, request.stream):
+            return
+    if draw.slow_factor != 1.0:
+        stats.fault("slow")
+    behaviour = runtime.config.behaviour_for(request.model)
+    try:
+        prompt_tokens = count_chat_prompt(request.messages)
+    except (AttributeError, TypeError):
+        raise Rejected(400, wire.invalid_parameter("messages", "an array of message objects")) from None
+    if prompt_tokens > behaviour.context_window:
+        raise Rejected(400, wire.context_length_exceeded(behaviour.context_window, prompt_tokens))
+    plan = plan_reply(
+        seeded_rng(runtime.config.seed, request.model, request.messages),
+        behaviour,
+        runtime.corpus,
+        prompt_tokens=prompt_tokens,
+        n=request.n,
+        max_tokens=request.max_tokens,
+        tool=request.tool,
+        slow_factor=draw.slow_factor,
+        new_call_id=lambda: runtime.ids.next("call_"),
+    )
+    completion_id = runtime.ids.next("chatcmpl-")
+    created = int(time.time())
+    if request.stream:
+        writer = wire.ChunkWriter(completion_id, created, request.model, runtime.fingerprint, request.include_usage)
+        await _stream(send, watch, stats, plan, writer, request.include_usage, failure)
+        return
+    choices = [wire.choice(i, _message(c), c.finish_reason) for i, c in enumerate(plan.choices)]
+    usage = wire.usage(plan.prompt_tokens, plan.completion_tokens)
+    completion = wire.completion(completion_id, created, request.model, runtime.fingerprint, choices, usage)
+    await deliver_whole(send, watch, stats, plan.total_s, orjson.dumps(completion), failure)
+
+
+def _message(choice: ChoicePlan) -> dict[str, Any]:
+    call = choice.tool_call
+    if call is None:
+        return wire.text_message(choice.text)
+    return wire.tool_call_message([wire.tool_call(call.call_id, call.name, call.arguments)])
+
+
+def _opening_delta(choice: ChoicePlan) -> dict[str, Any]:
+    call = choice.tool_call
+    return wire.role_delta() if call is None else wire.tool_call_start_delta(call.call_id, call.name)
+
+
+def _piece_delta(choice: ChoicePlan, piece: str) -> dict[str, Any]:
+    return wire.content_delta(piece) if choice.tool_call is None else wire.tool_arguments_delta(piece)
+
+
+async def _send_chunk(send: Send, data: bytes) -> None:
+    await send({"type": "http.response.body", "body": data, "more_body": True})
+
+
+async def _stream(
+    send: Send,
+    watch: DisconnectWatch,
+    stats: ModelStats,
+    plan: ReplyPlan,
+    writer: wire.ChunkWriter,
+    include_usage: bool,
+    failure: FaultRule | None,
+) -> None:
+    """Send the reply one token per chunk, paced by the plan; stop as soon as the client leaves."""
+    watch.start()
+    if plan.ttft_s > 0 and await watch.sleep(plan.ttft_s):
+        stats.streams_cancelled += 1
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+    await _send_chunk(send, b"".join(writer.delta(i, _opening_delta(c)) for i, c in enumerate(plan.choices)))
+    steps = max(len(choice.pieces) for choice in plan.choices)
+    break_at = min(failure.after_tokens or 0, steps) if failure is not None else None
+    clock = asyncio.get_running_loop().time
+    started = clock()
+    for step in range(steps + 1):
+        if step == break_at and not await _break_stream(send, watch, stats, failure):
+            return
+        if step == steps:
+            break
+        if plan.token_interval_s:
+            wait = started + step * plan.token_interval_s - clock()
+            if wait > 0 and await watch.sleep(wait):
+                stats.streams_cancelled += 1
+                return
+        if watch.disconnected:
+            stats.streams_cancelled += 1
+            return
+        lines = [
+            writer.delta(i, _piece_delta(choice, choice.pieces[step]))
+            for i, choice in enumerate(plan.choices)
+            if step < len(choice.pieces)
+        ]
+        await _send_chunk(send, b"".join(lines))
+    closing = [writer.delta(i, {}, choice.finish_reason) for i, choice in enumerate(plan.choices)]
+    if include_usage:
+        closing.append(writer.usage(wire.usage(plan.prompt_tokens, plan.completion_tokens)))
+    closing.append(wire.DONE)
+    await send({"type": "http.response.body", "body": b"".join(closing), "more_body": False})
+    stats.streams_completed += 1
+
+
+async def _break_stream(send: Send, watch: DisconnectWatch, stats: ModelStats, failure: FaultRule | None) -> bool:
+    """Apply a mid-stream fault; True when the stream goes on afterwards."""
+    if failure is None:
+        return True
+    if failure.type == "malformed_sse":
+        # The stream carries on to [DONE]: a client that silently skips bad lines only shows a gap.
+        await _send_chunk(send, _MALFORMED_LINE)
+        return True
+    if failure.type == "hang":
+        await watch.until_disconnect()
+        stats.streams_cancelled += 1
+    # "reset": returning without finishing the body makes the server drop the connection.
+    return False

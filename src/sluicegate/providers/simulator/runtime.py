@@ -1,0 +1,38 @@
+"""The components one simulator app owns and hands to its endpoint handlers."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import secrets
+from dataclasses import dataclass, field
+
+from sluicegate.providers.simulator.config import SimulatorConfig
+from sluicegate.providers.simulator.faults import FaultBook
+from sluicegate.providers.simulator.stats import SimulatorStats
+from sluicegate.providers.simulator.text import Corpus
+
+
+class IdSource:
+    """Unique ids with OpenAI's prefixes: a random per-app part and a counter (cheap, never repeats)."""
+
+    def __init__(self) -> None:
+        self._instance = secrets.token_hex(6)
+        self._counter = itertools.count(1)
+
+    def next(self, prefix: str) -> str:
+        return f"{prefix}{self._instance}{next(self._counter):012x}"
+
+
+def fingerprint_for(seed: int) -> str:
+    return "fp_" + hashlib.blake2b(str(seed).encode(), digest_size=5).hexdigest()
+
+
+@dataclass(slots=True)
+class Runtime:
+    config: SimulatorConfig
+    faults: FaultBook
+    corpus: Corpus
+    stats: SimulatorStats = field(default_factory=SimulatorStats)
+    ids: IdSource = field(default_factory=IdSource)
+    fingerprint: str = ""

@@ -1,0 +1,257 @@
+"""The HTTP surface: a small ASGI application that hands each request to the pipeline.
+
+It is written against ASGI directly, not a framework, because the proxy path is the product's hot path
+and every framework layer measured here cost throughput (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from sluicegate.canonical import ChatRequest
+from sluicegate.errors import GatewayError, internal_error, not_found, payload_too_large, scrub
+from sluicegate.pipeline.context import RequestContext
+from sluicegate.server.gateway import Gateway
+from sluicegate.wire import ClientWire
+from sluicegate.wire import openai as openai_wire
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+log = logging.getLogger("sluicegate.server")
+
+_JSON = (b"content-type", b"application/json")
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+def _new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise payload_too_large(limit)
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body"):
+        if len(body) > limit:
+            raise payload_too_large(limit)
+        return body
+    parts = [body]
+    size = len(body)
+    while message.get("more_body"):
+        message = await receive()
+        part = message.get("body", b"")
+        size += len(part)
+        if size > limit:
+            raise payload_too_large(limit)
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class GatewayApp:
+    """The ASGI callable. Routes by exact path; everything else is a 404 in OpenAI's error shape."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._max_body = gateway.config.server.max_body_bytes
+        openai: ClientWire = openai_wire.OpenAIWire()
+        self._routes: dict[tuple[str, str], Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
+        for prefix in ("/v1", ""):
+            self._routes[("POST", f"{prefix}/chat/completions")] = self._chat_handler(openai)
+            self._routes[("POST", f"{prefix}/embeddings")] = self._embeddings
+            self._routes[("GET", f"{prefix}/models")] = self._models
+        self._routes[("GET", "/health/live")] = self._live
+        self._routes[("GET", "/health/ready")] = self._ready
+        self._routes[("GET", "/metrics")] = self._metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            handler = self._routes.get((scope["method"], scope["path"]))
+            if handler is None:
+                error = not_found(scope["path"])
+                await _send(send, 404, openai_wire.error_body(error), [_JSON])
+                return
+            await handler(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.gateway.start()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": scrub(str(exc))})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.gateway.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- inference -----------------------------------------------------------------------------------
+
+    def _chat_handler(self, wire: ClientWire) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+        async def handle(scope: Scope, receive: Receive, send: Send) -> None:
+            await self._chat(wire, scope, receive, send)
+
+        return handle
+
+    async def _chat(self, wire: ClientWire, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        ctx = RequestContext(_new_request_id(), "chat", wire.name, headers, None)
+        pipeline = self.gateway.pipeline
+        try:
+            ctx.request = wire.parse_chat_request(await _read_body(receive, headers, self._max_body))
+            if ctx.request.stream:
+                await self._stream(wire, ctx, ctx.request, receive, send)
+                return
+            response = await pipeline.complete(ctx)
+            await _send(send, 200, wire.chat_response_body(response), self._response_headers(ctx))
+        except GatewayError as error:
+            await self._fail(wire, ctx, send, error)
+            return
+        except Exception as exc:
+            await self._fail(wire, ctx, send, self._internal(ctx, exc))
+            return
+        await pipeline.finish(ctx)
+
+    async def _stream(
+        self, wire: ClientWire, ctx: RequestContext, request: ChatRequest, receive: Receive, send: Send
+    ) -> None:
+        pipeline = self.gateway.pipeline
+        chunks = await pipeline.stream(ctx)  # raises before anything is sent if the upstream fails early
+        encoder = wire.stream_encoder(request)
+        headers = self._response_headers(ctx, _SSE_HEADERS)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        task = asyncio.current_task()
+        assert task is not None
+        state = {"done": False, "disconnected": False}
+
+        async def watch_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not state["done"]:
+                state["disconnected"] = True
+                task.cancel()
+
+        watcher = asyncio.get_running_loop().create_task(watch_disconnect())
+        try:
+            async for chunk in chunks:
+                data = encoder.encode(chunk)
+                if data:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+            state["done"] = True
+            await send({"type": "http.response.body", "body": encoder.finish()})
+        except GatewayError as error:  # the upstream failed after the stream started
+            state["done"] = True
+            ctx.error_code = error.code
+            await send({"type": "http.response.body", "body": encoder.error(error)})
+        except asyncio.CancelledError:
+            if not state["disconnected"]:
+                raise
+            task.uncancel()
+            ctx.outcome = "cancelled"
+            ctx.status = 499  # the client closed the request (nginx's convention)
+        except Exception as exc:
+            state["done"] = True
+            await send({"type": "http.response.body", "body": encoder.error(self._internal(ctx, exc))})
+        finally:
+            state["done"] = True
+            watcher.cancel()
+            await chunks.aclose()  # type: ignore[attr-defined]
+        await pipeline.finish(ctx)
+
+    async def _embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        ctx = RequestContext(_new_request_id(), "embeddings", "openai", headers, None)
+        pipeline = self.gateway.pipeline
+        try:
+            ctx.request = openai_wire.parse_embedding_request(await _read_body(receive, headers, self._max_body))
+            response = await pipeline.embed(ctx)
+            await _send(send, 200, openai_wire.embedding_response_body(response), self._response_headers(ctx))
+        except GatewayError as error:
+            await self._fail(openai_wire.OpenAIWire(), ctx, send, error)
+            return
+        except Exception as exc:
+            await self._fail(openai_wire.OpenAIWire(), ctx, send, self._internal(ctx, exc))
+            return
+        await pipeline.finish(ctx)
+
+    def _response_headers(
+        self, ctx: RequestContext, base: list[tuple[bytes, bytes]] | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        headers = list(base) if base is not None else [_JSON]
+        headers.append((b"x-sluice-request-id", ctx.request_id.encode()))
+        if ctx.deployment is not None:
+            headers.append((b"x-sluice-deployment", ctx.deployment.name.encode("latin-1")))
+            headers.append((b"x-sluice-attempts", str(ctx.attempts).encode()))
+        if ctx.response_headers:
+            headers.extend(_encode_headers(ctx.response_headers))
+        return headers
+
+    def _internal(self, ctx: RequestContext, exc: Exception) -> GatewayError:
+        ctx.outcome = "internal_error"
+        log.error("internal error request_id=%s error=%s: %s", ctx.request_id, type(exc).__name__, scrub(str(exc)))
+        return internal_error(ctx.request_id)
+
+    async def _fail(self, wire: ClientWire, ctx: RequestContext, send: Send, error: GatewayError) -> None:
+        headers = [_JSON, (b"x-sluice-request-id", ctx.request_id.encode())]
+        headers.extend(_encode_headers(error.headers))
+        await _send(send, error.status, wire.error_body(error), headers)
+        await self.gateway.pipeline.finish(ctx, error)
+
+    # -- operations ----------------------------------------------------------------------------------
+
+    async def _models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            self.gateway.auth.authenticate(_headers(scope))
+        except GatewayError as error:
+            await _send(send, error.status, openai_wire.error_body(error), [_JSON])
+            return
+        await _send(send, 200, openai_wire.models_body(self.gateway.models()), [_JSON])
+
+    async def _live(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _send(send, 200, b'{"status":"ok"}', [_JSON])
+
+    async def _ready(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gateway = self.gateway
+        body = {
+            "status": "ready" if gateway.ready else "starting",
+            "models": [
+                {"name": group.name, "deployments": [d.name for d in group.deployments]} for group in gateway.catalog
+            ],
+        }
+        await _send(send, 200 if gateway.ready else 503, orjson.dumps(body), [_JSON])
+
+    async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        metrics = self.gateway.metrics
+        await _send(send, 200, metrics.render(), [(b"content-type", metrics.content_type.encode())])

@@ -1,0 +1,61 @@
+"""The application object: owns every component and wires the pipeline from configuration."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from sluicegate.catalog import ModelCatalog
+from sluicegate.config.schema import GatewayConfig
+from sluicegate.pipeline import Pipeline
+from sluicegate.pipeline.auth import MasterKeyAuth
+from sluicegate.pipeline.execute import Execute
+from sluicegate.pipeline.record import Record
+from sluicegate.pipeline.route import FirstDeploymentRoute
+from sluicegate.providers.http import UpstreamClient
+from sluicegate.telemetry.access_log import AccessLog
+from sluicegate.telemetry.metrics import GatewayMetrics
+
+
+class MissingMasterKey(Exception):
+    pass
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        master_key: str | None = None,
+        environ: Mapping[str, str] = os.environ,
+        access_log: AccessLog | None = None,
+    ) -> None:
+        key = master_key or environ.get(config.server.master_key_env)
+        if not key:
+            raise MissingMasterKey(f"no master key: set the environment variable {config.server.master_key_env}")
+        self.config = config
+        self.catalog = ModelCatalog.from_config(config, environ)
+        self.upstream = UpstreamClient()
+        self.metrics = GatewayMetrics(group.name for group in self.catalog)
+        log_config = config.server.access_log
+        self.access_log = access_log or AccessLog.open(log_config.path, log_config.enabled)
+        self.auth = MasterKeyAuth(key)
+        self.pipeline = Pipeline(
+            request_stages=[self.auth, FirstDeploymentRoute(self.catalog)],
+            execute=Execute(self.upstream),
+            finish_stages=[Record(self.metrics, self.access_log)],
+        )
+        self.ready = False
+
+    async def start(self) -> None:
+        self.access_log.start()
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        await self.upstream.close()
+        await self.access_log.stop()
+
+    def models(self) -> list[tuple[str, str]]:
+        """(name, owning provider family) of every logical model, for /v1/models."""
+        return [(group.name, group.deployments[0].family) for group in self.catalog]

@@ -1,0 +1,108 @@
+"""Runs the gateway (and, for the demo, the simulator beside it) under uvicorn with uvloop and httptools."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import uvicorn
+
+from sluicegate.config.schema import GatewayConfig
+from sluicegate.server.app import GatewayApp
+from sluicegate.server.gateway import Gateway
+
+
+def uvicorn_config(app: Any, host: str, port: int, graceful_seconds: float = 30.0) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,  # the gateway writes its own access log
+        log_level="warning",
+        timeout_keep_alive=65,
+        timeout_graceful_shutdown=max(1, round(graceful_seconds)),
+        server_header=False,
+        date_header=False,
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a graceful stop on SIGTERM or SIGINT exits with status 0.
+
+    (uvicorn re-raises the signal after draining, so the process would report death by signal.)
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+class _Companion(uvicorn.Server):
+    """A server that leaves signals to the main one; it stops when told to."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bound_port(server: uvicorn.Server) -> int:
+    sock: socket.socket = server.servers[0].sockets[0]
+    return int(sock.getsockname()[1])
+
+
+async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    while not server.started:
+        if task.done():
+            task.result()  # surfaces the start-up error
+            raise RuntimeError("server stopped during start-up")
+        await asyncio.sleep(0.01)
+
+
+async def serve_gateway(
+    config: GatewayConfig,
+    host: str,
+    port: int,
+    *,
+    master_key: str | None = None,
+    on_started: Callable[[int], None] | None = None,
+) -> None:
+    gateway = Gateway(config, master_key=master_key)
+    server = _Server(uvicorn_config(GatewayApp(gateway), host, port, config.server.graceful_shutdown_seconds))
+    task = asyncio.get_running_loop().create_task(server.serve())
+    await _wait_started(server, task)
+    if on_started is not None:
+        on_started(bound_port(server))
+    await task
+
+
+async def serve_with_companion(
+    companion_app: Any,
+    companion_host: str,
+    companion_port: int,
+    main: Callable[[int], Any],
+) -> None:
+    """Starts `companion_app` (the simulator), then runs `main(companion_port)` until it returns."""
+    companion = _Companion(uvicorn_config(companion_app, companion_host, companion_port, 1.0))
+    task = asyncio.get_running_loop().create_task(companion.serve())
+    await _wait_started(companion, task)
+    try:
+        await main(bound_port(companion))
+    finally:
+        companion.should_exit = True
+        await task

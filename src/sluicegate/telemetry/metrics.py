@@ -1,0 +1,58 @@
+"""Prometheus metrics. Labels are bounded sets (configured model names, status codes): never keys or users."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+UNKNOWN_MODEL = "unknown"
+
+
+class GatewayMetrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, models: Iterable[str]) -> None:
+        self._models = frozenset(models)
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "sluicegate_requests",
+            "Requests answered, by logical model, endpoint and HTTP status.",
+            ("model", "endpoint", "status"),
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "sluicegate_errors",
+            "Requests that failed, by logical model and outcome (an upstream error class or a client error).",
+            ("model", "outcome"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "sluicegate_request_duration_seconds",
+            "Time from request received to response complete, by logical model and HTTP status.",
+            ("model", "status"),
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.ttft = Histogram(
+            "sluicegate_time_to_first_token_seconds",
+            "Time from request received to the first streamed token, by logical model.",
+            ("model",),
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "sluicegate_tokens",
+            "Tokens reported by providers, by logical model and kind (input, output, cached_input, reasoning).",
+            ("model", "kind"),
+            registry=self.registry,
+        )
+
+    def model_label(self, model: str) -> str:
+        return model if model in self._models else UNKNOWN_MODEL
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,201 @@
+"""Shared fixtures: real simulator and gateway processes on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+MASTER_KEY = "sk-test-master-0123456789abcdef"
+UPSTREAM_KEY = "sk-upstream-secret-do-not-log-42"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+@dataclass
+class Proc:
+    process: subprocess.Popen[bytes]
+    port: int
+    stdout: Path
+    stderr: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def logs(self) -> str:
+        return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_process(
+    args: list[str],
+    port: int,
+    workdir: Path,
+    name: str,
+    env: dict[str, str] | None = None,
+    ready_path: str = "/health/live",
+) -> Proc:
+    stdout = workdir / f"{name}.out"
+    stderr = workdir / f"{name}.err"
+    full_env = {**os.environ, **(env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sluicegate", *args],
+        stdout=stdout.open("wb"),
+        stderr=stderr.open("wb"),
+        env=full_env,
+    )
+    proc = Proc(process, port, stdout, stderr)
+    try:
+        wait_http(f"{proc.url}{ready_path}", process)
+    except RuntimeError:
+        proc.stop()
+        raise RuntimeError(f"{name} did not start:\n{proc.logs()}") from None
+    return proc
+
+
+SIMULATOR_YAML = f"""
+seed: 7
+api_key: {UPSTREAM_KEY}
+default:
+  ttft_ms: 0
+  latency_ms: 0
+  tokens_per_second: 0
+  output_tokens: {{min: 8, max: 24}}
+models:
+  slow-model:
+    ttft_ms: 20
+    tokens_per_second: 40
+    output_tokens: 60
+"""
+
+
+@pytest.fixture(scope="session")
+def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    workdir = tmp_path_factory.mktemp("simulator")
+    config = workdir / "simulator.yaml"
+    config.write_text(SIMULATOR_YAML)
+    port = free_port()
+    proc = start_process(
+        ["simulator", "--port", str(port), "--config", str(config)],
+        port,
+        workdir,
+        "simulator",
+        ready_path="/_sim/stats",
+    )
+    yield proc
+    proc.stop()
+
+
+def gateway_yaml(simulator_url: str, extra: str = "") -> str:
+    return f"""
+server:
+  max_body_bytes: 65536
+  graceful_shutdown_seconds: 20
+  access_log:
+    path: ACCESS_LOG
+providers:
+  sim:
+    kind: openai
+    base_url: {simulator_url}/v1
+    api_key_env: SIM_UPSTREAM_KEY
+  sim-fast-timeout:
+    kind: openai_compatible
+    base_url: {simulator_url}/v1
+    api_key_env: SIM_UPSTREAM_KEY
+    timeouts: {{connect: 1, first_byte: 1, idle: 1, total: 3}}
+  sim-without-key:
+    kind: openai
+    base_url: {simulator_url}/v1
+models:
+  - name: gpt-4o-mini
+    deployments:
+      - provider: sim
+        model: gpt-4o-mini
+  - name: faulty
+    deployments:
+      - provider: sim
+        model: faulty-model
+  - name: slow
+    deployments:
+      - provider: sim
+        model: slow-model
+  - name: hangs
+    deployments:
+      - provider: sim-fast-timeout
+        model: hang-model
+  - name: no-credential
+    deployments:
+      - provider: sim-without-key
+        model: gpt-4o-mini
+  - name: text-embedding-3-small
+    kind: embedding
+    deployments:
+      - provider: sim
+        model: text-embedding-3-small
+{extra}
+"""
+
+
+def start_gateway(simulator: Proc, workdir: Path, name: str = "gateway", extra: str = "") -> Proc:
+    access_log = workdir / f"{name}-access.log"
+    config = workdir / f"{name}.yaml"
+    config.write_text(gateway_yaml(simulator.url, extra).replace("ACCESS_LOG", str(access_log)))
+    port = free_port()
+    return start_process(
+        ["serve", "--config", str(config), "--port", str(port)],
+        port,
+        workdir,
+        name,
+        env={"SLUICEGATE_MASTER_KEY": MASTER_KEY, "SIM_UPSTREAM_KEY": UPSTREAM_KEY},
+        ready_path="/health/ready",
+    )
+
+
+@pytest.fixture(scope="session")
+def gateway(simulator: Proc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    proc = start_gateway(simulator, tmp_path_factory.mktemp("gateway"))
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def sim_control(simulator: Proc) -> Iterator[httpx.Client]:
+    """The simulator's control API; clears injected faults after each test."""
+    with httpx.Client(base_url=simulator.url, timeout=5) as client:
+        yield client
+        client.delete("/_sim/faults")
