@@ -41,12 +41,18 @@ class Message(TypedDict):
 
 @dataclass(slots=True)
 class Usage:
-    """Token usage of one call. Cached and reasoning tokens are subsets of input and output."""
+    """Token usage of one call.
+
+    `input_tokens` counts every prompt token; `cached_input_tokens` (read from a prompt cache) and
+    `cache_write_tokens` (written to one, priced higher by some providers) are subsets of it.
+    `reasoning_tokens` is a subset of `output_tokens`.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

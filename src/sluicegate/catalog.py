@@ -6,7 +6,8 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from sluicegate.config.schema import GatewayConfig
+from sluicegate.config.schema import DeploymentConfig, GatewayConfig
+from sluicegate.pricing import Price, PriceTable
 from sluicegate.providers.base import Endpoint, ProviderAdapter
 from sluicegate.providers.registry import adapter_for
 
@@ -19,6 +20,7 @@ class Deployment:
     adapter: ProviderAdapter
     weight: float = 1.0
     region: str | None = None
+    price: Price | None = None  # None: unknown, and then the cost of a call is unknown too
 
     @property
     def family(self) -> str:
@@ -37,7 +39,10 @@ class ModelCatalog:
         self._groups = dict(groups)
 
     @classmethod
-    def from_config(cls, config: GatewayConfig, environ: Mapping[str, str] = os.environ) -> ModelCatalog:
+    def from_config(
+        cls, config: GatewayConfig, environ: Mapping[str, str] = os.environ, prices: PriceTable | None = None
+    ) -> ModelCatalog:
+        prices = prices or PriceTable.default()
         endpoints = {
             name: Endpoint(name, provider, environ.get(provider.api_key_env) if provider.api_key_env else None)
             for name, provider in config.providers.items()
@@ -55,6 +60,7 @@ class ModelCatalog:
                         adapter=adapters[d.provider],
                         weight=d.weight,
                         region=d.region,
+                        price=_price(d, prices),
                     )
                     for d in group.deployments
                 ),
@@ -71,3 +77,10 @@ class ModelCatalog:
 
     def __contains__(self, name: object) -> bool:
         return name in self._groups
+
+
+def _price(deployment: DeploymentConfig, prices: PriceTable) -> Price | None:
+    if deployment.price is not None:
+        p = deployment.price
+        return Price(input=p.input, output=p.output, cached_input=p.cached_input, cache_write=p.cache_write)
+    return prices.lookup(deployment.model)

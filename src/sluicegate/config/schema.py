@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +36,15 @@ class ProviderConfig(_Strict):
     max_connections: int = Field(512, ge=1)
 
 
+class PriceConfig(_Strict):
+    """US dollars per million tokens; overrides the shipped price table for one deployment."""
+
+    input: Decimal = Field(ge=0)
+    output: Decimal = Field(ge=0)
+    cached_input: Decimal | None = Field(None, ge=0)
+    cache_write: Decimal | None = Field(None, ge=0)
+
+
 class DeploymentConfig(_Strict):
     """One concrete model at one provider that can serve a logical model name."""
 
@@ -43,6 +53,7 @@ class DeploymentConfig(_Strict):
     id: str | None = None  # defaults to "<provider>/<model>"
     weight: float = Field(1.0, gt=0)
     region: str | None = None
+    price: PriceConfig | None = None  # default: the shipped price table, looked up by `model`
 
     @property
     def name(self) -> str:

@@ -6,7 +6,8 @@ import hmac
 from collections.abc import Mapping
 
 from sluicegate.errors import unauthorized
-from sluicegate.pipeline.context import Principal, RequestContext
+from sluicegate.pipeline.context import RequestContext
+from sluicegate.principal import MASTER, Principal
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
@@ -27,7 +28,7 @@ class MasterKeyAuth:
 
     def __init__(self, master_key: str) -> None:
         self._master_key = master_key.encode()
-        self._principal = Principal(key_id="master", role="master")
+        self._principal = MASTER
 
     async def on_request(self, ctx: RequestContext) -> None:
         ctx.principal = self.authenticate(ctx.headers)

@@ -9,16 +9,9 @@ from typing import Literal
 
 from sluicegate.canonical import ChatRequest, EmbeddingRequest, Usage
 from sluicegate.catalog import Deployment, ModelGroup
+from sluicegate.principal import Principal
 
 Endpoint = Literal["chat", "embeddings"]
-
-
-@dataclass(slots=True)
-class Principal:
-    """Who is calling: the key and what it belongs to."""
-
-    key_id: str
-    role: str = "master"
 
 
 @dataclass(slots=True, eq=False)
@@ -38,6 +31,7 @@ class RequestContext:
     status: int = 200
     outcome: str = "ok"  # ok | an ErrorClass value | client_error | cancelled | internal_error
     error_code: str | None = None
+    cost_micros: int | None = None  # actual cost once settled; None while unknown (never guessed as 0)
     first_token_at: float | None = None
     finished_at: float | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
