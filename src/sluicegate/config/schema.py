@@ -82,8 +82,30 @@ class ServerConfig(_Strict):
     access_log: AccessLogConfig = AccessLogConfig()
 
 
+class StoreConfig(_Strict):
+    """Durable records (keys, teams, ledger). Relative paths are resolved against the working directory."""
+
+    database_url: str = "sqlite+aiosqlite:///.sluicegate/sluicegate.db"  # env SLUICEGATE_DATABASE_URL wins
+    db_schema: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_]*$")  # PostgreSQL only: the search_path
+    spool_dir: str = ".sluicegate/spool"
+    spool_fsync: Literal["always", "interval", "never"] = "interval"
+    spool_fsync_interval_seconds: float = Field(1.0, gt=0)
+    key_cache_ttl_seconds: float = Field(4.0, gt=0, le=3600)
+    key_cache_max_entries: int = Field(100_000, ge=16)
+    ledger_batch_size: int = Field(500, ge=1, le=10_000)
+    timeout_seconds: float = Field(5.0, gt=0)
+
+
+class RedisConfig(_Strict):
+    """Shared Redis (revocation pub/sub here; the budgets and rate limits use it too)."""
+
+    url: str | None = Field(None, pattern=r"^rediss?://")
+
+
 class GatewayConfig(_Strict):
     server: ServerConfig = ServerConfig()
+    store: StoreConfig = StoreConfig()
+    redis: RedisConfig = RedisConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: list[ModelGroupConfig] = Field(default_factory=list)
 

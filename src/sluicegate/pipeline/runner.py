@@ -44,6 +44,13 @@ def _has_token(chunk: ChatChunk) -> bool:
     return False
 
 
+def price_usage(ctx: RequestContext) -> None:
+    """Sets `ctx.cost_micros` from the usage so far; left None when the deployment's price is unknown."""
+    deployment = ctx.deployment
+    if deployment is not None and ctx.usage is not None and deployment.price is not None:
+        ctx.cost_micros = deployment.price.cost_micros(ctx.usage)
+
+
 class Pipeline:
     def __init__(
         self,
@@ -66,11 +73,14 @@ class Pipeline:
         await self.admit(ctx)
         response = await self.execute.complete(ctx)
         ctx.first_token_at = time.perf_counter()
+        price_usage(ctx)
         return response
 
     async def embed(self, ctx: RequestContext) -> EmbeddingResponse:
         await self.admit(ctx)
-        return await self.execute.embed(ctx)
+        response = await self.execute.embed(ctx)
+        price_usage(ctx)
+        return response
 
     async def stream(self, ctx: RequestContext) -> AsyncIterator[ChatChunk]:
         """Admits and opens the stream; failures up to here raise before the client is answered."""
@@ -86,6 +96,7 @@ class Pipeline:
                     ctx.first_token_at = time.perf_counter()
                 if chunk.usage is not None:
                     ctx.usage = chunk.usage
+                    price_usage(ctx)
                 for stage in stages:
                     processed = stage.on_chunk(ctx, chunk)
                     if processed is None:

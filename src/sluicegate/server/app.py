@@ -17,6 +17,8 @@ import orjson
 from sluicegate.canonical import ChatRequest
 from sluicegate.errors import GatewayError, internal_error, not_found, payload_too_large, scrub
 from sluicegate.pipeline.context import RequestContext
+from sluicegate.pricing import micros_to_usd
+from sluicegate.server.admin import create_admin_app
 from sluicegate.server.gateway import Gateway
 from sluicegate.wire import ClientWire
 from sluicegate.wire import openai as openai_wire
@@ -89,12 +91,16 @@ class GatewayApp:
         self._routes[("GET", "/health/live")] = self._live
         self._routes[("GET", "/health/ready")] = self._ready
         self._routes[("GET", "/metrics")] = self._metrics
+        self._admin = create_admin_app(gateway)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             handler = self._routes.get((scope["method"], scope["path"]))
             if handler is None:
+                if scope["path"].startswith("/admin"):
+                    await self._admin(scope, receive, send)  # type: ignore[arg-type]
+                    return
                 error = not_found(scope["path"])
                 await _send(send, 404, openai_wire.error_body(error), [_JSON])
                 return
@@ -166,7 +172,10 @@ class GatewayApp:
         watcher = asyncio.get_running_loop().create_task(watch_disconnect())
         try:
             async for chunk in chunks:
-                data = encoder.encode(chunk)
+                extension = None
+                if chunk.usage is not None and ctx.cost_micros is not None:
+                    extension = {"cost_usd": micros_to_usd(ctx.cost_micros)}
+                data = encoder.encode(chunk, extension)
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             state["done"] = True
@@ -211,6 +220,8 @@ class GatewayApp:
     ) -> list[tuple[bytes, bytes]]:
         headers = list(base) if base is not None else [_JSON]
         headers.append((b"x-sluice-request-id", ctx.request_id.encode()))
+        if ctx.cost_micros is not None:
+            headers.append((b"x-sluice-cost-usd", micros_to_usd(ctx.cost_micros).encode()))
         if ctx.deployment is not None:
             headers.append((b"x-sluice-deployment", ctx.deployment.name.encode("latin-1")))
             headers.append((b"x-sluice-attempts", str(ctx.attempts).encode()))
@@ -233,7 +244,7 @@ class GatewayApp:
 
     async def _models(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            self.gateway.auth.authenticate(_headers(scope))
+            await self.gateway.auth.authenticate(_headers(scope))
         except GatewayError as error:
             await _send(send, error.status, openai_wire.error_body(error), [_JSON])
             return

@@ -7,12 +7,13 @@ from collections.abc import Mapping
 
 from sluicegate.catalog import ModelCatalog
 from sluicegate.config.schema import GatewayConfig
+from sluicegate.keys.accounts import Accounts
 from sluicegate.pipeline import Pipeline
-from sluicegate.pipeline.auth import MasterKeyAuth
 from sluicegate.pipeline.execute import Execute
 from sluicegate.pipeline.record import Record
-from sluicegate.pipeline.route import FirstDeploymentRoute
+from sluicegate.pipeline.route import Route
 from sluicegate.providers.http import UpstreamClient
+from sluicegate.routing.router import Router
 from sluicegate.telemetry.access_log import AccessLog
 from sluicegate.telemetry.metrics import GatewayMetrics
 
@@ -36,24 +37,28 @@ class Gateway:
         self.config = config
         self.catalog = ModelCatalog.from_config(config, environ)
         self.upstream = UpstreamClient()
+        self.router = Router(self.catalog, config.routing)
         self.metrics = GatewayMetrics(group.name for group in self.catalog)
         log_config = config.server.access_log
         self.access_log = access_log or AccessLog.open(log_config.path, log_config.enabled)
-        self.auth = MasterKeyAuth(key)
+        self.accounts = Accounts(config, key, environ)
+        self.auth = self.accounts.auth
         self.pipeline = Pipeline(
-            request_stages=[self.auth, FirstDeploymentRoute(self.catalog)],
-            execute=Execute(self.upstream),
-            finish_stages=[Record(self.metrics, self.access_log)],
+            request_stages=[self.auth, Route(self.catalog, self.router)],
+            execute=Execute(self.upstream, self.router),
+            finish_stages=[Record(self.metrics, self.access_log), self.accounts.ledger],
         )
         self.ready = False
 
     async def start(self) -> None:
         self.access_log.start()
+        await self.accounts.start()
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False
         await self.upstream.close()
+        await self.accounts.stop()
         await self.access_log.stop()
 
     def models(self) -> list[tuple[str, str]]:

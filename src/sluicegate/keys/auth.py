@@ -1,0 +1,168 @@
+"""The auth stage for virtual keys: key -> cached `KeyPolicy` -> principal, model and max_tokens checks.
+
+A warm lookup is a SHA-256 and a dict read; the store is read only on a miss or after the cache TTL, one
+query per key however many requests miss at once. Revocation evicts entries at once (locally and, with
+Redis, on every instance); without Redis the TTL bounds how long another instance may still admit a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Iterable, Mapping
+
+from sluicegate.canonical import ChatRequest
+from sluicegate.errors import GatewayError, unauthorized
+from sluicegate.keys.clock import Clock, system_clock, utc
+from sluicegate.keys.material import key_hash
+from sluicegate.keys.policy import KeyPolicy, policy_of
+from sluicegate.pipeline.auth import bearer_token
+from sluicegate.pipeline.context import RequestContext
+from sluicegate.principal import MASTER, Principal
+from sluicegate.store.directory import Directory
+
+log = logging.getLogger("sluicegate.keys")
+
+_MISSING_KEY = "You didn't provide an API key. Provide it as 'Authorization: Bearer YOUR_KEY'."
+_STALE_GRACE_SECONDS = 300.0  # a known key keeps working this long while the store cannot be read
+
+
+def model_not_allowed(model: str, allowed: Iterable[str]) -> GatewayError:
+    return GatewayError(
+        403,
+        f"This API key is not allowed to use the model '{model}' (allowed: {', '.join(allowed)}).",
+        type="permission_error",
+        code="model_not_allowed",
+        param="model",
+    )
+
+
+def auth_unavailable() -> GatewayError:
+    return GatewayError(
+        503,
+        "The gateway cannot check API keys right now (key store unavailable); retry shortly.",
+        type="server_error",
+        code="auth_unavailable",
+        headers={"retry-after": "1"},
+    )
+
+
+class KeyCache:
+    """Bounded map from key hash to (policy or None for an unknown key, time fetched)."""
+
+    def __init__(self, ttl: float, max_entries: int) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[KeyPolicy | None, float]] = {}
+
+    def get(self, digest: str) -> tuple[KeyPolicy | None, float] | None:
+        return self._entries.get(digest)
+
+    def put(self, digest: str, policy: KeyPolicy | None, now: float) -> None:
+        entries = self._entries
+        entries.pop(digest, None)
+        if len(entries) >= self.max_entries:
+            del entries[next(iter(entries))]  # the oldest fetch goes first
+        entries[digest] = (policy, now)
+
+    def evict(self, digests: Iterable[str]) -> None:
+        for digest in digests:
+            self._entries.pop(digest, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class VirtualKeyAuth:
+    name = "auth"
+
+    def __init__(
+        self,
+        master_key: str,
+        directory: Directory,
+        *,
+        ttl: float = 4.0,
+        max_entries: int = 100_000,
+        clock: Clock = system_clock,
+    ) -> None:
+        self._master_key = master_key.encode()
+        self._directory = directory
+        self._clock = clock
+        self.cache = KeyCache(ttl, max_entries)
+        self._inflight: dict[str, asyncio.Future[KeyPolicy | None]] = {}
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        principal, policy = await self._resolve(ctx.headers)
+        ctx.principal = principal
+        if policy is None:
+            return
+        request = ctx.request
+        if request is None:
+            return
+        if not policy.allows_model(request.model):
+            raise model_not_allowed(request.model, principal.allowed_models)
+        cap = principal.max_tokens_cap
+        if cap is not None and isinstance(request, ChatRequest):
+            if request.max_tokens is not None and request.max_tokens > cap:
+                ctx.response_headers["x-sluice-max-tokens-clamped"] = str(cap)
+                request.max_tokens = cap
+            elif request.max_tokens is None:
+                request.max_tokens = cap
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        principal, _ = await self._resolve(headers)
+        return principal
+
+    def evict(self, digests: Iterable[str]) -> None:
+        self.cache.evict(digests)
+
+    async def _resolve(self, headers: Mapping[str, str]) -> tuple[Principal, KeyPolicy | None]:
+        token = bearer_token(headers)
+        if token is None:
+            raise unauthorized(_MISSING_KEY)
+        encoded = token.encode()
+        if hmac.compare_digest(encoded, self._master_key):
+            return MASTER, None
+        digest = key_hash(token)
+        now = self._clock()
+        cached = self.cache.get(digest)
+        if cached is not None and now - cached[1] < self.cache.ttl:
+            policy = cached[0]
+        else:
+            policy = await self._fetch(digest, now, cached)
+        if policy is None or policy.revoked:
+            raise unauthorized("Incorrect API key provided." if policy is None else "This API key has been revoked.")
+        if not policy.enabled:
+            raise unauthorized("This API key is disabled.")
+        if policy.expires_at is not None and now >= policy.expires_at:
+            raise unauthorized("This API key has expired.")
+        return policy.principal, policy
+
+    async def _fetch(self, digest: str, now: float, stale: tuple[KeyPolicy | None, float] | None) -> KeyPolicy | None:
+        pending = self._inflight.get(digest)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[KeyPolicy | None] = asyncio.get_running_loop().create_future()
+        self._inflight[digest] = future
+        try:
+            record = await self._directory.find_key(digest, utc(now))
+            policy = policy_of(record) if record is not None else None
+            self.cache.put(digest, policy, now)
+            future.set_result(policy)
+            return policy
+        except Exception as exc:
+            if stale is not None and stale[0] is not None and now - stale[1] < _STALE_GRACE_SECONDS:
+                log.warning("key store unreachable (%s); using the cached key for now", type(exc).__name__)
+                future.set_result(stale[0])
+                return stale[0]
+            log.error("key store unreachable (%s); refusing keys it has not seen", type(exc).__name__)
+            error = auth_unavailable()
+            future.set_exception(error)
+            future.exception()  # retrieved here, so waiters alone decide whether it is reported
+            raise error from None
+        finally:
+            del self._inflight[digest]

@@ -1,0 +1,525 @@
+"""The admin operations on tenants, teams, users, keys and spend, each checked against the caller's role.
+
+The admin API and the CLI's direct mode both call this, so a rule holds the same through either door.
+Roles: master (everything), tenant_admin (its tenant), team_admin (its team's users, keys and spend),
+viewer (spend reports of its tenant). An inference key is refused everywhere here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sluicegate.keys.clock import Clock, as_utc, system_clock, utc
+from sluicegate.keys.material import hint, key_hash, new_id, new_key
+from sluicegate.pricing import micros_to_usd
+from sluicegate.principal import Principal
+from sluicegate.store.directory import Conflict, Directory
+from sluicegate.store.models import ApiKey, LimitsColumns, Team, Tenant, User
+from sluicegate.store.spend import GROUPS, SpendFilter, SpendLedger
+
+Invalidate = Callable[[list[str]], Awaitable[None]]
+DEFAULT_TENANT = "default"
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class AdminError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def forbidden(what: str) -> AdminError:
+    return AdminError(403, f"This key may not {what}.")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LimitsBody(_Body):
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    max_concurrency: int | None = Field(None, ge=1)
+    budget_usd: Decimal | None = Field(None, ge=0)
+    budget_period: Literal["daily", "weekly", "monthly", "total"] | None = None
+
+
+class TenantBody(LimitsBody):
+    id: str | None = Field(None, pattern=_ID)
+    name: str | None = None
+
+
+class TeamBody(LimitsBody):
+    id: str | None = Field(None, pattern=_ID)
+    name: str | None = None
+    tenant: str | None = None
+
+
+class UserBody(LimitsBody):
+    id: str = Field(pattern=_ID)
+    team: str
+    email: str | None = None
+
+
+class KeyBody(LimitsBody):
+    team: str | None = Field(None, pattern=_ID)
+    user: str | None = Field(None, pattern=_ID)
+    name: str | None = None
+    role: Literal["inference", "viewer", "team_admin", "tenant_admin"] = "inference"
+    models: list[str] = Field(default_factory=list)
+    max_tokens: int | None = Field(None, ge=1)
+    guardrail_level: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    expires: str | None = None  # "30d", "12h", or an ISO 8601 time
+
+
+class KeyUpdate(LimitsBody):
+    name: str | None = None
+    models: list[str] | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    guardrail_level: str | None = None
+    metadata: dict[str, str] | None = None
+    enabled: bool | None = None
+    expires: str | None = None
+
+
+def parse_expiry(text: str, now: float) -> dt.datetime:
+    match = _DURATION.match(text.strip())
+    if match:
+        return utc(now + int(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise AdminError(400, f"'expires' must be like 30d, 12h or an ISO 8601 time, not {text!r}") from None
+    return as_utc(moment)
+
+
+def parse_since(text: str, now: float) -> dt.datetime:
+    match = _DURATION.match(text.strip())
+    if match:
+        return utc(now - int(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return as_utc(dt.datetime.fromisoformat(text.strip()))
+    except ValueError:
+        raise AdminError(400, f"'since' must be like 7d or an ISO 8601 date, not {text!r}") from None
+
+
+def _micros(usd: Decimal | None) -> int | None:
+    if usd is None:
+        return None
+    try:
+        return int((usd * 1_000_000).to_integral_value())
+    except InvalidOperation:
+        raise AdminError(400, "budget_usd is not a number") from None
+
+
+def _limits_changes(body: LimitsBody) -> dict[str, Any]:
+    fields = body.model_fields_set
+    changes: dict[str, Any] = {
+        name: getattr(body, name) for name in ("rpm", "tpm", "max_concurrency") if name in fields
+    }
+    if "budget_usd" in fields:
+        changes["budget_micros"] = _micros(body.budget_usd)
+        changes["budget_period"] = body.budget_period or "monthly" if body.budget_usd is not None else None
+    elif "budget_period" in fields:
+        changes["budget_period"] = body.budget_period
+    return changes
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return as_utc(moment).isoformat() if moment is not None else None
+
+
+def _limits_view(row: LimitsColumns) -> dict[str, Any]:
+    return {
+        "rpm": row.rpm,
+        "tpm": row.tpm,
+        "max_concurrency": row.max_concurrency,
+        "budget_usd": micros_to_usd(row.budget_micros) if row.budget_micros is not None else None,
+        "budget_period": row.budget_period,
+    }
+
+
+def tenant_view(t: Tenant) -> dict[str, Any]:
+    return {"id": t.id, "name": t.name, **_limits_view(t), "created_at": _iso(t.created_at)}
+
+
+def team_view(t: Team) -> dict[str, Any]:
+    return {"id": t.id, "name": t.name, "tenant": t.tenant_id, **_limits_view(t), "created_at": _iso(t.created_at)}
+
+
+def user_view(u: User) -> dict[str, Any]:
+    return {"id": u.id, "team": u.team_id, "email": u.email, **_limits_view(u), "created_at": _iso(u.created_at)}
+
+
+def key_view(k: ApiKey) -> dict[str, Any]:
+    return {
+        "key_id": k.id,
+        "name": k.name,
+        "hint": k.hint,
+        "role": k.role,
+        "tenant": k.tenant_id,
+        "team": k.team_id,
+        "user": k.user_id,
+        "models": list(k.models or []),
+        "max_tokens": k.max_tokens,
+        **_limits_view(k),
+        "guardrail_level": k.guardrail_level,
+        "metadata": dict(k.key_metadata or {}),
+        "enabled": k.enabled,
+        "expires_at": _iso(k.expires_at),
+        "revoked_at": _iso(k.revoked_at),
+        "previous_valid_until": _iso(k.previous_expires_at) if k.previous_hash else None,
+        "created_at": _iso(k.created_at),
+    }
+
+
+_ROLE_RANK = {"inference": 0, "viewer": 1, "team_admin": 2, "tenant_admin": 3, "master": 4}
+
+
+class AdminService:
+    def __init__(
+        self,
+        directory: Directory,
+        ledger: SpendLedger,
+        invalidate: Invalidate,
+        clock: Clock = system_clock,
+    ) -> None:
+        self._directory = directory
+        self._ledger = ledger
+        self._invalidate = invalidate
+        self._clock = clock
+
+    def _now(self) -> dt.datetime:
+        return utc(self._clock())
+
+    # -- who may do what ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _require(actor: Principal, role: str, what: str) -> None:
+        if _ROLE_RANK.get(actor.role, 0) < _ROLE_RANK[role]:
+            raise forbidden(what)
+
+    def _check_tenant(self, actor: Principal, tenant_id: str, what: str) -> None:
+        if actor.role != "master" and actor.tenant_id != tenant_id:
+            raise forbidden(what)
+
+    async def _team_for(self, actor: Principal, team_id: str, what: str) -> Team:
+        team = await self._directory.get(Team, team_id)
+        if team is None:
+            raise AdminError(404, f"team '{team_id}' does not exist")
+        self._check_tenant(actor, team.tenant_id, what)
+        if actor.role in ("team_admin", "viewer") and actor.team_id != team.id:
+            raise forbidden(what)
+        return team
+
+    # -- tenants --------------------------------------------------------------------------------------
+
+    async def create_tenant(self, actor: Principal, body: TenantBody) -> dict[str, Any]:
+        self._require(actor, "master", "create tenants")
+        tenant_id = body.id or new_id("tenant")
+        tenant = Tenant(id=tenant_id, name=body.name or tenant_id, created_at=self._now())
+        _apply(tenant, _limits_changes(body))
+        return tenant_view(await self._add(tenant))
+
+    async def list_tenants(self, actor: Principal) -> list[dict[str, Any]]:
+        self._require(actor, "tenant_admin", "list tenants")
+        rows = await self._directory.list(Tenant, id=None if actor.role == "master" else actor.tenant_id)
+        return [tenant_view(t) for t in rows]
+
+    async def update_tenant(self, actor: Principal, tenant_id: str, body: TenantBody) -> dict[str, Any]:
+        self._require(actor, "master", "change tenants")
+        changes = _limits_changes(body)
+        if body.name:
+            changes["name"] = body.name
+        tenant = await self._directory.update(Tenant, tenant_id, **changes)
+        if tenant is None:
+            raise AdminError(404, f"tenant '{tenant_id}' does not exist")
+        await self._invalidate_scope(tenant_id=tenant_id)
+        return tenant_view(tenant)
+
+    async def delete_tenant(self, actor: Principal, tenant_id: str) -> None:
+        self._require(actor, "master", "delete tenants")
+        await self._delete(Tenant, tenant_id)
+
+    # -- teams ----------------------------------------------------------------------------------------
+
+    async def create_team(self, actor: Principal, body: TeamBody) -> dict[str, Any]:
+        self._require(actor, "tenant_admin", "create teams")
+        tenant_id = body.tenant or (actor.tenant_id if actor.role != "master" else None) or DEFAULT_TENANT
+        self._check_tenant(actor, tenant_id, "create teams in another tenant")
+        if tenant_id == DEFAULT_TENANT:
+            await self._ensure_default_tenant()
+        elif await self._directory.get(Tenant, tenant_id) is None:
+            raise AdminError(404, f"tenant '{tenant_id}' does not exist")
+        team_id = body.id or new_id("team")
+        team = Team(id=team_id, tenant_id=tenant_id, name=body.name or team_id, created_at=self._now())
+        _apply(team, _limits_changes(body))
+        return team_view(await self._add(team))
+
+    async def list_teams(self, actor: Principal, tenant: str | None = None) -> list[dict[str, Any]]:
+        self._require(actor, "team_admin", "list teams")
+        if actor.role == "team_admin":
+            return [team_view(await self._team_for(actor, actor.team_id or "", "list teams"))]
+        if actor.role != "master":
+            tenant = actor.tenant_id
+        return [team_view(t) for t in await self._directory.list(Team, tenant_id=tenant)]
+
+    async def update_team(self, actor: Principal, team_id: str, body: TeamBody) -> dict[str, Any]:
+        self._require(actor, "tenant_admin", "change teams")
+        await self._team_for(actor, team_id, "change this team")
+        changes = _limits_changes(body)
+        if body.name:
+            changes["name"] = body.name
+        team = await self._directory.update(Team, team_id, **changes)
+        assert team is not None
+        await self._invalidate_scope(team_id=team_id)
+        return team_view(team)
+
+    async def delete_team(self, actor: Principal, team_id: str) -> None:
+        self._require(actor, "tenant_admin", "delete teams")
+        await self._team_for(actor, team_id, "delete this team")
+        await self._delete(Team, team_id)
+
+    # -- users ----------------------------------------------------------------------------------------
+
+    async def create_user(self, actor: Principal, body: UserBody) -> dict[str, Any]:
+        self._require(actor, "team_admin", "create users")
+        await self._team_for(actor, body.team, "create users in this team")
+        user = User(id=body.id, team_id=body.team, email=body.email, created_at=self._now())
+        _apply(user, _limits_changes(body))
+        return user_view(await self._add(user))
+
+    async def list_users(self, actor: Principal, team: str | None = None) -> list[dict[str, Any]]:
+        self._require(actor, "team_admin", "list users")
+        if actor.role == "team_admin":
+            team = actor.team_id
+        if team is not None:
+            await self._team_for(actor, team, "list this team's users")
+            return [user_view(u) for u in await self._directory.list(User, team_id=team)]
+        users = await self._directory.list(User)
+        if actor.role == "master":
+            return [user_view(u) for u in users]
+        teams = {t.id for t in await self._directory.list(Team, tenant_id=actor.tenant_id)}
+        return [user_view(u) for u in users if u.team_id in teams]
+
+    async def delete_user(self, actor: Principal, user_id: str) -> None:
+        self._require(actor, "team_admin", "delete users")
+        user = await self._directory.get(User, user_id)
+        if user is None:
+            raise AdminError(404, f"user '{user_id}' does not exist")
+        await self._team_for(actor, user.team_id, "delete this user")
+        await self._delete(User, user_id)
+
+    # -- keys -----------------------------------------------------------------------------------------
+
+    async def create_key(self, actor: Principal, body: KeyBody) -> dict[str, Any]:
+        self._require(actor, "team_admin", "create keys")
+        if _ROLE_RANK[body.role] >= _ROLE_RANK[actor.role] and actor.role != "master":
+            raise forbidden(f"create {body.role} keys")
+        team_id = body.team or (actor.team_id if actor.role == "team_admin" else None)
+        if team_id is None:
+            raise AdminError(400, "a key belongs to a team: give 'team'")
+        team = await self._directory.get(Team, team_id)
+        if team is None:
+            if actor.role == "team_admin":
+                raise AdminError(404, f"team '{team_id}' does not exist")
+            # master and tenant admins may name a new team; it is created in their tenant
+            await self.create_team(actor, TeamBody(id=team_id))
+            team = await self._directory.get(Team, team_id)
+            assert team is not None
+        else:
+            await self._team_for(actor, team_id, "create keys for this team")
+        if body.user is not None:
+            user = await self._directory.get(User, body.user)
+            if user is None:
+                await self._add(User(id=body.user, team_id=team.id, created_at=self._now()))
+            elif user.team_id != team.id:
+                raise AdminError(400, f"user '{body.user}' belongs to team '{user.team_id}', not '{team.id}'")
+        secret = new_key()
+        now = self._now()
+        key = ApiKey(
+            id=new_id("key"),
+            key_hash=key_hash(secret),
+            hint=hint(secret),
+            name=body.name,
+            role=body.role,
+            tenant_id=team.tenant_id,
+            team_id=team.id,
+            user_id=body.user,
+            models=list(body.models),
+            max_tokens=body.max_tokens,
+            guardrail_level=body.guardrail_level,
+            key_metadata=dict(body.metadata),
+            enabled=True,
+            expires_at=parse_expiry(body.expires, self._clock()) if body.expires else None,
+            created_at=now,
+        )
+        _apply(key, _limits_changes(body))
+        await self._add(key)
+        return {"key": secret, **key_view(key)}
+
+    async def list_keys(
+        self, actor: Principal, team: str | None = None, user: str | None = None
+    ) -> list[dict[str, Any]]:
+        self._require(actor, "team_admin", "list keys")
+        if actor.role == "team_admin":
+            team = actor.team_id
+        if team is not None:
+            await self._team_for(actor, team, "list this team's keys")
+        tenant = None if actor.role == "master" else actor.tenant_id
+        keys = await self._directory.list(ApiKey, team_id=team, user_id=user, tenant_id=tenant)
+        return [key_view(k) for k in keys]
+
+    async def _key_for(self, actor: Principal, key_id: str, what: str) -> ApiKey:
+        self._require(actor, "team_admin", what)
+        key = await self._directory.get(ApiKey, key_id)
+        if key is None:
+            raise AdminError(404, f"key '{key_id}' does not exist")
+        await self._team_for(actor, key.team_id, what)
+        return key
+
+    async def get_key(self, actor: Principal, key_id: str) -> dict[str, Any]:
+        return key_view(await self._key_for(actor, key_id, "read this key"))
+
+    async def update_key(self, actor: Principal, key_id: str, body: KeyUpdate) -> dict[str, Any]:
+        await self._key_for(actor, key_id, "change this key")
+        fields = body.model_fields_set
+        changes = _limits_changes(body)
+        for name in ("name", "models", "max_tokens", "guardrail_level", "enabled"):
+            if name in fields:
+                changes[name] = getattr(body, name)
+        if "metadata" in fields:
+            changes["key_metadata"] = body.metadata or {}
+        if "expires" in fields:
+            changes["expires_at"] = parse_expiry(body.expires, self._clock()) if body.expires else None
+        key = await self._directory.update(ApiKey, key_id, **changes)
+        assert key is not None
+        await self._invalidate(_hashes(key))
+        return key_view(key)
+
+    async def rotate_key(self, actor: Principal, key_id: str, grace_seconds: float = 3600.0) -> dict[str, Any]:
+        key = await self._key_for(actor, key_id, "rotate this key")
+        if key.revoked_at is not None:
+            raise AdminError(409, f"key '{key_id}' is revoked")
+        old = _hashes(key)
+        secret = new_key()
+        grace = max(0.0, grace_seconds)
+        rotated = await self._directory.update(
+            ApiKey,
+            key_id,
+            key_hash=key_hash(secret),
+            hint=hint(secret),
+            previous_hash=key.key_hash if grace > 0 else None,
+            previous_expires_at=utc(self._clock() + grace) if grace > 0 else None,
+        )
+        assert rotated is not None
+        await self._invalidate(old)
+        return {"key": secret, **key_view(rotated)}
+
+    async def revoke_key(self, actor: Principal, key_id: str) -> dict[str, Any]:
+        await self._key_for(actor, key_id, "revoke this key")
+        key = await self._directory.update(ApiKey, key_id, revoked_at=self._now(), enabled=False)
+        assert key is not None
+        await self._invalidate(_hashes(key))
+        return key_view(key)
+
+    # -- spend ----------------------------------------------------------------------------------------
+
+    async def spend(
+        self,
+        actor: Principal,
+        by: str,
+        *,
+        key_id: str | None = None,
+        team: str | None = None,
+        user: str | None = None,
+        tenant: str | None = None,
+        model: str | None = None,
+        feature: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> dict[str, Any]:
+        self._require(actor, "viewer", "read spend reports")
+        if by not in GROUPS:
+            raise AdminError(400, f"'by' must be one of {', '.join(GROUPS)}, not {by!r}")
+        if actor.role != "master":
+            if tenant is not None and tenant != actor.tenant_id:
+                raise forbidden("read another tenant's spend")
+            tenant = actor.tenant_id
+        if actor.role == "team_admin":
+            if team is not None and team != actor.team_id:
+                raise forbidden("read another team's spend")
+            team = actor.team_id
+        now = self._clock()
+        where = SpendFilter(
+            tenant_id=tenant,
+            team_id=team,
+            user_id=user,
+            key_id=key_id,
+            model=model,
+            feature=feature,
+            since=parse_since(since, now) if since else None,
+            until=parse_since(until, now) if until else None,
+        )
+        rows = await self._ledger.report(by, where)
+        return {
+            "by": by,
+            "rows": [
+                {
+                    "group": r.group,
+                    "requests": r.requests,
+                    "input_tokens": r.input_tokens,
+                    "output_tokens": r.output_tokens,
+                    "cost_usd": micros_to_usd(r.cost_micros),
+                    "unpriced_requests": r.unpriced_requests,
+                }
+                for r in rows
+            ],
+        }
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    async def _ensure_default_tenant(self) -> None:
+        if await self._directory.get(Tenant, DEFAULT_TENANT) is None:
+            try:
+                await self._directory.add(Tenant(id=DEFAULT_TENANT, name="Default", created_at=self._now()))
+            except Conflict:
+                pass
+
+    async def _add(self, entity: Any) -> Any:
+        try:
+            return await self._directory.add(entity)
+        except Conflict:
+            raise AdminError(409, f"{entity.__tablename__[:-1]} '{entity.id}' already exists") from None
+
+    async def _delete(self, kind: type[Any], entity_id: str) -> None:
+        try:
+            found = await self._directory.delete(kind, entity_id)
+        except Conflict as exc:
+            raise AdminError(409, str(exc)) from None
+        if not found:
+            raise AdminError(404, f"{kind.__tablename__[:-1]} '{entity_id}' does not exist")
+
+    async def _invalidate_scope(self, **where: str) -> None:
+        """A tenant's or team's limits changed: drop every cached key under it."""
+        keys = await self._directory.list(ApiKey, **where)
+        await self._invalidate([h for k in keys for h in _hashes(k)])
+
+
+def _apply(entity: Any, changes: dict[str, Any]) -> None:
+    for name, value in changes.items():
+        setattr(entity, name, value)
+
+
+def _hashes(key: ApiKey) -> list[str]:
+    return [h for h in (key.key_hash, key.previous_hash) if h]

@@ -1,0 +1,301 @@
+"""The in-process backend: exact sliding windows and budget reservations in this process's memory.
+
+Each operation runs without an `await` inside, so on one event loop it is atomic, as the Redis
+script is on the server.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass, field
+
+from sluicegate.state.clock import Clock, SystemClock
+from sluicegate.state.model import (
+    Admission,
+    AdmissionPlan,
+    BudgetScope,
+    BudgetStatus,
+    Headroom,
+    RateStatus,
+    RefusalKind,
+    RoundTrips,
+    Settled,
+    Settlement,
+    output_micros,
+)
+
+
+@dataclass(slots=True)
+class _Entry:
+    when: float
+    request_id: str
+    amount: int
+
+
+@dataclass(slots=True)
+class _Window:
+    """The entries of one sliding window, oldest first."""
+
+    entries: deque[_Entry] = field(default_factory=deque)
+    by_id: dict[str, _Entry] = field(default_factory=dict)
+    total: int = 0
+
+    def purge(self, edge: float) -> None:
+        entries = self.entries
+        while entries and entries[0].when <= edge:
+            old = entries.popleft()
+            self.by_id.pop(old.request_id, None)
+            self.total -= old.amount
+
+    def add(self, now: float, request_id: str, amount: int) -> None:
+        entry = _Entry(now, request_id, amount)
+        self.entries.append(entry)
+        self.by_id[request_id] = entry
+        self.total += amount
+
+    def correct(self, request_id: str, amount: int) -> None:
+        entry = self.by_id.get(request_id)
+        if entry is not None:
+            self.total += amount - entry.amount
+            entry.amount = amount
+
+    def oldest(self) -> float | None:
+        return self.entries[0].when if self.entries else None
+
+    def time_until_fits(self, limit: int, amount: int, window: float, now: float, count: bool) -> float:
+        """Seconds until `amount` more fits under `limit` as the oldest entries leave the window."""
+        excess = (len(self.entries) if count else self.total) + amount - limit
+        for entry in self.entries:
+            excess -= 1 if count else entry.amount
+            if excess <= 0:
+                return max(0.0, entry.when + window - now)
+        return window
+
+
+@dataclass(slots=True)
+class _Balance:
+    spent: int = 0
+    reserved: int = 0
+    reservations: dict[str, int] = field(default_factory=dict)
+    expiries: list[tuple[float, str]] = field(default_factory=list)
+    alerted: set[float] = field(default_factory=set)
+
+    def purge(self, now: float) -> None:
+        expiries = self.expiries
+        while expiries and expiries[0][0] <= now:
+            _, request_id = heapq.heappop(expiries)
+            amount = self.reservations.pop(request_id, None)
+            if amount is not None:
+                self.reserved -= amount
+
+
+class MemoryState:
+    """Hot counters for one gateway process (the embedded default)."""
+
+    name = "memory"
+
+    def __init__(self, clock: Clock | None = None, window_seconds: float = 60.0) -> None:
+        self._clock = clock or SystemClock()
+        self._window = window_seconds
+        self._requests: dict[str, _Window] = {}
+        self._tokens: dict[str, _Window] = {}
+        self._live: dict[str, dict[str, float]] = {}  # scope -> request id -> expiry
+        self._balances: dict[tuple[str, str], _Balance] = {}
+        self.round_trips = RoundTrips()
+
+    def _balance(self, scope: BudgetScope) -> _Balance:
+        key = (scope.name, scope.period_id)
+        balance = self._balances.get(key)
+        if balance is None:
+            balance = self._balances[key] = _Balance()
+        return balance
+
+    def _window_of(self, table: dict[str, _Window], name: str) -> _Window:
+        window = table.get(name)
+        if window is None:
+            window = table[name] = _Window()
+        return window
+
+    async def admit(self, plan: AdmissionPlan) -> Admission:
+        self.round_trips.admissions += 1
+        now = self._clock.now()
+        window = self._window
+        edge = now - window
+
+        grant = plan.max_output_tokens
+        budget_scope: str | None = None
+        balances = [self._balance(scope) for scope in plan.budgets]
+        for bscope, balance in zip(plan.budgets, balances, strict=True):
+            balance.purge(now)
+            room = bscope.usable_micros - balance.spent - balance.reserved - plan.input_micros
+            fit = _affordable(room, plan.output_pico_per_token, plan.max_output_tokens)
+            if fit < grant:
+                grant, budget_scope = fit, bscope.name
+        if plan.budgets and grant < min(plan.min_output_tokens, plan.max_output_tokens):
+            return self._refused(plan, "budget", budget_scope, None, balances)
+        charged = plan.input_tokens + grant
+
+        requests: list[_Window | None] = []
+        tokens: list[_Window | None] = []
+        for scope in plan.rates:
+            req = tok = None
+            if scope.rpm:
+                req = self._window_of(self._requests, scope.name)
+                req.purge(edge)
+                if len(req.entries) + 1 > scope.rpm:
+                    retry = req.time_until_fits(scope.rpm, 1, window, now, count=True)
+                    return self._refused(plan, "requests", scope.name, retry, balances)
+            if scope.tpm:
+                tok = self._window_of(self._tokens, scope.name)
+                tok.purge(edge)
+                if charged > scope.tpm:
+                    return self._refused(plan, "tokens", scope.name, None, balances)
+                if tok.total + charged > scope.tpm:
+                    retry = tok.time_until_fits(scope.tpm, charged, window, now, count=False)
+                    return self._refused(plan, "tokens", scope.name, retry, balances)
+            if scope.max_concurrency:
+                live = self._live.setdefault(scope.name, {})
+                if len(live) + 1 > scope.max_concurrency:
+                    for request_id in [r for r, until in live.items() if until <= now]:
+                        del live[request_id]
+                    if len(live) + 1 > scope.max_concurrency:
+                        return self._refused(plan, "concurrency", scope.name, 1.0, balances)
+            requests.append(req)
+            tokens.append(tok)
+
+        reserve = plan.input_micros + output_micros(grant, plan.output_pico_per_token) if plan.budgets else 0
+        statuses = []
+        for scope, req, tok in zip(plan.rates, requests, tokens, strict=True):
+            if req is not None:
+                req.add(now, plan.request_id, 1)
+            if tok is not None:
+                tok.add(now, plan.request_id, charged)
+            if scope.max_concurrency:
+                self._live[scope.name][plan.request_id] = now + plan.reservation_ttl
+            statuses.append(_status(scope.name, scope.rpm, scope.tpm, req, tok, window, now))
+        until = now + plan.reservation_ttl
+        for balance in balances:
+            balance.reservations[plan.request_id] = reserve
+            balance.reserved += reserve
+            heapq.heappush(balance.expiries, (until, plan.request_id))
+        return Admission(
+            admitted=True,
+            output_tokens=grant,
+            reserved_micros=reserve,
+            charged_tokens=charged,
+            rates=tuple(statuses),
+            budgets=_budget_statuses(plan.budgets, balances),
+            backend=self.name,
+        )
+
+    def _refused(
+        self,
+        plan: AdmissionPlan,
+        kind: RefusalKind,
+        scope: str | None,
+        retry_after: float | None,
+        balances: list[_Balance],
+    ) -> Admission:
+        return Admission(
+            admitted=False,
+            refusal=kind,
+            refused_scope=scope,
+            retry_after=retry_after,
+            budgets=_budget_statuses(plan.budgets, balances),
+            backend=self.name,
+        )
+
+    async def settle(self, settlement: Settlement) -> Settled:
+        self.round_trips.settlements += 1
+        now = self._clock.now()
+        request_id = settlement.request_id
+        for scope in settlement.rates:
+            tok = self._tokens.get(scope.name)
+            if tok is not None:
+                tok.correct(request_id, settlement.actual_tokens)
+            live = self._live.get(scope.name)
+            if live is not None:
+                live.pop(request_id, None)
+        statuses = []
+        alerts = []
+        for bscope in settlement.budgets:
+            balance = self._balance(bscope)
+            balance.purge(now)
+            amount = balance.reservations.pop(request_id, None)
+            if amount is not None:
+                balance.reserved -= amount
+            balance.spent += settlement.actual_micros
+            for threshold in settlement.alert_thresholds:
+                if balance.spent * 1000 >= round(threshold * 1000) * bscope.limit_micros and (
+                    threshold not in balance.alerted
+                ):
+                    balance.alerted.add(threshold)
+                    alerts.append((bscope.name, threshold))
+            statuses.append(BudgetStatus(bscope.name, bscope.limit_micros, balance.spent, balance.reserved))
+        if settlement.deployment is not None:
+            name = "dep:" + settlement.deployment
+            req = self._window_of(self._requests, name)
+            tok = self._window_of(self._tokens, name)
+            req.purge(now - self._window)
+            tok.purge(now - self._window)
+            req.add(now, request_id, 1)
+            tok.add(now, request_id, settlement.deployment_tokens)
+        return Settled(tuple(statuses), tuple(alerts))
+
+    async def deployment_headroom(self, deployment: str, rpm: int | None, tpm: int | None) -> Headroom:
+        self.round_trips.reads += 1
+        edge = self._clock.now() - self._window
+        name = "dep:" + deployment
+        req = self._window_of(self._requests, name)
+        tok = self._window_of(self._tokens, name)
+        req.purge(edge)
+        tok.purge(edge)
+        return Headroom(
+            requests=None if rpm is None else rpm - len(req.entries),
+            tokens=None if tpm is None else tpm - tok.total,
+        )
+
+    async def budget_status(self, tenant: str, scope: BudgetScope) -> BudgetStatus:
+        self.round_trips.reads += 1
+        balance = self._balance(scope)
+        balance.purge(self._clock.now())
+        return BudgetStatus(scope.name, scope.limit_micros, balance.spent, balance.reserved)
+
+    async def close(self) -> None:
+        return None
+
+
+def _affordable(room: int, pico_per_token: int, cap: int) -> int:
+    """How many output tokens `room` micro-dollars pay for, at most `cap` (-1 when not even the prompt)."""
+    if room < 0:
+        return -1
+    if pico_per_token <= 0 or output_micros(cap, pico_per_token) <= room:
+        return cap
+    fit = room * 1_000_000 // pico_per_token
+    while fit > 0 and output_micros(fit, pico_per_token) > room:
+        fit -= 1
+    return min(fit, cap)
+
+
+def _status(
+    name: str, rpm: int, tpm: int, req: _Window | None, tok: _Window | None, window: float, now: float
+) -> RateStatus:
+    req_oldest = req.oldest() if req is not None else None
+    tok_oldest = tok.oldest() if tok is not None else None
+    return RateStatus(
+        name=name,
+        rpm=rpm,
+        remaining_requests=rpm - len(req.entries) if req is not None else 0,
+        reset_requests=max(0.0, req_oldest + window - now) if req_oldest is not None else 0.0,
+        tpm=tpm,
+        remaining_tokens=max(0, tpm - tok.total) if tok is not None else 0,
+        reset_tokens=max(0.0, tok_oldest + window - now) if tok_oldest is not None else 0.0,
+    )
+
+
+def _budget_statuses(scopes: tuple[BudgetScope, ...], balances: list[_Balance]) -> tuple[BudgetStatus, ...]:
+    return tuple(
+        BudgetStatus(scope.name, scope.limit_micros, balance.spent, balance.reserved)
+        for scope, balance in zip(scopes, balances, strict=True)
+    )

@@ -1,0 +1,30 @@
+"""Budget periods: which period a moment falls in, in a configured time zone, and when it ends."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from sluicegate.state.config import Period
+
+
+def period_bounds(period: Period, now: float, zone: ZoneInfo) -> tuple[str, float | None]:
+    """(period id, end of the period as epoch seconds; None for `total`)."""
+    if period == "total":
+        return "total", None
+    local = dt.datetime.fromtimestamp(now, zone)
+    if period == "daily":
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        end_date = start.date() + dt.timedelta(days=1)
+        ident = start.strftime("%Y-%m-%d")
+    elif period == "weekly":
+        monday = local.date() - dt.timedelta(days=local.weekday())
+        end_date = monday + dt.timedelta(days=7)
+        iso = monday.isocalendar()
+        ident = f"{iso.year}-W{iso.week:02d}"
+    else:
+        first = local.date().replace(day=1)
+        end_date = (first + dt.timedelta(days=32)).replace(day=1)
+        ident = first.strftime("%Y-%m")
+    end = dt.datetime.combine(end_date, dt.time(), tzinfo=zone)  # midnight local, DST-correct
+    return f"{period[0]}{ident}", end.timestamp()

@@ -1,0 +1,207 @@
+"""The Redis backend: every admission and every settlement is one Lua script, so one round trip.
+
+Keys carry a hash tag per tenant (`{t:<tenant>}`), so one request's keys share a slot on Redis Cluster;
+global and per-deployment counters are shared by every tenant and carry the tag `{g}`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+
+from sluicegate.state.clock import Clock
+from sluicegate.state.model import (
+    Admission,
+    AdmissionPlan,
+    BudgetScope,
+    BudgetStatus,
+    Headroom,
+    RateStatus,
+    RefusalKind,
+    RoundTrips,
+    Settled,
+    Settlement,
+)
+from sluicegate.state.scripts import ADMIT, BALANCE, SETTLE, WINDOW_USE
+
+_US = 1_000_000
+
+
+def _us(seconds: float) -> int:
+    return round(seconds * _US)
+
+
+def _is_shared(scope: str) -> bool:
+    return scope == "global" or scope.startswith(("global:", "dep:"))
+
+
+class RedisState:
+    name = "redis"
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str = "sg",
+        window_seconds: float = 60.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._window = _us(window_seconds)
+        self._clock = clock  # None: Redis's own TIME inside the scripts
+        self._admit = client.register_script(ADMIT)
+        self._settle = client.register_script(SETTLE)
+        self._window_use = client.register_script(WINDOW_USE)
+        self._balance = client.register_script(BALANCE)
+        self.round_trips = RoundTrips()
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, timeout: float = 0.25, prefix: str = "sg", window_seconds: float = 60.0
+    ) -> RedisState:
+        # A bounded pool: a burst waits briefly for a connection instead of opening thousands.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, max_connections=64, timeout=2.0
+        )
+        client = aioredis.Redis(connection_pool=pool)
+        return cls(client, prefix=prefix, window_seconds=window_seconds)
+
+    def _key(self, tenant: str, scope: str, *parts: str) -> str:
+        tag = "{g}" if _is_shared(scope) else "{t:" + tenant + "}"
+        return ":".join((self._prefix, tag, scope, *parts))
+
+    def _now(self) -> str:
+        return "" if self._clock is None else str(_us(self._clock.now()))
+
+    def _keep_ms(self, budget: BudgetScope) -> int:
+        # Counters of a finished period are kept a week for reading, then dropped by Redis.
+        if budget.expires_at is None:
+            return 0
+        now = self._clock.now() if self._clock is not None else time.time()
+        return max(1000, int((budget.expires_at - now + 7 * 86400) * 1000))
+
+    async def admit(self, plan: AdmissionPlan) -> Admission:
+        keys: list[str] = []
+        args: list[Any] = [
+            self._now(),
+            plan.request_id,
+            self._window,
+            len(plan.rates),
+            len(plan.budgets),
+            _us(plan.reservation_ttl),
+            plan.input_tokens,
+            plan.input_micros,
+            plan.output_pico_per_token,
+            plan.max_output_tokens,
+            plan.min_output_tokens,
+        ]
+        for rate in plan.rates:
+            keys += [self._key(plan.tenant, rate.name, x) for x in ("req", "tok", "toks", "live")]
+            args += [rate.rpm, rate.tpm, rate.max_concurrency]
+        for budget in plan.budgets:
+            keys += [self._key(plan.tenant, budget.name, budget.period_id, x) for x in ("bal", "res")]
+            args += [budget.usable_micros, self._keep_ms(budget)]
+        self.round_trips.admissions += 1
+        reply = await self._admit(keys=keys, args=args)
+        admitted, grant, reserve, charged, refusal, index, retry, now = reply[:8]
+        rest = reply[8:]
+        budget_values = rest[4 * len(plan.rates) :] if admitted else rest
+        budgets = tuple(
+            BudgetStatus(b.name, b.limit_micros, int(budget_values[2 * i]), int(budget_values[2 * i + 1]))
+            for i, b in enumerate(plan.budgets)
+        )
+        if not admitted:
+            kind = cast(RefusalKind, refusal.decode() if isinstance(refusal, bytes) else refusal)
+            scopes = plan.budgets if kind == "budget" else plan.rates
+            return Admission(
+                admitted=False,
+                refusal=kind,
+                refused_scope=scopes[int(index) - 1].name if int(index) > 0 else None,
+                retry_after=None if int(retry) < 0 else int(retry) / _US,
+                budgets=budgets,
+                backend=self.name,
+            )
+        window = self._window
+        rates = []
+        for i, rate in enumerate(plan.rates):
+            nreq, ntok, oreq, otok = (int(v) for v in rest[4 * i : 4 * i + 4])
+            rates.append(
+                RateStatus(
+                    name=rate.name,
+                    rpm=rate.rpm,
+                    remaining_requests=rate.rpm - nreq if rate.rpm else 0,
+                    reset_requests=max(0, oreq + window - now) / _US if oreq >= 0 else 0.0,
+                    tpm=rate.tpm,
+                    remaining_tokens=max(0, rate.tpm - ntok) if rate.tpm else 0,
+                    reset_tokens=max(0, otok + window - now) / _US if otok >= 0 else 0.0,
+                )
+            )
+        return Admission(
+            admitted=True,
+            output_tokens=int(grant),
+            reserved_micros=int(reserve),
+            charged_tokens=int(charged),
+            rates=tuple(rates),
+            budgets=budgets,
+            backend=self.name,
+        )
+
+    async def settle(self, settlement: Settlement) -> Settled:
+        thresholds = [round(t * 1000) for t in settlement.alert_thresholds]
+        keys: list[str] = []
+        args: list[Any] = [
+            self._now(),
+            settlement.request_id,
+            self._window,
+            len(settlement.rates),
+            len(settlement.budgets),
+            settlement.actual_tokens,
+            settlement.actual_micros,
+            settlement.deployment_tokens if settlement.deployment is not None else -1,
+            len(thresholds),
+            *thresholds,
+        ]
+        tenant = settlement.tenant
+        for rate in settlement.rates:
+            keys += [self._key(tenant, rate.name, x) for x in ("tok", "toks", "live")]
+        for budget in settlement.budgets:
+            keys += [self._key(tenant, budget.name, budget.period_id, x) for x in ("bal", "res", "alerts")]
+            args += [budget.limit_micros, self._keep_ms(budget)]
+        if settlement.deployment is not None:
+            scope = "dep:" + settlement.deployment
+            keys += [self._key(tenant, scope, x) for x in ("req", "tok", "toks")]
+        self.round_trips.settlements += 1
+        reply = await self._settle(keys=keys, args=args)
+        n = len(settlement.budgets)
+        statuses = tuple(
+            BudgetStatus(b.name, b.limit_micros, int(reply[2 * i]), int(reply[2 * i + 1]))
+            for i, b in enumerate(settlement.budgets)
+        )
+        crossed = reply[2 * n :]
+        alerts = tuple(
+            (settlement.budgets[int(crossed[j]) - 1].name, int(crossed[j + 1]) / 1000)
+            for j in range(0, len(crossed), 2)
+        )
+        return Settled(statuses, alerts)
+
+    async def deployment_headroom(self, deployment: str, rpm: int | None, tpm: int | None) -> Headroom:
+        scope = "dep:" + deployment
+        keys = [self._key("", scope, x) for x in ("req", "tok", "toks")]
+        self.round_trips.reads += 1
+        requests, tokens = await self._window_use(keys=keys, args=[self._now(), self._window])
+        return Headroom(
+            requests=None if rpm is None else rpm - int(requests),
+            tokens=None if tpm is None else tpm - int(tokens),
+        )
+
+    async def budget_status(self, tenant: str, scope: BudgetScope) -> BudgetStatus:
+        keys = [self._key(tenant, scope.name, scope.period_id, x) for x in ("bal", "res")]
+        self.round_trips.reads += 1
+        spent, reserved = await self._balance(keys=keys, args=[self._now()])
+        return BudgetStatus(scope.name, scope.limit_micros, int(spent), int(reserved))
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,107 @@
+"""The SQLAlchemy tables of the durable store. Money is integer micro-dollars; ids are short strings."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class LimitsColumns:
+    """Limits and a budget, carried by tenants, teams, users and keys alike."""
+
+    rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    budget_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    budget_period: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class Tenant(LimitsColumns, Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Team(LimitsColumns, Base):
+    __tablename__ = "teams"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class User(LimitsColumns, Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"), index=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKey(LimitsColumns, Base):
+    """A virtual key. Only hashes are stored; `previous_hash` stays valid until `previous_expires_at`."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hint: Mapped[str] = mapped_column(String(32))  # e.g. "sk-sluice-...x7Qa", enough to recognise, useless to use
+    previous_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    previous_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    role: Mapped[str] = mapped_column(String(16), default="inference")
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"), index=True)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    models: Mapped[list[str]] = mapped_column(JSON, default=list)
+    max_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    guardrail_level: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    key_metadata: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LedgerEntry(Base):
+    """One row per request, refused ones included. `request_id` is unique: replay never doubles a row."""
+
+    __tablename__ = "spend_ledger"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ts: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    day: Mapped[str] = mapped_column(String(10), index=True)  # UTC "YYYY-MM-DD", grouped on by reports
+    tenant_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    team_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    user_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    feature: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    end_user: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    endpoint: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(200))
+    deployment: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    provider: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # NULL: price unknown
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cache_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    status: Mapped[int] = mapped_column(Integer)
+    stream: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+Index("ix_spend_ledger_tenant_day", LedgerEntry.tenant_id, LedgerEntry.day)

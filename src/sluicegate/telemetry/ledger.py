@@ -1,0 +1,162 @@
+"""The spend ledger: one row per request (refused ones included), spooled to disk, written in batches.
+
+The finish stage only appends a line to the spool (no database I/O on the request path). A writer task
+reads the spool in order and inserts batches with ON CONFLICT DO NOTHING on the request id; while the
+database is away it retries with backoff and the records wait on disk, so after an outage or a killed
+process every record arrives exactly once. Memory stays bounded by one batch, whatever the outage length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from sluicegate.keys.clock import Clock, system_clock, utc
+from sluicegate.pipeline.context import RequestContext
+from sluicegate.store.spend import SpendLedger
+from sluicegate.telemetry.spool import Cursor, Spool
+
+log = logging.getLogger("sluicegate.ledger")
+
+
+def ledger_row(ctx: RequestContext, now: float) -> dict[str, Any]:
+    """The ledger record of a finished request, as JSON-ready values (the spool's line format)."""
+    principal = ctx.principal
+    request = ctx.request
+    headers = ctx.headers
+    feature = headers.get("x-sluice-feature")
+    end_user = headers.get("x-sluice-user")
+    if request is not None:
+        end_user = request.user or end_user
+        if feature is None:
+            metadata = request.params.get("metadata")
+            if isinstance(metadata, dict) and isinstance(metadata.get("feature"), str):
+                feature = metadata["feature"]
+    usage = ctx.usage
+    deployment = ctx.deployment
+    latency = ctx.latency
+    ttft = ctx.time_to_first_token
+    return {
+        "request_id": ctx.request_id,
+        "ts": now,
+        "tenant_id": principal.tenant_id if principal else None,
+        "team_id": principal.team_id if principal else None,
+        "user_id": principal.user_id if principal else None,
+        "key_id": principal.key_id if principal else None,
+        "feature": feature[:200] if feature else None,
+        "end_user": end_user[:200] if end_user else None,
+        "endpoint": ctx.endpoint,
+        "model": ctx.model[:200],
+        "deployment": deployment.name if deployment else None,
+        "provider": deployment.endpoint.name if deployment else None,
+        "input_tokens": usage.input_tokens if usage else 0,
+        "output_tokens": usage.output_tokens if usage else 0,
+        "cached_input_tokens": usage.cached_input_tokens if usage else 0,
+        "reasoning_tokens": usage.reasoning_tokens if usage else 0,
+        "cost_micros": ctx.cost_micros,
+        "latency_ms": round(latency * 1000, 3) if latency is not None else None,
+        "ttft_ms": round(ttft * 1000, 3) if ttft is not None else None,
+        "cache_status": getattr(ctx, "cache_status", None),
+        "outcome": ctx.outcome,
+        "status": ctx.status,
+        "stream": bool(getattr(request, "stream", False)),
+    }
+
+
+def _db_row(record: dict[str, Any]) -> dict[str, Any]:
+    moment = utc(float(record["ts"]))
+    return {**record, "ts": moment, "day": moment.strftime("%Y-%m-%d")}
+
+
+class Ledger:
+    """The finish stage and its writer task."""
+
+    name = "ledger"
+
+    def __init__(
+        self,
+        spool: Spool,
+        table: SpendLedger,
+        *,
+        batch_size: int = 500,
+        timeout: float = 5.0,
+        clock: Clock = system_clock,
+    ) -> None:
+        self._spool = spool
+        self._table = table
+        self._batch_size = batch_size
+        self._timeout = timeout
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._cursor = Cursor(0, 0)
+        self.written = 0  # rows handed to the database (replayed duplicates included)
+        self.failures = 0
+        self.healthy = True
+
+    async def on_finish(self, ctx: RequestContext) -> None:
+        try:
+            self._spool.append(ledger_row(ctx, self._clock()))
+        except Exception as exc:  # a full disk must not fail the request; it is loud instead
+            log.error("could not spool the ledger record of %s: %s", ctx.request_id, type(exc).__name__)
+            return
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._cursor = self._spool.start()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._wake.set()  # replay whatever a previous process left
+
+    async def stop(self, drain_seconds: float = 5.0) -> None:
+        """Flushes what it can within `drain_seconds`; the rest stays in the spool for the next start."""
+        if self._task is None:
+            return
+        deadline = time.monotonic() + drain_seconds
+        while not self._spool.caught_up(self._cursor) and time.monotonic() < deadline and self.healthy:
+            self._wake.set()
+            await asyncio.sleep(0.02)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    def pending(self) -> bool:
+        return not self._spool.caught_up(self._cursor)
+
+    async def _run(self) -> None:
+        delay = 0.1
+        while True:
+            self._spool.sync_if_due()
+            records, after = self._spool.read(self._cursor, self._batch_size)
+            if not records:
+                if after != self._cursor:
+                    self._cursor = after
+                    self._spool.release_before(after)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+                continue
+            try:
+                await asyncio.wait_for(self._table.insert([_db_row(r) for r in records]), self._timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failures += 1
+                if self.healthy:
+                    log.error("ledger database unreachable (%s); records wait in the spool", type(exc).__name__)
+                self.healthy = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if not self.healthy:
+                log.warning("ledger database is back; replaying the spool")
+            self.healthy = True
+            delay = 0.1
+            self.written += len(records)
+            self._cursor = after
+            if self._spool.caught_up(after) and self._spool.size >= 256 * 1024:
+                self._spool.rotate()  # keeps what a restart must replay small
+            self._spool.release_before(after)

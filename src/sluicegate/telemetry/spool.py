@@ -1,0 +1,190 @@
+"""The on-disk, append-only spool of ledger records not yet known to be in the database.
+
+Each record is one JSON line, appended with a single `write` to the current segment file, so it is in the
+kernel's page cache before the request finishes: a killed process loses nothing. `fsync` policy: "always"
+(each record, survives power loss, slow), "interval" (default: at most every N seconds, so a power loss can
+cost the last interval) or "never" (the kernel decides). A reader follows the segments in order; a segment
+is deleted only once it has been rotated out and every record in it is in the database. Several gateway
+processes never share a segment: each takes the first unlocked `instance-N` folder under the spool
+directory, and so a restarted gateway adopts what a killed one left behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+log = logging.getLogger("sluicegate.ledger")
+
+FsyncPolicy = Literal["always", "interval", "never"]
+_SUFFIX = ".jsonl"
+
+
+@dataclass(slots=True)
+class Cursor:
+    segment: int
+    offset: int
+
+
+class Spool:
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        fsync: FsyncPolicy = "interval",
+        fsync_interval: float = 1.0,
+        segment_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        self.root = Path(root)
+        self._fsync = fsync
+        self._fsync_interval = fsync_interval
+        self._segment_bytes = segment_bytes
+        self._lock_fd = -1
+        self._fd = -1
+        self.directory = Path()
+        self.segment = 0
+        self._size = 0
+        self._dirty = False
+        self._last_sync = 0.0
+        self.appended = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        for n in range(1024):
+            directory = self.root / f"instance-{n}"
+            directory.mkdir(exist_ok=True)
+            fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self._lock_fd = fd
+            self.directory = directory
+            break
+        else:
+            raise RuntimeError(f"no free spool folder under {self.root}")
+        segments = self.segments()
+        self.segment = (segments[-1] + 1) if segments else 1
+        self._open_segment()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            if self._fsync != "never":
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = -1
+
+    # -- writing --------------------------------------------------------------------------------------
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = orjson.dumps(record) + b"\n"
+        os.write(self._fd, line)
+        self._size += len(line)
+        self.appended += 1
+        if self._fsync == "always":
+            os.fsync(self._fd)
+        else:
+            self._dirty = True
+        if self._size >= self._segment_bytes:
+            self.rotate()
+
+    def sync_if_due(self, now: float | None = None) -> None:
+        """Called by the ledger's writer loop; fsyncs at most every interval under the "interval" policy."""
+        if not self._dirty or self._fsync != "interval" or self._fd < 0:
+            return
+        now = time.monotonic() if now is None else now
+        if now - self._last_sync >= self._fsync_interval:
+            os.fsync(self._fd)
+            self._dirty = False
+            self._last_sync = now
+
+    def rotate(self) -> None:
+        if self._fsync != "never":
+            os.fsync(self._fd)
+        os.close(self._fd)
+        self.segment += 1
+        self._open_segment()
+
+    def _open_segment(self) -> None:
+        path = self._path(self.segment)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._size = os.fstat(self._fd).st_size
+        self._dirty = False
+
+    # -- reading --------------------------------------------------------------------------------------
+
+    def segments(self) -> list[int]:
+        return sorted(int(p.name[: -len(_SUFFIX)]) for p in self.directory.glob(f"*{_SUFFIX}"))
+
+    def _path(self, segment: int) -> Path:
+        return self.directory / f"{segment:012d}{_SUFFIX}"
+
+    def start(self) -> Cursor:
+        segments = self.segments()
+        return Cursor(segments[0] if segments else self.segment, 0)
+
+    def read(self, cursor: Cursor, limit: int) -> tuple[list[dict[str, Any]], Cursor]:
+        """Up to `limit` whole records from `cursor` on, and the cursor after them. Skips finished segments."""
+        records: list[dict[str, Any]] = []
+        segment, offset = cursor.segment, cursor.offset
+        while len(records) < limit:
+            path = self._path(segment)
+            data = b""
+            if path.exists():
+                with path.open("rb") as handle:
+                    handle.seek(offset)
+                    data = handle.read(256 * 1024)
+            end = data.rfind(b"\n")
+            if end < 0:
+                if segment < self.segment:  # a rotated-out segment read to its end: go on to the next
+                    segment, offset = segment + 1, 0
+                    continue
+                break
+            consumed = 0
+            for line in data[: end + 1].split(b"\n")[:-1]:
+                consumed += len(line) + 1
+                if not line:
+                    continue
+                try:
+                    records.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    log.error("skipping a torn spool line in %s at byte %d", path.name, offset + consumed)
+                if len(records) >= limit:
+                    break
+            offset += consumed
+        return records, Cursor(segment, offset)
+
+    def release_before(self, cursor: Cursor) -> None:
+        """Deletes the segments wholly before `cursor`: every record in them is in the database."""
+        for segment in self.segments():
+            if segment >= cursor.segment or segment >= self.segment:
+                break
+            self._path(segment).unlink(missing_ok=True)
+
+    def caught_up(self, cursor: Cursor) -> bool:
+        return cursor.segment == self.segment and cursor.offset >= self._size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def pending_bytes(self, cursor: Cursor) -> int:
+        total = 0
+        for segment in self.segments():
+            if segment >= cursor.segment:
+                size = self._path(segment).stat().st_size
+                total += size - (cursor.offset if segment == cursor.segment else 0)
+        return total
