@@ -1,0 +1,147 @@
+"""The spool and the ledger writer: order, batching, outages, restarts, torn lines, one folder per process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sluicegate.canonical import ChatRequest, Usage
+from sluicegate.pipeline.context import RequestContext
+from sluicegate.principal import Principal
+from sluicegate.telemetry.ledger import Ledger, ledger_row
+from sluicegate.telemetry.spool import Spool
+
+
+class FlakyTable:
+    """Stands in for the database table: can be made unreachable; keeps rows by request id like the real one."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Mapping[str, Any]] = {}
+        self.order: list[str] = []
+        self.down = False
+        self.batches = 0
+
+    async def insert(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if self.down:
+            raise ConnectionRefusedError("database down")
+        self.batches += 1
+        for row in rows:
+            if row["request_id"] not in self.rows:
+                self.rows[row["request_id"]] = row
+                self.order.append(row["request_id"])
+
+
+def ctx(n: int) -> RequestContext:
+    request = ChatRequest(model="gpt-4o-mini", messages=[], user="end-user-7", params={"metadata": {"feature": "f"}})
+    c = RequestContext(f"req_{n:05d}", "chat", "openai", {"x-sluice-feature": "search"}, request)
+    c.principal = Principal(key_id="key_1", tenant_id="acme", team_id="search", user_id="alice")
+    c.usage = Usage(input_tokens=10, output_tokens=n)
+    c.cost_micros = n * 3
+    c.finished_at = c.started + 0.01
+    return c
+
+
+async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def test_ledger_row_attribution() -> None:
+    row = ledger_row(ctx(3), 1_790_000_000.0)
+    assert row["feature"] == "search"  # the header wins over metadata.feature
+    assert row["end_user"] == "end-user-7"
+    assert (row["tenant_id"], row["team_id"], row["user_id"], row["key_id"]) == ("acme", "search", "alice", "key_1")
+    assert row["cost_micros"] == 9 and row["output_tokens"] == 3 and row["latency_ms"] is not None
+    refused = RequestContext("req_x", "chat", "openai", {}, None)
+    refused.status, refused.outcome = 401, "client_error"
+    row = ledger_row(refused, 0.0)
+    assert row["key_id"] is None and row["status"] == 401 and row["cost_micros"] is None
+
+
+async def test_rows_reach_the_table_in_order_in_batches(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.open()
+    table = FlakyTable()
+    ledger = Ledger(spool, table, batch_size=50)  # type: ignore[arg-type]
+    await ledger.start()
+    for n in range(300):
+        await ledger.on_finish(ctx(n))
+    await wait_for(lambda: len(table.rows) == 300)
+    assert table.order == [f"req_{n:05d}" for n in range(300)]
+    assert table.batches < 300
+    await ledger.stop()
+    spool.close()
+
+
+async def test_outage_waits_in_the_spool_and_replays_once(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, segment_bytes=4096)  # small segments: rotation and deletion are exercised
+    spool.open()
+    table = FlakyTable()
+    table.down = True
+    ledger = Ledger(spool, table, batch_size=40)  # type: ignore[arg-type]
+    await ledger.start()
+    for n in range(200):
+        await ledger.on_finish(ctx(n))
+    await asyncio.sleep(0.3)
+    assert not table.rows and not ledger.healthy
+    assert len(spool.segments()) > 3
+    table.down = False
+    await wait_for(lambda: len(table.rows) == 200)
+    assert table.order == [f"req_{n:05d}" for n in range(200)]
+    await wait_for(lambda: len(spool.segments()) == 1)  # finished segments are deleted
+    await ledger.stop()
+    spool.close()
+
+
+async def test_restart_replays_what_the_last_process_left_without_doubling(tmp_path: Path) -> None:
+    table = FlakyTable()
+    first = Spool(tmp_path)
+    first.open()
+    ledger = Ledger(first, table, batch_size=10)  # type: ignore[arg-type]
+    await ledger.start()
+    for n in range(30):
+        await ledger.on_finish(ctx(n))
+    await wait_for(lambda: len(table.rows) == 30)
+    table.down = True
+    for n in range(30, 60):
+        await ledger.on_finish(ctx(n))
+    await ledger.stop(drain_seconds=0.2)  # the process dies with 30 rows unwritten
+    first.close()
+
+    table.down = False
+    second = Spool(tmp_path)
+    second.open()
+    assert second.directory == first.directory  # the restarted process adopts the same folder
+    replay = Ledger(second, table, batch_size=10)  # type: ignore[arg-type]
+    await replay.start()
+    await wait_for(lambda: len(table.rows) == 60)
+    await asyncio.sleep(0.2)
+    assert len(table.order) == 60 and table.order == [f"req_{n:05d}" for n in range(60)]
+    await replay.stop()
+    second.close()
+
+
+async def test_torn_last_line_is_skipped_not_fatal(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.open()
+    spool.append({"request_id": "a"})
+    with (spool.directory / f"{spool.segment:012d}.jsonl").open("ab") as raw:
+        raw.write(b'{"request_id": "tor\n')
+    spool.append({"request_id": "b"})
+    records, _ = spool.read(spool.start(), 100)
+    assert [r["request_id"] for r in records] == ["a", "b"]
+    spool.close()
+
+
+def test_two_processes_never_share_a_spool_folder(tmp_path: Path) -> None:
+    one, two = Spool(tmp_path), Spool(tmp_path)
+    one.open()
+    two.open()
+    assert one.directory != two.directory
+    one.close()
+    two.close()
