@@ -78,6 +78,7 @@ def start_process(
         stdout=stdout.open("wb"),
         stderr=stderr.open("wb"),
         env=full_env,
+        cwd=workdir,  # the embedded store (.sluicegate/) lands in the test's own folder
     )
     proc = Proc(process, port, stdout, stderr)
     try:

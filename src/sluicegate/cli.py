@@ -139,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
     check.set_defaults(func=_check_config)
+
+    from sluicegate.keys.cli import add_commands
+
+    add_commands(commands)
     return parser
 
 

@@ -4,8 +4,6 @@ A thin FastAPI layer over `AdminService`, which holds every rule about who may d
 in the same `{"error": {...}}` shape as the inference API.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request

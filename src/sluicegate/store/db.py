@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -94,6 +95,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _upgrade(connection: Connection) -> None:
     from alembic import command
     from alembic.config import Config
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin at INFO is noise here
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
