@@ -151,6 +151,8 @@ models:
     deployments:
       - provider: sim
         model: faulty-model
+    routing:  # these tests check how each failure reaches the client, so the breaker must not step in
+      breaker: {{enabled: false}}
   - name: slow
     deployments:
       - provider: sim

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sluicegate.config.schema import DeploymentConfig, GatewayConfig
 from sluicegate.pricing import Price, PriceTable
 from sluicegate.providers.base import Endpoint, ProviderAdapter
 from sluicegate.providers.registry import adapter_for
+from sluicegate.routing.config import GroupRoutingConfig
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -21,6 +22,12 @@ class Deployment:
     weight: float = 1.0
     region: str | None = None
     price: Price | None = None  # None: unknown, and then the cost of a call is unknown too
+    capabilities: frozenset[str] = frozenset()
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    latency_target_ms: float | None = None
 
     @property
     def family(self) -> str:
@@ -32,6 +39,7 @@ class ModelGroup:
     name: str
     kind: str  # "chat" | "embedding"
     deployments: tuple[Deployment, ...]
+    routing: GroupRoutingConfig = field(default_factory=GroupRoutingConfig)
 
 
 class ModelCatalog:
@@ -56,14 +64,21 @@ class ModelCatalog:
                     Deployment(
                         name=d.name,
                         model=d.model,
-                        endpoint=endpoints[d.provider],
+                        endpoint=_endpoint(endpoints[d.provider], d),
                         adapter=adapters[d.provider],
                         weight=d.weight,
                         region=d.region,
                         price=_price(d, prices),
+                        capabilities=frozenset(d.capabilities),
+                        context_window=d.context_window,
+                        max_output_tokens=d.max_output_tokens,
+                        rpm=d.rpm,
+                        tpm=d.tpm,
+                        latency_target_ms=d.latency_target_ms,
                     )
                     for d in group.deployments
                 ),
+                group.routing,
             )
             for group in config.models
         }
@@ -77,6 +92,14 @@ class ModelCatalog:
 
     def __contains__(self, name: object) -> bool:
         return name in self._groups
+
+
+def _endpoint(provider: Endpoint, deployment: DeploymentConfig) -> Endpoint:
+    """The provider's endpoint, or a copy with this deployment's own timeouts (and its own pool)."""
+    if deployment.timeouts is None:
+        return provider
+    config = provider.config.model_copy(update={"timeouts": deployment.timeouts})
+    return Endpoint(f"{provider.name}#{deployment.name}", config, provider.api_key)
 
 
 def _price(deployment: DeploymentConfig, prices: PriceTable) -> Price | None:

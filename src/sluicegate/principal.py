@@ -49,6 +49,7 @@ class Principal:
     user_id: str | None = None
     allowed_models: tuple[str, ...] = ()  # names or globs; empty means every model
     max_tokens_cap: int | None = None
+    allowed_regions: tuple[str, ...] = ()  # data residency: deployment regions (or prefixes like "eu"); empty: any
     guardrail_level: str | None = None
     metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     scopes: tuple[Scope, ...] = ()  # every entity this request counts against, with its limits

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sluicegate.routing.config import GroupRoutingConfig, RoutingConfig
+
 # Families with an adapter today; the provider-adapters work adds anthropic, gemini, bedrock and azure.
 ProviderKind = Literal["openai", "openai_compatible"]
 
@@ -23,6 +25,7 @@ class Timeouts(_Strict):
     first_byte: float = Field(120.0, gt=0)
     idle: float = Field(60.0, gt=0)
     total: float = Field(600.0, gt=0)
+    first_token: float | None = Field(None, gt=0)  # streams: first content token (default: first_byte)
 
 
 class ProviderConfig(_Strict):
@@ -54,6 +57,13 @@ class DeploymentConfig(_Strict):
     weight: float = Field(1.0, gt=0)
     region: str | None = None
     price: PriceConfig | None = None  # default: the shipped price table, looked up by `model`
+    capabilities: list[str] = Field(default_factory=list)  # vision, tools, long_context, reasoning, code, ...
+    context_window: int | None = Field(None, ge=1)  # prompt + output tokens; None: not checked
+    max_output_tokens: int | None = Field(None, ge=1)
+    rpm: int | None = Field(None, ge=1)  # the upstream's own limits, for usage-based routing
+    tpm: int | None = Field(None, ge=1)
+    latency_target_ms: float | None = Field(None, gt=0)  # also the slow-call threshold of its breaker
+    timeouts: Timeouts | None = None  # overrides the provider's timeouts for this deployment
 
     @property
     def name(self) -> str:
@@ -66,6 +76,7 @@ class ModelGroupConfig(_Strict):
     name: str = Field(min_length=1)
     kind: Literal["chat", "embedding"] = "chat"
     deployments: list[DeploymentConfig] = Field(min_length=1)
+    routing: GroupRoutingConfig = GroupRoutingConfig()
 
 
 class AccessLogConfig(_Strict):
@@ -108,6 +119,7 @@ class GatewayConfig(_Strict):
     redis: RedisConfig = RedisConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: list[ModelGroupConfig] = Field(default_factory=list)
+    routing: RoutingConfig = RoutingConfig()
 
     def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Cross-references a field validator cannot see: (path, message) for each broken one."""

@@ -5,13 +5,26 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from sluicegate.canonical import ChatRequest, EmbeddingRequest, Usage
 from sluicegate.catalog import Deployment, ModelGroup
 from sluicegate.principal import Principal
 
 Endpoint = Literal["chat", "embeddings"]
+
+
+@dataclass(slots=True)
+class SideAttempt:
+    """An upstream call that cost tokens but did not produce the answer (a hedged request's loser).
+
+    `usage` is what the provider reported when it finished; for a call cancelled before it reported,
+    `estimated` is True and `usage` holds the counted prompt tokens (output tokens streamed so far, if any).
+    """
+
+    deployment: Deployment
+    usage: Usage
+    estimated: bool
 
 
 @dataclass(slots=True, eq=False)
@@ -27,6 +40,9 @@ class RequestContext:
     deployment: Deployment | None = None
     route_reason: str = ""
     attempts: int = 0
+    attempt_log: list[str] = field(default_factory=list)  # "deployment:outcome" per upstream attempt
+    side_attempts: list[SideAttempt] = field(default_factory=list)  # costs beside the answer (hedging)
+    route_plan: Any = None  # sluicegate.routing.router.RoutePlan, set by the route stage for execute
     usage: Usage | None = None
     status: int = 200
     outcome: str = "ok"  # ok | an ErrorClass value | client_error | cancelled | internal_error

@@ -46,6 +46,14 @@ class Record:
             "outcome": ctx.outcome,
             "stream": getattr(ctx.request, "stream", False),
             "attempts": ctx.attempts,
+            "route_reason": ctx.route_reason or None,
+            "attempt_log": ctx.attempt_log or None,
+            "side_attempts": [
+                {"deployment": a.deployment.name, "input_tokens": a.usage.input_tokens,
+                 "output_tokens": a.usage.output_tokens, "estimated": a.estimated}
+                for a in ctx.side_attempts
+            ]
+            or None,
             "input_tokens": usage.input_tokens if usage else None,
             "output_tokens": usage.output_tokens if usage else None,
             "cached_input_tokens": usage.cached_input_tokens if usage else None,

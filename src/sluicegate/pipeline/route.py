@@ -1,21 +1,22 @@
-"""The route stage: logical model name -> the deployment that will serve it, and why."""
+"""The route stage: logical model name -> the deployment to try first, the fallback chain, and why."""
 
 from __future__ import annotations
 
 from sluicegate.catalog import ModelCatalog
-from sluicegate.errors import bad_request, model_not_found
+from sluicegate.errors import GatewayError, bad_request, model_not_found
 from sluicegate.pipeline.context import RequestContext
+from sluicegate.routing.needs import count_prompt, needs_of
+from sluicegate.routing.router import RoutePlan, Router
 
 _KIND_OF_ENDPOINT = {"chat": "chat", "embeddings": "embedding"}
 
 
-class FirstDeploymentRoute:
-    """Picks the group's first deployment. The routing strategies replace this stage."""
-
+class Route:
     name = "route"
 
-    def __init__(self, catalog: ModelCatalog) -> None:
+    def __init__(self, catalog: ModelCatalog, router: Router) -> None:
         self._catalog = catalog
+        self._router = router
 
     async def on_request(self, ctx: RequestContext) -> None:
         group = self._catalog.get(ctx.model)
@@ -27,6 +28,36 @@ class FirstDeploymentRoute:
                 param="model",
                 code="model_not_supported",
             )
-        ctx.group = group
-        ctx.deployment = group.deployments[0]
-        ctx.route_reason = "first: first deployment of the group"
+        assert ctx.request is not None
+        principal = ctx.principal
+        regions = frozenset(principal.allowed_regions) if principal and principal.allowed_regions else None
+        needs = needs_of(ctx.request, ctx.headers, regions)
+        router = self._router
+        if router.needs_counting(group, needs):
+            count_prompt(needs, ctx.request)
+        try:
+            plan = router.plan(group, needs)
+        except GatewayError as error:
+            plan = self._context_fallback(ctx, error, group.routing.fallbacks_by_error.get("context_window", []))
+        ctx.group = plan.group
+        ctx.route_plan = plan
+        ctx.deployment = plan.chain[0] if plan.chain else None
+        ctx.route_reason = plan.reason
+
+    def _context_fallback(self, ctx: RequestContext, error: GatewayError, fallbacks: list[str]) -> RoutePlan:
+        """A prompt too long for every deployment goes to the group's `context_window` fallback, if any."""
+        if error.code != "context_length_exceeded" or not fallbacks:
+            raise error
+        assert ctx.request is not None
+        for group in self._router.groups(fallbacks):
+            principal = ctx.principal
+            regions = frozenset(principal.allowed_regions) if principal and principal.allowed_regions else None
+            needs = needs_of(ctx.request, ctx.headers, regions)
+            tokens = count_prompt(needs, ctx.request)
+            try:
+                plan = self._router.plan(group, needs)
+            except GatewayError:
+                continue
+            plan.reason = f"context: {tokens} tokens too long for {ctx.model}, {plan.reason}"
+            return plan
+        raise error

@@ -18,6 +18,7 @@ from sluicegate.canonical import ChatRequest
 from sluicegate.errors import GatewayError, internal_error, not_found, payload_too_large, scrub
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.pricing import micros_to_usd
+from sluicegate.routing import admin as routing_admin
 from sluicegate.server.admin import create_admin_app
 from sluicegate.server.gateway import Gateway
 from sluicegate.wire import ClientWire
@@ -91,6 +92,8 @@ class GatewayApp:
         self._routes[("GET", "/health/live")] = self._live
         self._routes[("GET", "/health/ready")] = self._ready
         self._routes[("GET", "/metrics")] = self._metrics
+        self._routes[("GET", "/admin/routing/deployments")] = self._routing_deployments
+        self._routes[("PUT", "/admin/routing/breakers")] = self._routing_breaker
         self._admin = create_admin_app(gateway)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -225,6 +228,8 @@ class GatewayApp:
         if ctx.deployment is not None:
             headers.append((b"x-sluice-deployment", ctx.deployment.name.encode("latin-1")))
             headers.append((b"x-sluice-attempts", str(ctx.attempts).encode()))
+        if ctx.route_reason:
+            headers.append((b"x-sluice-route-reason", ctx.route_reason.encode("latin-1", "replace")))
         if ctx.response_headers:
             headers.extend(_encode_headers(ctx.response_headers))
         return headers
@@ -260,8 +265,36 @@ class GatewayApp:
             "models": [
                 {"name": group.name, "deployments": [d.name for d in group.deployments]} for group in gateway.catalog
             ],
+            "breakers": routing_admin.breaker_states(gateway.router),
         }
         await _send(send, 200 if gateway.ready else 503, orjson.dumps(body), [_JSON])
+
+    async def _routing_admin(self, scope: Scope, receive: Receive, send: Send, body: bool) -> None:
+        """Routing's admin endpoints (master key only): breaker states and latency stats, breaker overrides."""
+        headers = _headers(scope)
+        try:
+            principal = await self.gateway.auth.authenticate(headers)
+            if principal.role != "master":
+                raise GatewayError(403, "The routing admin endpoints need the master key.", type="permission_error")
+            if body:
+                raw = await _read_body(receive, headers, self._max_body)
+                try:
+                    payload = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    payload = None
+                result: Any = routing_admin.override_breaker(self.gateway.router, payload)
+            else:
+                result = {"deployments": routing_admin.deployments_report(self.gateway.router)}
+        except GatewayError as error:
+            await _send(send, error.status, openai_wire.error_body(error), [_JSON])
+            return
+        await _send(send, 200, orjson.dumps(result), [_JSON])
+
+    async def _routing_deployments(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._routing_admin(scope, receive, send, body=False)
+
+    async def _routing_breaker(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._routing_admin(scope, receive, send, body=True)
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         metrics = self.gateway.metrics

@@ -1,0 +1,53 @@
+"""What the operator sees and controls of routing: breaker states, latency statistics, breaker overrides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluicegate.errors import GatewayError, bad_request
+from sluicegate.routing.breaker import BreakerState
+from sluicegate.routing.router import Router
+
+_OVERRIDES = {"open": BreakerState.OPEN, "closed": BreakerState.CLOSED, "auto": None}
+
+
+def breaker_states(router: Router) -> dict[str, str]:
+    """deployment -> breaker state, for /health/ready."""
+    return {name: str(h.breaker.state) for name, h in router.health.items()}
+
+
+def deployments_report(router: Router) -> list[dict[str, Any]]:
+    """Every deployment with its breaker, load, recent usage and latency statistics."""
+    report = []
+    for name, h in router.health.items():
+        breaker = h.breaker
+        report.append(
+            {
+                "deployment": name,
+                "region": h.deployment.region,
+                "breaker": {
+                    "state": str(breaker.state),
+                    "forced": str(breaker.forced) if breaker.forced else None,
+                    "reason": breaker.reason,
+                    "retry_in_s": round(breaker.retry_in(), 3),
+                    "transitions": len(breaker.transitions),
+                },
+                "in_flight": h.limit.in_flight,
+                "concurrency_limit": round(h.limit.limit, 2),
+                "requests_last_minute": h.usage.requests,
+                "tokens_last_minute": h.usage.tokens,
+                "latency": h.stats.as_dict(),
+            }
+        )
+    return report
+
+
+def override_breaker(router: Router, body: Any) -> dict[str, Any]:
+    """`{"deployment": name, "state": "open" | "closed" | "auto"}`: hold a breaker, or give it back."""
+    if not isinstance(body, dict) or not isinstance(body.get("deployment"), str) or body.get("state") not in _OVERRIDES:
+        raise bad_request('Expected {"deployment": "<name>", "state": "open" | "closed" | "auto"}.')
+    health = router.health.get(body["deployment"])
+    if health is None:
+        raise GatewayError(404, f"Unknown deployment '{body['deployment']}'.", code="not_found")
+    health.breaker.force(_OVERRIDES[body["state"]])
+    return {"deployment": body["deployment"], "state": str(health.breaker.state), "forced": body["state"] != "auto"}

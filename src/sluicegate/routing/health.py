@@ -1,0 +1,41 @@
+"""Everything the gateway knows about one deployment right now: breaker, latency, load and recent usage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sluicegate.catalog import Deployment
+from sluicegate.routing.aimd import ConcurrencyLimit
+from sluicegate.routing.breaker import CircuitBreaker
+from sluicegate.routing.config import BreakerConfig
+from sluicegate.routing.stats import LatencyStats
+from sluicegate.routing.usage import MinuteUsage
+
+Clock = Callable[[], float]
+
+
+class DeploymentHealth:
+    __slots__ = ("breaker", "deployment", "input_cost", "limit", "output_cost", "stats", "usage")
+
+    def __init__(
+        self, deployment: Deployment, breaker: BreakerConfig, window: int, max_concurrency: int, clock: Clock
+    ) -> None:
+        self.deployment = deployment
+        self.breaker = CircuitBreaker(breaker, clock, deployment.latency_target_ms)
+        self.stats = LatencyStats(window, clock)
+        self.limit = ConcurrencyLimit(max_concurrency, clock)
+        self.usage = MinuteUsage(clock)
+        price = deployment.price
+        # Floats are fine here: they only rank deployments; what is charged is computed in Decimal elsewhere.
+        self.input_cost = float(price.input) if price is not None else float("inf")
+        self.output_cost = float(price.output) if price is not None else float("inf")
+
+    def estimated_cost(self, prompt_tokens: int, output_tokens: int) -> float:
+        return self.input_cost * prompt_tokens + self.output_cost * output_tokens
+
+    def predicted_latency(self, stream: bool) -> float | None:
+        """Predicted p99 (seconds); with too few samples, the deployment's latency target if it has one."""
+        p99 = self.stats.predicted_p99(stream)
+        if p99 is None and self.deployment.latency_target_ms is not None:
+            return self.deployment.latency_target_ms / 1000
+        return p99

@@ -1,0 +1,167 @@
+"""The router: for one request and one model group, the ordered deployments to try and the reason.
+
+Hard filters first (capabilities, context window, data residency, breaker), then the group's strategy
+orders what is left. Deployments throttled by backpressure go to the end of the chain.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from sluicegate.catalog import Deployment, ModelCatalog, ModelGroup
+from sluicegate.errors import GatewayError, bad_request
+from sluicegate.routing.config import RoutingConfig
+from sluicegate.routing.health import DeploymentHealth
+from sluicegate.routing.needs import RequestNeeds
+from sluicegate.routing.retry import RetryBudget
+from sluicegate.routing.strategies import STRATEGIES
+
+Clock = Callable[[], float]
+
+
+@dataclass(slots=True)
+class RoutePlan:
+    group: ModelGroup
+    chain: list[Deployment]  # best first; may be empty when every breaker is open
+    reason: str
+    needs: RequestNeeds
+    blocked: list[DeploymentHealth] = field(default_factory=list)  # eligible but held out by a breaker
+
+
+def region_allowed(region: str | None, allowed: frozenset[str] | None) -> bool:
+    """`eu` allows `eu` and `eu-west-1`; a deployment without a region is never inside a restriction."""
+    if allowed is None:
+        return True
+    if region is None:
+        return False
+    return region in allowed or any(region.startswith(prefix + "-") for prefix in allowed)
+
+
+class Router:
+    def __init__(
+        self,
+        catalog: ModelCatalog,
+        config: RoutingConfig,
+        *,
+        clock: Clock = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.config = config
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.health: dict[str, DeploymentHealth] = {}
+        self._members: dict[str, list[DeploymentHealth]] = {}
+        self._min_window: dict[str, int | None] = {}  # the smallest declared context window per group
+        for group in catalog:
+            members = []
+            for d in group.deployments:
+                h = self.health.get(d.name)
+                if h is None:
+                    h = DeploymentHealth(
+                        d, group.routing.breaker, config.latency_window, config.aimd_max_concurrency, clock
+                    )
+                    self.health[d.name] = h
+                members.append(h)
+            self._members[group.name] = members
+            windows = [d.context_window for d in group.deployments if d.context_window is not None]
+            self._min_window[group.name] = min(windows) if windows else None
+        self.retry_budget = RetryBudget(config.retry_budget_ratio, config.retry_budget_min_per_s, clock)
+
+    def members(self, group: ModelGroup) -> list[DeploymentHealth]:
+        return self._members[group.name]
+
+    def needs_counting(self, group: ModelGroup, needs: RequestNeeds) -> bool:
+        """Whether the prompt must be counted exactly: only when its upper bound may not fit some window."""
+        smallest = self._min_window.get(group.name)
+        return smallest is not None and needs.prompt_bound + (needs.max_tokens or 0) > smallest
+
+    def plan(self, group: ModelGroup, needs: RequestNeeds) -> RoutePlan:
+        """The chain for this group; raises a clear 400/403 when no deployment of it could ever serve."""
+        members = self._members[group.name]
+        eligible: list[DeploymentHealth] = []
+        too_small: list[int] = []
+        no_capability = out_of_region = 0
+        prompt = needs.prompt_tokens
+        wanted = needs.capabilities
+        regions = needs.regions
+        for h in members:
+            d = h.deployment
+            if wanted and d.capabilities and not wanted <= d.capabilities:
+                no_capability += 1
+                continue
+            if regions is not None and not region_allowed(d.region, regions):
+                out_of_region += 1
+                continue
+            if (
+                prompt is not None
+                and d.context_window is not None
+                and prompt + (needs.max_tokens or 0) > d.context_window
+            ):
+                too_small.append(d.context_window)
+                continue
+            eligible.append(h)
+        if not eligible:
+            raise self._unservable(group, needs, too_small, no_capability, out_of_region)
+        ready: list[DeploymentHealth] = []
+        busy: list[DeploymentHealth] = []
+        blocked: list[DeploymentHealth] = []
+        for h in eligible:
+            if not h.breaker.would_allow():
+                blocked.append(h)
+            elif h.limit.saturated:
+                busy.append(h)
+            else:
+                ready.append(h)
+        strategy = STRATEGIES[group.routing.strategy]
+        explore = self.config.exploration_share
+        if ready:
+            ranked, reason = strategy(ready, needs, self.rng, explore)
+            if busy:
+                ranked += strategy(busy, needs, self.rng, explore)[0]
+        elif busy:
+            ranked, reason = strategy(busy, needs, self.rng, explore)
+            reason += ", all at their concurrency limit"
+        else:
+            ranked, reason = [], f"none: {len(blocked)} of {len(members)} deployments have an open breaker"
+        if blocked and ranked:
+            reason += f", {len(blocked)} breaker-open"
+        return RoutePlan(group, [h.deployment for h in ranked], reason, needs, blocked)
+
+    def _unservable(
+        self, group: ModelGroup, needs: RequestNeeds, too_small: list[int], no_capability: int, out_of_region: int
+    ) -> GatewayError:
+        if out_of_region and not too_small and not no_capability:
+            allowed = ", ".join(sorted(needs.regions or ()))
+            return GatewayError(
+                403,
+                f"No deployment of '{group.name}' is in a region this key may use ({allowed}).",
+                type="permission_error",
+                code="region_not_allowed",
+                param="model",
+            )
+        if too_small and not no_capability:
+            largest = max(too_small)
+            return bad_request(
+                f"This request needs {needs.prompt_estimate + (needs.max_tokens or 0)} tokens (prompt "
+                f"{needs.prompt_estimate}"
+                + (f" + max_tokens {needs.max_tokens}" if needs.max_tokens else "")
+                + f"); the largest context window of '{group.name}' is {largest} tokens.",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        wanted = ", ".join(sorted(needs.capabilities))
+        return bad_request(
+            f"No deployment of '{group.name}' supports what this request needs ({wanted}).",
+            param="model",
+            code="model_not_capable",
+        )
+
+    def health_of(self, deployment: Deployment) -> DeploymentHealth:
+        return self.health[deployment.name]
+
+    def groups(self, names: Iterable[str]) -> list[ModelGroup]:
+        return [g for g in (self.catalog.get(n) for n in names) if g is not None]
