@@ -17,25 +17,15 @@ class Record:
         self._access_log = access_log
 
     async def on_finish(self, ctx: RequestContext) -> None:
-        metrics = self._metrics
-        model = metrics.model_label(ctx.model)
-        status = str(ctx.status)
         latency = ctx.latency or 0.0
         ttft = ctx.time_to_first_token
-        metrics.requests.labels(model, ctx.endpoint, status).inc()
-        metrics.latency.labels(model, status).observe(latency)
-        if ctx.outcome != "ok":
-            metrics.errors.labels(model, ctx.outcome).inc()
-        if ttft is not None:
-            metrics.ttft.labels(model).observe(ttft)
         usage = ctx.usage
-        if usage is not None:
-            metrics.tokens.labels(model, "input").inc(usage.input_tokens)
-            metrics.tokens.labels(model, "output").inc(usage.output_tokens)
-            if usage.cached_input_tokens:
-                metrics.tokens.labels(model, "cached_input").inc(usage.cached_input_tokens)
-            if usage.reasoning_tokens:
-                metrics.tokens.labels(model, "reasoning").inc(usage.reasoning_tokens)
+        tokens = (
+            (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, usage.reasoning_tokens)
+            if usage is not None
+            else None
+        )
+        self._metrics.observe(ctx.model, ctx.endpoint, ctx.status, ctx.outcome, latency, ttft, tokens)
         entry: dict[str, Any] = {
             "request_id": ctx.request_id,
             "key_id": ctx.principal.key_id if ctx.principal else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -10,6 +11,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 UNKNOWN_MODEL = "unknown"
+_TOKEN_KINDS = ("input", "output", "cached_input", "reasoning")
 
 
 class GatewayMetrics:
@@ -50,6 +52,39 @@ class GatewayMetrics:
             ("model", "kind"),
             registry=self.registry,
         )
+        # Labelled children looked up once per label set: `labels()` is costly on the hot path.
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def observe(
+        self,
+        model: str,
+        endpoint: str,
+        status: int,
+        outcome: str,
+        latency: float,
+        ttft: float | None,
+        tokens: tuple[int, int, int, int] | None,
+    ) -> None:
+        """One finished request. `tokens` is (input, output, cached_input, reasoning)."""
+        model = model if model in self._models else UNKNOWN_MODEL
+        code = str(status)
+        self._child(self.requests, model, endpoint, code).inc()
+        self._child(self.latency, model, code).observe(latency)
+        if outcome != "ok":
+            self._child(self.errors, model, outcome).inc()
+        if ttft is not None:
+            self._child(self.ttft, model).observe(ttft)
+        if tokens is not None:
+            for kind, count in zip(_TOKEN_KINDS, tokens, strict=True):
+                if count:
+                    self._child(self.tokens, model, kind).inc(count)
 
     def model_label(self, model: str) -> str:
         return model if model in self._models else UNKNOWN_MODEL
