@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluicegate.routing.config import GroupRoutingConfig, RoutingConfig
+from sluicegate.state.config import BudgetsConfig, LimitsConfig
 
 # Families with an adapter today; the provider-adapters work adds anthropic, gemini, bedrock and azure.
 ProviderKind = Literal["openai", "openai_compatible"]
@@ -120,6 +121,8 @@ class GatewayConfig(_Strict):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: list[ModelGroupConfig] = Field(default_factory=list)
     routing: RoutingConfig = RoutingConfig()
+    budgets: BudgetsConfig = BudgetsConfig()
+    limits: LimitsConfig = LimitsConfig()
 
     def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Cross-references a field validator cannot see: (path, message) for each broken one."""

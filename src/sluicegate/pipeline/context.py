@@ -43,6 +43,9 @@ class RequestContext:
     attempt_log: list[str] = field(default_factory=list)  # "deployment:outcome" per upstream attempt
     side_attempts: list[SideAttempt] = field(default_factory=list)  # costs beside the answer (hedging)
     route_plan: Any = None  # sluicegate.routing.router.RoutePlan, set by the route stage for execute
+    admission: Any = None  # sluicegate.pipeline.admission.Ticket: what admission reserved, for meter and settle
+    cut_off: bool = False  # the meter ended the stream (the reservation would have been overrun)
+    usage_extension: dict[str, Any] | None = None  # added to the usage object as `sluicegate`
     usage: Usage | None = None
     status: int = 200
     outcome: str = "ok"  # ok | an ErrorClass value | client_error | cancelled | internal_error

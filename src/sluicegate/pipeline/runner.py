@@ -104,6 +104,8 @@ class Pipeline:
                     chunk = processed
                 else:
                     yield chunk
+                if ctx.cut_off:  # the meter ended the stream: stop reading (and paying for) the upstream
+                    break
         except UpstreamError as error:
             raise client_error(ctx, error) from None
         finally:

@@ -178,6 +178,8 @@ class GatewayApp:
                 extension = None
                 if chunk.usage is not None and ctx.cost_micros is not None:
                     extension = {"cost_usd": micros_to_usd(ctx.cost_micros)}
+                if chunk.usage is not None and ctx.usage_extension:
+                    extension = {**(extension or {}), **ctx.usage_extension}
                 data = encoder.encode(chunk, extension)
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})

@@ -10,9 +10,11 @@ from sluicegate.config.schema import GatewayConfig
 from sluicegate.keys.accounts import Accounts
 from sluicegate.pipeline import Pipeline
 from sluicegate.pipeline.execute import Execute
+from sluicegate.pipeline.limits import BudgetsAndLimits
 from sluicegate.pipeline.record import Record
 from sluicegate.pipeline.route import Route
 from sluicegate.providers.http import UpstreamClient
+from sluicegate.routing.metrics import RoutingCollector
 from sluicegate.routing.router import Router
 from sluicegate.telemetry.access_log import AccessLog
 from sluicegate.telemetry.metrics import GatewayMetrics
@@ -37,16 +39,19 @@ class Gateway:
         self.config = config
         self.catalog = ModelCatalog.from_config(config, environ)
         self.upstream = UpstreamClient()
-        self.router = Router(self.catalog, config.routing)
         self.metrics = GatewayMetrics(group.name for group in self.catalog)
+        self.router = Router(self.catalog, config.routing)
+        self.metrics.registry.register(RoutingCollector(self.router))
         log_config = config.server.access_log
         self.access_log = access_log or AccessLog.open(log_config.path, log_config.enabled)
         self.accounts = Accounts(config, key, environ)
         self.auth = self.accounts.auth
+        self.limits = BudgetsAndLimits(config, self.catalog, self.metrics.registry)
         self.pipeline = Pipeline(
-            request_stages=[self.auth, Route(self.catalog, self.router)],
+            request_stages=[self.auth, self.limits.admission, Route(self.catalog, self.router)],
             execute=Execute(self.upstream, self.router),
-            finish_stages=[Record(self.metrics, self.access_log), self.accounts.ledger],
+            chunk_stages=[self.limits.meter],
+            finish_stages=[self.limits.settle, Record(self.metrics, self.access_log), self.accounts.ledger],
         )
         self.ready = False
 
@@ -59,6 +64,7 @@ class Gateway:
         self.ready = False
         await self.upstream.close()
         await self.accounts.stop()
+        await self.limits.stop()
         await self.access_log.stop()
 
     def models(self) -> list[tuple[str, str]]:

@@ -93,6 +93,7 @@ class OutagePolicyConfig(_Strict):
 
 class LimitsConfig(_Strict):
     backend: Literal["auto", "memory", "redis"] = "auto"  # auto: redis when `redis.url` is set
+    key_prefix: str = Field("sg", pattern=r"^[A-Za-z0-9_.-]+$")  # of every Redis key (several gateways per Redis)
     window_seconds: float = Field(60.0, gt=0)  # the sliding window of RPM and TPM (60 = per minute)
     global_: RateLimitConfig | None = Field(None, alias="global")
     queue: QueueConfig = QueueConfig()

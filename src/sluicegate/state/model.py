@@ -96,6 +96,7 @@ class Settlement:
     alert_thresholds: tuple[float, ...] = ()
     deployment: str | None = None  # also counted in this deployment's upstream window
     deployment_tokens: int = 0
+    backend: str = ""  # the backend that admitted the request (`Admission.backend`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,16 +113,6 @@ class Headroom:
     tokens: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class Override:
-    """An operator action on an entity: an emergency rate limit or economy mode, until `until`."""
-
-    kind: Literal["rate_limit", "economy"]
-    until: float
-    rpm: int = 0
-    tpm: int = 0
-
-
 @dataclass(slots=True)
 class RoundTrips:
     """Counts the backend's calls to its store (one per admission and one per settlement with Redis)."""
@@ -136,7 +127,9 @@ class HotState(Protocol):
     """Every admission and every settlement is one atomic operation on the backend."""
 
     name: str
-    round_trips: RoundTrips
+
+    @property
+    def round_trips(self) -> RoundTrips: ...
 
     async def admit(self, plan: AdmissionPlan) -> Admission: ...
 
@@ -145,10 +138,6 @@ class HotState(Protocol):
     async def deployment_headroom(self, deployment: str, rpm: int | None, tpm: int | None) -> Headroom: ...
 
     async def budget_status(self, tenant: str, scope: BudgetScope) -> BudgetStatus: ...
-
-    async def set_override(self, tenant: str, entity: str, override: Override | None) -> None: ...
-
-    async def overrides(self, tenant: str, entities: tuple[str, ...]) -> dict[str, Override]: ...
 
     async def close(self) -> None: ...
 

@@ -10,6 +10,8 @@ import time
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from sluicegate.state.clock import Clock
 from sluicegate.state.model import (
@@ -66,7 +68,8 @@ class RedisState:
         pool = aioredis.BlockingConnectionPool.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, max_connections=64, timeout=2.0
         )
-        client = aioredis.Redis(connection_pool=pool)
+        # No client-side retries: an outage must be seen within one timeout, and the policy takes over.
+        client = aioredis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
         return cls(client, prefix=prefix, window_seconds=window_seconds)
 
     def _key(self, tenant: str, scope: str, *parts: str) -> str:

@@ -1,0 +1,434 @@
+"""The admission stage: count the prompt, then check every rate limit and reserve the worst-case cost in
+every budget that applies, all at once and all or nothing, in one call to the hot state.
+
+Over a rate limit the request waits in a bounded fair queue, or gets 429 with `Retry-After`; over a budget
+it is downgraded to a cheaper model group or refused with `budget_exceeded`. Every admitted response carries
+OpenAI's `x-ratelimit-*` headers for its tightest scope.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sluicegate.canonical import ChatRequest, EmbeddingRequest
+from sluicegate.catalog import ModelCatalog, ModelGroup
+from sluicegate.errors import GatewayError
+from sluicegate.pipeline.context import RequestContext
+from sluicegate.pipeline.fair_queue import FairQueue, QueueFull
+from sluicegate.pricing import micros_to_usd
+from sluicegate.principal import Principal
+from sluicegate.state.config import BudgetConfig, BudgetsConfig, LimitsConfig, Period
+from sluicegate.state.metrics import LimitMetrics
+from sluicegate.state.model import (
+    PICO_PER_MICRO,
+    Admission,
+    AdmissionPlan,
+    BudgetScope,
+    HotState,
+    RateScope,
+    RateStatus,
+)
+from sluicegate.state.periods import period_bounds
+from sluicegate.tokens import TokenCounter
+
+PRIORITIES = {"low": 0, "normal": 1, "high": 2, "critical": 3}
+SESSION_HEADER = "x-sluice-session-id"
+PRIORITY_HEADER = "x-sluice-priority"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupCost:
+    """What admission needs of a model group before routing: the dearest prices and output limit."""
+
+    models: tuple[str, ...]
+    input_pico: int | None  # None: some deployment's price is unknown
+    output_pico: int | None
+    max_output_tokens: int
+
+
+@dataclass(slots=True)
+class Ticket:
+    """What admission reserved for a request, for the meter and for settlement."""
+
+    plan: AdmissionPlan
+    admission: Admission
+    prompt_tokens: int
+    prompt_exact: bool
+    input_pico: int
+    output_pico: int
+    output_tokens: int = 0  # counted as a stream flows
+    cut_off: bool = False
+    settled: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _pico(value: Decimal) -> int:
+    return math.ceil(value * PICO_PER_MICRO)
+
+
+def format_reset(seconds: float) -> str:
+    """A duration as OpenAI writes it in `x-ratelimit-reset-*`: 20ms, 1s, 8.64s, 6m0s."""
+    if seconds < 1:
+        return f"{max(0, math.ceil(seconds * 1000))}ms"
+    if seconds < 60:
+        return f"{math.ceil(seconds * 100) / 100:g}s"
+    minutes, rest = divmod(math.ceil(seconds), 60)
+    return f"{minutes}m{rest}s"
+
+
+def ratelimit_headers(statuses: tuple[RateStatus, ...]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    with_rpm = [s for s in statuses if s.rpm]
+    if with_rpm:
+        tight = min(with_rpm, key=lambda s: s.remaining_requests / s.rpm)
+        headers["x-ratelimit-limit-requests"] = str(tight.rpm)
+        headers["x-ratelimit-remaining-requests"] = str(max(0, tight.remaining_requests))
+        headers["x-ratelimit-reset-requests"] = format_reset(tight.reset_requests)
+    with_tpm = [s for s in statuses if s.tpm]
+    if with_tpm:
+        tight = min(with_tpm, key=lambda s: s.remaining_tokens / s.tpm)
+        headers["x-ratelimit-limit-tokens"] = str(tight.tpm)
+        headers["x-ratelimit-remaining-tokens"] = str(max(0, tight.remaining_tokens))
+        headers["x-ratelimit-reset-tokens"] = format_reset(tight.reset_tokens)
+    return headers
+
+
+class _Periods:
+    """Period ids, recomputed only when a period ends (no date arithmetic per request)."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self._zone = zone
+        self._cache: dict[Period, tuple[str, float | None]] = {}
+
+    def current(self, period: Period, now: float) -> tuple[str, float | None]:
+        cached = self._cache.get(period)
+        if cached is None or (cached[1] is not None and now >= cached[1]):
+            cached = self._cache[period] = period_bounds(period, now, self._zone)
+        return cached
+
+
+class AdmissionStage:
+    name = "admission"
+
+    def __init__(
+        self,
+        state: HotState,
+        catalog: ModelCatalog,
+        budgets: BudgetsConfig,
+        limits: LimitsConfig,
+        metrics: LimitMetrics,
+        counter: TokenCounter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state = state
+        self._catalog = catalog
+        self._budgets = budgets
+        self._limits = limits
+        self._metrics = metrics
+        self._counter = counter or TokenCounter(budgets.estimate_margin)
+        self._clock = clock
+        self._periods = _Periods(ZoneInfo(budgets.time_zone))
+        self._groups: dict[str, GroupCost] = {}
+        self._queue = FairQueue(limits.queue.max_waiters)
+        self.used: dict[str, float] = {}  # budget scope -> last known used fraction (for the downgrade tier)
+        self._global_rate = (
+            RateScope("global", limits.global_.rpm or 0, limits.global_.tpm or 0, limits.global_.max_concurrency or 0)
+            if limits.global_ is not None
+            else None
+        )
+
+    # -- plan -----------------------------------------------------------------------------------------
+
+    def group_cost(self, group: ModelGroup) -> GroupCost:
+        cost = self._groups.get(group.name)
+        if cost is None:
+            prices = [d.price for d in group.deployments]
+            known = [p for p in prices if p is not None]
+            unknown = len(known) < len(prices)
+            outputs = [d.max_output_tokens for d in group.deployments if d.max_output_tokens]
+            cost = self._groups[group.name] = GroupCost(
+                models=tuple(d.model for d in group.deployments),
+                input_pico=None if unknown else max(_pico(max(p.input, p.cache_write or p.input)) for p in known),
+                output_pico=None if unknown else max(_pico(p.output) for p in known),
+                max_output_tokens=max(outputs) if outputs else self._budgets.default_max_output_tokens,
+            )
+        return cost
+
+    def _rates(self, principal: Principal | None) -> list[RateScope]:
+        rates = []
+        if principal is not None:
+            for scope in principal.scopes:
+                limits = scope.limits
+                if limits.rpm or limits.tpm or limits.max_concurrency:
+                    rates.append(
+                        RateScope(
+                            f"{scope.kind}:{scope.id}", limits.rpm or 0, limits.tpm or 0, limits.max_concurrency or 0
+                        )
+                    )
+        if self._global_rate is not None:
+            rates.append(self._global_rate)
+        return rates
+
+    def _budget(self, name: str, amount_micros: int, period: Period, now: float, critical: bool) -> BudgetScope:
+        period_id, end = self._periods.current(period, now)
+        reserve = 0 if critical else math.floor(amount_micros * self._budgets.emergency_reserve)
+        return BudgetScope(name, period_id, amount_micros, amount_micros - reserve, end)
+
+    def _budget_scopes(self, ctx: RequestContext, now: float, critical: bool) -> list[BudgetScope]:
+        scopes = []
+        principal = ctx.principal
+        if principal is not None:
+            for scope in principal.scopes:
+                budget = scope.limits.budget
+                if budget is not None:
+                    scopes.append(
+                        self._budget(f"{scope.kind}:{scope.id}", budget.amount_micros, budget.period, now, critical)
+                    )
+        config = self._budgets
+        if config.global_ is not None:
+            scopes.append(self._budget("global", _micros(config.global_), config.global_.period, now, critical))
+        session = ctx.headers.get(SESSION_HEADER)
+        if session and config.session is not None:
+            name = "session:" + session[:128]
+            scopes.append(self._budget(name, _micros(config.session), config.session.period, now, critical))
+        return scopes
+
+    # -- stage ----------------------------------------------------------------------------------------
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        request = ctx.request
+        group = self._catalog.get(ctx.model)
+        if request is None or group is None:
+            return  # route answers 404 for an unknown model
+        principal = ctx.principal
+        now = self._clock()
+        priority = _priority(ctx)
+        critical = priority >= PRIORITIES["critical"]
+        rates = self._rates(principal)
+        budgets = self._budget_scopes(ctx, now, critical)
+        if not rates and not budgets:
+            return
+        downgrade = self._budgets.downgrade
+        if (
+            downgrade is not None
+            and budgets
+            and ctx.model != downgrade.to
+            and any(self.used.get(b.name, 0.0) >= downgrade.at for b in budgets)
+        ):
+            group = self._downgrade(ctx, downgrade.to) or group
+        tenant = principal.tenant_id if principal is not None and principal.tenant_id else "default"
+        plan, ticket = self._plan(ctx, group, tenant, rates, budgets)
+        admission = await self._admit(ctx, plan, tenant, priority)
+        if not admission.admitted and admission.refusal == "budget" and downgrade is not None:
+            cheaper = self._catalog.get(downgrade.to)
+            if cheaper is not None and cheaper is not group:
+                original = ctx.model
+                self._downgrade(ctx, downgrade.to)
+                plan, ticket = self._plan(ctx, cheaper, tenant, rates, budgets)
+                admission = await self._admit(ctx, plan, tenant, priority)
+                if not admission.admitted:
+                    _set_model(ctx, original)
+                    ctx.response_headers.pop("x-sluice-budget-downgraded-from", None)
+        self._remember(admission)
+        if not admission.admitted:
+            raise self._refusal(admission, budgets)
+        ticket.admission = admission
+        ctx.admission = ticket
+        if isinstance(request, ChatRequest) and budgets and plan.max_output_tokens > admission.output_tokens:
+            request.max_tokens = admission.output_tokens  # what the remaining budget can pay for
+        ctx.response_headers.update(ratelimit_headers(admission.rates))
+
+    def _downgrade(self, ctx: RequestContext, to: str) -> ModelGroup | None:
+        cheaper = self._catalog.get(to)
+        if cheaper is None:
+            return None
+        ctx.response_headers["x-sluice-budget-downgraded-from"] = ctx.model
+        _set_model(ctx, to)
+        self._metrics.downgrades.inc()
+        return cheaper
+
+    def _plan(
+        self,
+        ctx: RequestContext,
+        group: ModelGroup,
+        tenant: str,
+        rates: list[RateScope],
+        budgets: list[BudgetScope],
+    ) -> tuple[AdmissionPlan, Ticket]:
+        request = ctx.request
+        cost = self.group_cost(group)
+        if isinstance(request, ChatRequest):
+            extra = str(request.params.get("tools") or "")
+            counted = self._counter.count_prompt(cost.models, request.messages, extra)  # type: ignore[arg-type]
+            max_out = cost.max_output_tokens
+            if request.max_tokens is not None:
+                max_out = min(max_out, request.max_tokens)
+            min_out = min(self._budgets.min_output_tokens, max_out)
+        else:
+            assert isinstance(request, EmbeddingRequest)
+            counted = self._counter.count_prompt(cost.models, [], _embedding_text(request.input))
+            max_out = min_out = 0
+        input_pico, output_pico = cost.input_pico, cost.output_pico
+        input_micros = 0
+        if budgets:
+            if input_pico is None or output_pico is None:
+                unknown = self._budgets.unknown_price
+                if unknown.policy == "refuse":
+                    raise GatewayError(
+                        503,
+                        f"The model '{ctx.model}' has a deployment without a known price, so its cost cannot be "
+                        "reserved against your budget. The operator can set a price or "
+                        "budgets.unknown_price.policy: ceiling.",
+                        type="server_error",
+                        code="price_unknown",
+                    )
+                input_pico, output_pico = 0, 0
+                input_micros = math.ceil(unknown.ceiling_usd * 1_000_000)
+            else:
+                input_micros = -(-counted.tokens * input_pico // PICO_PER_MICRO)
+        plan = AdmissionPlan(
+            request_id=ctx.request_id,
+            tenant=tenant,
+            rates=tuple(rates),
+            budgets=tuple(budgets),
+            input_tokens=counted.tokens,
+            input_micros=input_micros,
+            output_pico_per_token=output_pico or 0,
+            max_output_tokens=max_out,
+            min_output_tokens=min_out,
+            reservation_ttl=self._budgets.reservation_ttl_seconds,
+        )
+        ticket = Ticket(plan, Admission(False), counted.tokens, counted.exact, input_pico or 0, output_pico or 0)
+        return plan, ticket
+
+    async def _admit(self, ctx: RequestContext, plan: AdmissionPlan, tenant: str, priority: int) -> Admission:
+        admission = await self.state.admit(plan)
+        queue = self._limits.queue
+        if admission.admitted or admission.retry_after is None or queue.max_wait_seconds <= 0:
+            return admission
+        if admission.refusal not in ("requests", "tokens", "concurrency"):
+            return admission
+        deadline = time.monotonic() + queue.max_wait_seconds
+        while not admission.admitted and admission.retry_after is not None:
+            left = deadline - time.monotonic()
+            if admission.retry_after > left:
+                self._metrics.queued.labels("refused").inc()
+                return admission
+            try:
+                await self._queue.wait(tenant, priority, admission.retry_after)
+            except QueueFull:
+                self._metrics.queued.labels("full").inc()
+                return admission
+            try:
+                admission = await self.state.admit(plan)
+            finally:
+                self._queue.done()
+        self._metrics.queued.labels("admitted" if admission.admitted else "refused").inc()
+        return admission
+
+    def _remember(self, admission: Admission) -> None:
+        used = self.used
+        if len(used) > 100_000:
+            used.clear()
+        for status in admission.budgets:
+            used[status.name] = status.used_fraction
+
+    def _refusal(self, admission: Admission, budgets: list[BudgetScope]) -> GatewayError:
+        kind = admission.refusal or "unavailable"
+        self._metrics.refusals.labels(kind).inc()
+        if kind == "budget":
+            status = next((b for b in admission.budgets if b.name == admission.refused_scope), None)
+            scope = next((b for b in budgets if b.name == admission.refused_scope), None)
+            what = _describe_budget(admission.refused_scope or "", scope)
+            detail = (
+                f" (${micros_to_usd(status.spent_micros)} spent, ${micros_to_usd(status.reserved_micros)} reserved "
+                "by requests in flight)"
+                if status is not None
+                else ""
+            )
+            return GatewayError(
+                self._budgets.refuse_status,
+                f"Budget exceeded: the {what} cannot pay for this request{detail}. "
+                "This is the gateway's budget, not the provider's quota.",
+                type="budget_exceeded",
+                code="budget_exceeded",
+            )
+        if kind == "unavailable":
+            return GatewayError(
+                503,
+                "The gateway cannot check budgets and rate limits right now (its shared state is unreachable); "
+                "please retry shortly.",
+                type="server_error",
+                code="limits_unavailable",
+                headers={"retry-after": "2"},
+            )
+        who = admission.refused_scope or "this key"
+        headers = {}
+        if admission.retry_after is not None:
+            headers["retry-after"] = str(max(1, math.ceil(admission.retry_after)))
+            headers[f"x-ratelimit-reset-{'tokens' if kind == 'tokens' else 'requests'}"] = format_reset(
+                admission.retry_after
+            )
+        if kind == "tokens" and admission.retry_after is None:
+            message = (
+                f"Request too large for the tokens-per-minute limit of {who}: its prompt plus max_tokens exceed "
+                "the whole limit. Reduce the prompt or max_tokens."
+            )
+        else:
+            unit = {
+                "requests": "requests per minute (RPM)",
+                "tokens": "tokens per minute (TPM)",
+                "concurrency": "concurrent requests",
+            }[kind]
+            wait = f" Please try again in {format_reset(admission.retry_after)}." if admission.retry_after else ""
+            message = f"Rate limit reached for {who} on {unit} (gateway limit).{wait}"
+        return GatewayError(
+            429,
+            message,
+            type="requests" if kind != "tokens" else "tokens",
+            code="rate_limit_exceeded" if kind != "concurrency" else "concurrency_limit_exceeded",
+            headers=headers,
+        )
+
+
+def _micros(budget: BudgetConfig) -> int:
+    return int(budget.amount_usd * 1_000_000)
+
+
+def _describe_budget(name: str, scope: BudgetScope | None) -> str:
+    kind, _, ident = name.partition(":")
+    period = ""
+    if scope is not None:
+        period = {"d": "daily ", "w": "weekly ", "m": "monthly "}.get(scope.period_id[0], "")
+        if scope.period_id == "total":
+            period = "total "
+    amount = f" of ${micros_to_usd(scope.limit_micros)}" if scope is not None else ""
+    if kind == "global":
+        return f"gateway's global {period}budget{amount}"
+    return f"{period}budget{amount} of {kind} '{ident}'"
+
+
+def _priority(ctx: RequestContext) -> int:
+    header = ctx.headers.get(PRIORITY_HEADER)
+    if header is None and ctx.principal is not None:
+        header = ctx.principal.metadata.get("priority")
+    return PRIORITIES.get((header or "normal").lower(), PRIORITIES["normal"])
+
+
+def _set_model(ctx: RequestContext, model: str) -> None:
+    assert ctx.request is not None
+    ctx.request.model = model
+
+
+def _embedding_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return " ".join(v if isinstance(v, str) else str(v) for v in value)
+    return str(value)

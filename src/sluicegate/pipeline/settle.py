@@ -1,0 +1,96 @@
+"""The settle stage: commit the actual cost in every budget the request reserved in, release the rest,
+correct the token windows, and count the call against its deployment's upstream limits. It runs for
+every outcome (success, upstream error, cancel, disconnect); a request that crashed before settling is
+released when its reservation expires."""
+
+from __future__ import annotations
+
+import logging
+
+from sluicegate.pipeline.admission import AdmissionStage, Ticket
+from sluicegate.pipeline.context import RequestContext
+from sluicegate.state.metrics import LimitMetrics
+from sluicegate.state.model import HotState, Settlement, output_micros
+from sluicegate.telemetry.alerts import BudgetAlerts
+
+log = logging.getLogger("sluicegate.settle")
+
+
+def actual_cost(ctx: RequestContext, ticket: Ticket) -> int:
+    """What the request cost, in micro-dollars; estimated from what was counted when the provider never
+    reported usage (a stream cut or disconnected), never guessed as 0 when tokens were produced."""
+    if ctx.cost_micros is not None:
+        cost = ctx.cost_micros
+    elif ctx.usage is not None and ctx.deployment is not None and ctx.deployment.price is None:
+        cost = ticket.admission.reserved_micros  # unknown price, ceiling policy: the ceiling is spent
+    elif ctx.attempts > 0 and ticket.output_tokens:
+        cost = ticket.plan.input_micros + output_micros(ticket.output_tokens, ticket.output_pico)
+    else:
+        cost = 0
+    for side in ctx.side_attempts:
+        price = side.deployment.price
+        if price is not None:
+            cost += price.cost_micros(side.usage)
+    return cost
+
+
+class SettleStage:
+    name = "settle"
+
+    def __init__(
+        self,
+        state: HotState,
+        admission: AdmissionStage,
+        metrics: LimitMetrics,
+        alerts: BudgetAlerts | None = None,
+        thresholds: tuple[float, ...] = (),
+    ) -> None:
+        self._state = state
+        self._admission = admission
+        self._metrics = metrics
+        self._alerts = alerts
+        self._thresholds = thresholds
+
+    async def on_finish(self, ctx: RequestContext) -> None:
+        ticket: Ticket | None = ctx.admission
+        deployment = ctx.deployment if ctx.attempts > 0 else None
+        counted = deployment is not None and bool(deployment.rpm or deployment.tpm)
+        if ticket is None and not counted:
+            return
+        usage = ctx.usage
+        if ticket is not None:
+            if ticket.settled:
+                return
+            ticket.settled = True
+        tokens = usage.total_tokens if usage is not None else 0
+        if ticket is not None and usage is None and ctx.attempts > 0:
+            tokens = ticket.prompt_tokens + ticket.output_tokens
+        settlement = Settlement(
+            request_id=ctx.request_id,
+            tenant=ticket.plan.tenant if ticket is not None else "default",
+            rates=ticket.plan.rates if ticket is not None else (),
+            budgets=ticket.plan.budgets if ticket is not None else (),
+            actual_tokens=tokens,
+            actual_micros=actual_cost(ctx, ticket) if ticket is not None else 0,
+            alert_thresholds=self._thresholds if self._alerts is not None else (),
+            deployment=deployment.name if counted and deployment is not None else None,
+            deployment_tokens=tokens,
+            backend=ticket.admission.backend if ticket is not None else "",
+        )
+        try:
+            settled = await self._state.settle(settlement)
+        except Exception as exc:  # the ledger still has the spend; the reservation will expire
+            log.error("settlement failed request_id=%s error=%s", ctx.request_id, type(exc).__name__)
+            return
+        used = self._admission.used
+        for status in settled.budgets:
+            used[status.name] = status.used_fraction
+        if settled.alerts and self._alerts is not None and ticket is not None:
+            statuses = {s.name: s for s in settled.budgets}
+            scopes = {b.name: b for b in ticket.plan.budgets}
+            for name, threshold in settled.alerts:
+                self._alerts.notify(scopes[name], statuses[name], threshold)
+        if ticket is not None and usage is not None and usage.input_tokens and not ticket.cut_off:
+            error = (ticket.prompt_tokens - usage.input_tokens) / usage.input_tokens
+            method = "exact" if ticket.prompt_exact else "estimate"
+            self._metrics.estimate_error.labels(ctx.model, method).observe(error)

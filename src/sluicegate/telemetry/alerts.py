@@ -1,0 +1,90 @@
+"""Budget alerts: a Slack-compatible JSON message to each configured webhook when a budget first crosses
+a threshold in a period (the hot state makes "first" hold across every gateway instance)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from sluicegate.pricing import micros_to_usd
+from sluicegate.state.config import WebhookConfig
+from sluicegate.state.model import BudgetScope, BudgetStatus
+
+log = logging.getLogger("sluicegate.alerts")
+
+_MAX_IN_FLIGHT = 64
+
+
+def alert_message(scope: BudgetScope, status: BudgetStatus, threshold: float) -> dict[str, Any]:
+    kind, _, ident = scope.name.partition(":")
+    who = "the global budget" if kind == "global" else f"the budget of {kind} '{ident}'"
+    percent = round(threshold * 100)
+    spent = micros_to_usd(status.spent_micros)
+    limit = micros_to_usd(scope.limit_micros)
+    text = f":warning: Sluicegate: {who} has reached {percent}% (${spent} of ${limit}, period {scope.period_id})."
+    if threshold >= 1:
+        text = f":no_entry: Sluicegate: {who} is spent (${spent} of ${limit}, period {scope.period_id}); "
+        text += "requests against it are refused."
+    return {
+        "text": text,
+        "sluicegate": {
+            "event": "budget_threshold",
+            "scope": scope.name,
+            "period": scope.period_id,
+            "threshold": threshold,
+            "spent_usd": spent,
+            "limit_usd": limit,
+        },
+    }
+
+
+class BudgetAlerts:
+    def __init__(self, webhooks: list[WebhookConfig], on_result: Callable[[str], None] | None = None) -> None:
+        self._webhooks = webhooks
+        self._on_result = on_result
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+
+    def notify(self, scope: BudgetScope, status: BudgetStatus, threshold: float) -> None:
+        """Sends in the background; never delays or fails the request that crossed the threshold."""
+        if not self._webhooks:
+            return
+        if len(self._tasks) >= _MAX_IN_FLIGHT:
+            log.warning("budget alert dropped (too many in flight): %s %s", scope.name, threshold)
+            self._count("failed")
+            return
+        message = alert_message(scope, status, threshold)
+        task = asyncio.get_running_loop().create_task(self._send_all(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_all(self, message: dict[str, Any]) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        for hook in self._webhooks:
+            try:
+                timeout = aiohttp.ClientTimeout(total=hook.timeout_seconds)
+                async with self._session.post(hook.url, json=message, timeout=timeout) as response:
+                    ok = response.status < 300
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                log.warning("budget alert webhook failed: %s", type(exc).__name__)
+                ok = False
+            else:
+                if not ok:
+                    log.warning("budget alert webhook answered HTTP %d", response.status)
+            self._count("sent" if ok else "failed")
+
+    def _count(self, outcome: str) -> None:
+        if self._on_result is not None:
+            self._on_result(outcome)
+
+    async def close(self) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
