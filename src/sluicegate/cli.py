@@ -143,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sluicegate.keys.cli import add_commands
 
     add_commands(commands)
+
+    from sluicegate.routing.cli import add_chaos_command
+
+    add_chaos_command(commands)
     return parser
 
 

@@ -60,15 +60,15 @@ def _has_token(chunk: ChatChunk) -> bool:
 class _Attempt:
     """Bookkeeping of one upstream call: in-flight count, breaker, latency stats, backpressure, usage."""
 
-    __slots__ = ("_ctx", "_done", "_health", "_loop_time", "deployment", "started", "ttft")
+    __slots__ = ("_clock", "_ctx", "_done", "_health", "deployment", "started", "ttft")
 
-    def __init__(self, ctx: RequestContext, health: DeploymentHealth) -> None:
+    def __init__(self, ctx: RequestContext, health: DeploymentHealth, clock: Callable[[], float]) -> None:
         self._ctx = ctx
         self._health = health
         self._done = False
         self.deployment = health.deployment
-        self._loop_time = asyncio.get_running_loop().time
-        self.started = self._loop_time()
+        self._clock = clock
+        self.started = clock()
         self.ttft: float | None = None
         health.limit.in_flight += 1
         health.usage.add(requests=1)
@@ -76,14 +76,15 @@ class _Attempt:
 
     def first_token(self) -> None:
         if self.ttft is None:
-            self.ttft = self._loop_time() - self.started
+            self.ttft = self._clock() - self.started
 
     def finish(self, error: UpstreamError | None, usage: Usage | None = None, cancelled: bool = False) -> None:
         if self._done:
             return
         self._done = True
         health = self._health
-        duration = self._loop_time() - self.started
+        now = self._clock()
+        duration = now - self.started
         health.limit.in_flight -= 1
         if usage is not None:
             health.usage.add(tokens=usage.total_tokens)
@@ -99,7 +100,10 @@ class _Attempt:
             return
         health.breaker.record(_BREAKER_OUTCOME.get(error.error_class, "failure"), duration)
         if error.error_class in _THROTTLES:
-            health.limit.on_throttle()
+            # A 429 always means "not now"; a 503/529 only when it says for how long (else it may be an
+            # outage, which is the breaker's to judge quickly).
+            rate_limited = error.error_class is ErrorClass.RATE_LIMITED
+            health.throttle(now, error.retry_after if rate_limited or error.retry_after is not None else 0.0)
         self._ctx.attempt_log.append(f"{self.deployment.name}:{error.error_class}")
 
 
@@ -112,7 +116,8 @@ class OpenStream:
         self._stack = stack
         self._raw = upstream.chunks().__aiter__()
         self._decoder = deployment.adapter.stream_decoder()
-        self._parser = SSEParser()
+        framer = getattr(deployment.adapter, "stream_framer", None)  # Bedrock frames its stream in binary
+        self._parser = framer() if framer is not None else SSEParser()
         self.held: deque[ChatChunk] = deque()
         self.ended = False
         self.attempt: _Attempt | None = None
@@ -346,7 +351,7 @@ class Execute:
         once: Callable[[RequestContext, Deployment, _Attempt], Awaitable[T]],
         deployment: Deployment,
     ) -> T:
-        attempt = _Attempt(ctx, self._router.health_of(deployment))
+        attempt = _Attempt(ctx, self._router.health_of(deployment), self._router.clock)
         try:
             return await once(ctx, deployment, attempt)
         except UpstreamError as error:

@@ -18,12 +18,20 @@ def breaker_states(router: Router) -> dict[str, str]:
 
 def deployments_report(router: Router) -> list[dict[str, Any]]:
     """Every deployment with its breaker, load, recent usage and latency statistics."""
+    groups: dict[str, list[str]] = {}
+    for group in router.catalog:
+        for d in group.deployments:
+            groups.setdefault(d.name, []).append(group.name)
+    now = router.clock()
     report = []
     for name, h in router.health.items():
         breaker = h.breaker
         report.append(
             {
                 "deployment": name,
+                "model": h.deployment.model,
+                "groups": groups.get(name, []),
+                "throttled_for_s": round(max(0.0, h.throttled_until - now), 3),
                 "region": h.deployment.region,
                 "breaker": {
                     "state": str(breaker.state),

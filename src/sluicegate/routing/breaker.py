@@ -1,12 +1,13 @@
 """The circuit breaker of one deployment: a state machine on one injectable clock.
 
-Closed -> open on a failure rate over a sliding window (with a minimum number of calls), on consecutive
+Closed -> open on a failure rate over the last calls (with a minimum number of calls), on consecutive
 failures, or on a slow-call rate. Open for at least `min_open_s`, longer each time it re-opens soon after
 closing (so it cannot oscillate). Then half-open: a few probes; all succeed -> closed, one fails -> open.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Literal
@@ -24,36 +25,43 @@ class BreakerState(StrEnum):
 
 
 class _Window:
-    """Calls, failures and slow calls per one-second bucket over the last `seconds` seconds."""
+    """The last `calls` call results no older than `seconds`, with running totals (O(1) per call).
 
-    __slots__ = ("_buckets", "_size")
+    Count-based so a burst of failures is judged on recent calls, not diluted by a busy healthy minute;
+    time-bounded so a quiet deployment is not judged on stale results.
+    """
 
-    def __init__(self, seconds: float) -> None:
-        self._size = max(1, round(seconds))
-        self._buckets: list[list[int]] = [[-1, 0, 0, 0] for _ in range(self._size)]  # second, calls, fails, slow
+    __slots__ = ("_entries", "_max_age", "_size", "calls", "fails", "slow")
+
+    def __init__(self, calls: int, seconds: float) -> None:
+        self._entries: deque[tuple[float, bool, bool]] = deque()
+        self._size = calls
+        self._max_age = seconds
+        self.calls = self.fails = self.slow = 0
+
+    def _drop_left(self) -> None:
+        _, failed, slow = self._entries.popleft()
+        self.calls -= 1
+        self.fails -= failed
+        self.slow -= slow
 
     def add(self, now: float, failed: bool, slow: bool) -> None:
-        second = int(now)
-        bucket = self._buckets[second % self._size]
-        if bucket[0] != second:
-            bucket[0], bucket[1], bucket[2], bucket[3] = second, 0, 0, 0
-        bucket[1] += 1
-        bucket[2] += failed
-        bucket[3] += slow
+        if len(self._entries) >= self._size:
+            self._drop_left()
+        self._entries.append((now, failed, slow))
+        self.calls += 1
+        self.fails += failed
+        self.slow += slow
+        self.expire(now)
 
-    def totals(self, now: float) -> tuple[int, int, int]:
-        oldest = int(now) - self._size + 1
-        calls = fails = slow = 0
-        for second, c, f, s in self._buckets:
-            if second >= oldest:
-                calls += c
-                fails += f
-                slow += s
-        return calls, fails, slow
+    def expire(self, now: float) -> None:
+        oldest = now - self._max_age
+        while self._entries and self._entries[0][0] < oldest:
+            self._drop_left()
 
     def clear(self) -> None:
-        for bucket in self._buckets:
-            bucket[0] = -1
+        self._entries.clear()
+        self.calls = self.fails = self.slow = 0
 
 
 class CircuitBreaker:
@@ -80,7 +88,7 @@ class CircuitBreaker:
         self._clock = clock
         slow_ms = config.slow_call_ms or slow_call_ms
         self._slow_s = slow_ms / 1000 if slow_ms else None
-        self._window = _Window(config.window_s)
+        self._window = _Window(config.window_calls, config.window_s)
         self._state = BreakerState.CLOSED
         self._forced: BreakerState | None = None
         self._consecutive = 0
@@ -166,7 +174,8 @@ class CircuitBreaker:
         if self._consecutive >= config.consecutive_failures:
             self._open(f"{self._consecutive} consecutive failures")
             return
-        calls, fails, slow_calls = self._window.totals(now)
+        window = self._window
+        calls, fails, slow_calls = window.calls, window.fails, window.slow
         if calls >= config.minimum_calls:
             if fails / calls >= config.failure_rate:
                 self._open(f"failure rate {fails}/{calls} in {config.window_s:g}s")

@@ -41,7 +41,8 @@ class BreakerConfig(_Strict):
     """When a deployment is taken out of rotation, and how it comes back."""
 
     enabled: bool = True
-    window_s: float = Field(10.0, gt=0)  # sliding window of the failure and slow-call rates
+    window_calls: int = Field(20, ge=1)  # the failure and slow-call rates are over the last this many calls
+    window_s: float = Field(30.0, gt=0)  # ... that are at most this old
     minimum_calls: int = Field(10, ge=1)
     failure_rate: float = Field(0.5, gt=0, le=1)
     consecutive_failures: int = Field(5, ge=1)
@@ -76,7 +77,7 @@ class RoutingConfig(_Strict):
     """Gateway-wide routing settings."""
 
     retry_budget_ratio: float = Field(0.1, ge=0, le=1)  # retries allowed as a share of requests
-    retry_budget_min_per_s: float = Field(5.0, ge=0)  # always allowed, so a quiet gateway can still retry
+    retry_budget_min_per_s: float = Field(2.0, ge=0)  # always allowed, so a quiet gateway can still retry
     exploration_share: float = Field(0.05, ge=0, le=0.5)  # traffic sent to deployments with too few samples
     latency_window: int = Field(256, ge=16, le=10000)  # samples kept per deployment for percentiles
     aimd_max_concurrency: int = Field(256, ge=1)

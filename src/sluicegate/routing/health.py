@@ -15,7 +15,7 @@ Clock = Callable[[], float]
 
 
 class DeploymentHealth:
-    __slots__ = ("breaker", "deployment", "input_cost", "limit", "output_cost", "stats", "usage")
+    __slots__ = ("breaker", "deployment", "input_cost", "limit", "output_cost", "stats", "throttled_until", "usage")
 
     def __init__(
         self, deployment: Deployment, breaker: BreakerConfig, window: int, max_concurrency: int, clock: Clock
@@ -25,10 +25,17 @@ class DeploymentHealth:
         self.stats = LatencyStats(window, clock)
         self.limit = ConcurrencyLimit(max_concurrency, clock)
         self.usage = MinuteUsage(clock)
+        self.throttled_until = 0.0  # the upstream asked us to back off (429/529 Retry-After) until then
         price = deployment.price
         # Floats are fine here: they only rank deployments; what is charged is computed in Decimal elsewhere.
         self.input_cost = float(price.input) if price is not None else float("inf")
         self.output_cost = float(price.output) if price is not None else float("inf")
+
+    def throttle(self, now: float, retry_after: float | None) -> None:
+        """Honours a throttle's Retry-After (1 s when it gives none, 60 s at most) for routing."""
+        wait = 1.0 if retry_after is None else min(60.0, retry_after)
+        self.throttled_until = max(self.throttled_until, now + wait)
+        self.limit.on_throttle()
 
     def estimated_cost(self, prompt_tokens: int, output_tokens: int) -> float:
         return self.input_cost * prompt_tokens + self.output_cost * output_tokens

@@ -109,10 +109,11 @@ class Router:
         ready: list[DeploymentHealth] = []
         busy: list[DeploymentHealth] = []
         blocked: list[DeploymentHealth] = []
+        now = self.clock()
         for h in eligible:
             if not h.breaker.would_allow():
                 blocked.append(h)
-            elif h.limit.saturated:
+            elif h.limit.saturated or h.throttled_until > now:
                 busy.append(h)
             else:
                 ready.append(h)
@@ -124,7 +125,7 @@ class Router:
                 ranked += strategy(busy, needs, self.rng, explore)[0]
         elif busy:
             ranked, reason = strategy(busy, needs, self.rng, explore)
-            reason += ", all at their concurrency limit"
+            reason += ", all throttled"
         else:
             ranked, reason = [], f"none: {len(blocked)} of {len(members)} deployments have an open breaker"
         if blocked and ranked:

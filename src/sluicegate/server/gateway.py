@@ -15,6 +15,7 @@ from sluicegate.pipeline.record import Record
 from sluicegate.pipeline.route import Route
 from sluicegate.providers.http import UpstreamClient
 from sluicegate.routing.metrics import RoutingCollector
+from sluicegate.routing.metrics import RoutingCollector
 from sluicegate.routing.router import Router
 from sluicegate.telemetry.access_log import AccessLog
 from sluicegate.telemetry.metrics import GatewayMetrics
@@ -41,6 +42,7 @@ class Gateway:
         self.upstream = UpstreamClient()
         self.metrics = GatewayMetrics(group.name for group in self.catalog)
         self.router = Router(self.catalog, config.routing)
+        self.metrics.registry.register(RoutingCollector(self.router))
         self.metrics.registry.register(RoutingCollector(self.router))
         log_config = config.server.access_log
         self.access_log = access_log or AccessLog.open(log_config.path, log_config.enabled)

@@ -1,0 +1,105 @@
+"""The chaos suite: each fault scenario against a real gateway and simulator, with the figures it must meet."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sluicegate.routing.chaos import AMPLIFICATION_LIMIT, OPEN_WITHIN_S, SCENARIOS, ChaosRunner, Result, table
+from tests.conftest import MASTER_KEY, Proc, free_port, start_gateway, start_process
+
+SIMULATOR = """
+seed: 11
+default:
+  ttft_ms: 5
+  latency_ms: 10
+  tokens_per_second: 0
+  output_tokens: {min: 8, max: 16}
+models:
+  chaos-a: {ttft_ms: 5, latency_ms: 10}
+  chaos-b: {ttft_ms: 15, latency_ms: 25}
+  chaos-c: {ttft_ms: 15, latency_ms: 25}
+"""
+
+GROUP = """
+  - name: chaos
+    routing:
+      strategy: latency
+      breaker: {consecutive_failures: 5, minimum_calls: 10, failure_rate: 0.5, min_open_s: 30}
+    deployments:
+      - {provider: sim, model: chaos-a, timeouts: {first_byte: 2, total: 5}}
+      - {provider: sim, model: chaos-b, timeouts: {first_byte: 2, total: 5}}
+      - {provider: sim, model: chaos-c, timeouts: {first_byte: 2, total: 5}}
+"""
+
+RESULTS: list[Result] = []
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, Proc]]:
+    workdir = tmp_path_factory.mktemp("chaos")
+    config = workdir / "simulator.yaml"
+    config.write_text(SIMULATOR)
+    port = free_port()
+    args = ["simulator", "--port", str(port), "--config", str(config)]
+    simulator = start_process(args, port, workdir, "chaos-sim", ready_path="/_sim/stats")
+    gateway = start_gateway(simulator, Path(workdir), "chaos-gateway", GROUP)
+    yield simulator, gateway
+    gateway.stop()
+    simulator.stop()
+    if RESULTS:
+        print("\n" + table(RESULTS))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_scenario_meets_its_figures(stack: tuple[Proc, Proc], scenario: object) -> None:
+    simulator, gateway = stack
+    runner = ChaosRunner(gateway.url, simulator.url, MASTER_KEY, "chaos", concurrency=6, warmup_s=1.0, duration_s=3.0)
+    result = asyncio.run(runner.run(scenario))  # type: ignore[arg-type]
+    RESULTS.append(result)
+    print("\n" + table([result]))
+    assert result.requests >= 50, "steady traffic during the drill"
+    assert result.unclean_failures == 0, "every failure is a readable error, never a hang or a broken body"
+    s = result.scenario
+    if s.healthy_remains and not s.visible_failures:
+        assert result.success_rate >= 0.999, table([result])
+    if s.opens_breaker:
+        assert result.time_to_open_s is not None and result.time_to_open_s <= OPEN_WITHIN_S, table([result])
+    assert result.transitions <= 2, "no flapping: at most open (and half-open) per drill"
+    if s.healthy_remains:
+        assert result.amplification <= AMPLIFICATION_LIMIT, table([result])
+    if s.name == "all-down":
+        assert result.success_rate == 0 and result.clean_failures == result.requests
+    if s.name == "latency-spike":
+        assert result.added_p99_ms < 1000, "routing moves away from the slow deployment"
+    assert result.passed, table([result])
+
+
+def test_chaos_command_prints_the_table_for_an_operator(stack: tuple[Proc, Proc]) -> None:
+    simulator, gateway = stack
+    args = ["--gateway", gateway.url, "--simulator", simulator.url, "--model", "chaos", "--scenarios", "half-errors"]
+    done = subprocess.run(
+        [sys.executable, "-m", "sluicegate", "chaos", *args, "--warmup", "0.5", "--duration", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SLUICEGATE_MASTER_KEY": MASTER_KEY},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    header, _, row = done.stdout.splitlines()[:3]
+    assert header.split()[:4] == ["scenario", "requests", "success", "open_s"]
+    assert row.startswith("half-errors") and row.endswith("ok")
+    unknown = subprocess.run(
+        [sys.executable, "-m", "sluicegate", "chaos", *args[:-1], "no-such-drill"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SLUICEGATE_MASTER_KEY": MASTER_KEY},
+    )
+    assert unknown.returncode == 2 and "no-such-drill" in unknown.stderr
