@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sluicegate.routing.config import GroupRoutingConfig, RoutingConfig
 from sluicegate.state.config import BudgetsConfig, LimitsConfig
 
-# Families with an adapter today; the provider-adapters work adds anthropic, gemini, bedrock and azure.
-ProviderKind = Literal["openai", "openai_compatible"]
+# One adapter per provider API family (providers/<family>/); see docs/providers.md.
+ProviderKind = Literal["openai", "openai_compatible", "anthropic", "gemini", "bedrock", "azure"]
 
 
 class _Strict(BaseModel):
@@ -38,6 +38,16 @@ class ProviderConfig(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts = Timeouts()
     max_connections: int = Field(512, ge=1)
+    # Request parameters this provider cannot honour: dropped (documented per family) or refused with a 400.
+    unsupported_params: Literal["drop", "refuse"] = "drop"
+    quirks: str | None = None  # openai_compatible: a known server's quirks (vllm, ollama, groq, mistral, ...)
+    anthropic_version: str = "2023-06-01"  # anthropic: the anthropic-version header
+    api_version: str = "2024-10-21"  # azure: the api-version query parameter
+    azure_auth: Literal["api_key", "bearer"] = "api_key"  # azure: api-key header or an Entra ID bearer token
+    aws_region: str | None = Field(None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")  # bedrock: the signing region
+    aws_access_key_id_env: str = Field("AWS_ACCESS_KEY_ID", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    aws_secret_access_key_env: str = Field("AWS_SECRET_ACCESS_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    aws_session_token_env: str = Field("AWS_SESSION_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class PriceConfig(_Strict):

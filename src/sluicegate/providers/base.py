@@ -40,6 +40,12 @@ class StreamDecoder(Protocol):
         ...
 
 
+class StreamFramer(Protocol):
+    """Splits a provider's streamed body into (event name, data) pairs: SSE for most, AWS event-stream for Bedrock."""
+
+    def feed(self, data: bytes) -> list[tuple[str | None, bytes]]: ...
+
+
 class ProviderAdapter(Protocol):
     family: str
 
@@ -48,6 +54,8 @@ class ProviderAdapter(Protocol):
     def chat_response(self, body: bytes) -> ChatResponse: ...
 
     def stream_decoder(self) -> StreamDecoder: ...
+
+    def stream_framer(self) -> StreamFramer: ...
 
     def embedding_request(self, endpoint: Endpoint, model: str, request: EmbeddingRequest) -> UpstreamRequest: ...
 

@@ -22,6 +22,7 @@ from sluicegate.routing import admin as routing_admin
 from sluicegate.server.admin import create_admin_app
 from sluicegate.server.gateway import Gateway
 from sluicegate.wire import ClientWire
+from sluicegate.wire import anthropic as anthropic_wire
 from sluicegate.wire import openai as openai_wire
 
 Scope = dict[str, Any]
@@ -89,6 +90,8 @@ class GatewayApp:
             self._routes[("POST", f"{prefix}/chat/completions")] = self._chat_handler(openai)
             self._routes[("POST", f"{prefix}/embeddings")] = self._embeddings
             self._routes[("GET", f"{prefix}/models")] = self._models
+        self._routes[("POST", "/v1/messages")] = self._chat_handler(anthropic_wire.AnthropicWire())
+        self._routes[("POST", "/v1/messages/count_tokens")] = self._count_tokens
         self._routes[("GET", "/health/live")] = self._live
         self._routes[("GET", "/health/ready")] = self._ready
         self._routes[("GET", "/metrics")] = self._metrics
@@ -219,6 +222,17 @@ class GatewayApp:
             await self._fail(openai_wire.OpenAIWire(), ctx, send, self._internal(ctx, exc))
             return
         await pipeline.finish(ctx)
+
+    async def _count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Anthropic's token counting: authenticated, answered by the gateway's own counter, no upstream call."""
+        headers = _headers(scope)
+        try:
+            await self.gateway.auth.authenticate(headers)
+            body = anthropic_wire.count_tokens_body(await _read_body(receive, headers, self._max_body))
+        except GatewayError as error:
+            await _send(send, error.status, anthropic_wire.error_body(error), [_JSON])
+            return
+        await _send(send, 200, body, [_JSON])
 
     def _response_headers(
         self, ctx: RequestContext, base: list[tuple[bytes, bytes]] | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -16,18 +15,14 @@ from sluicegate.canonical import (
     EmbeddingResponse,
     Usage,
 )
-from sluicegate.errors import ErrorClass, UpstreamError, scrub
+from sluicegate.errors import ErrorClass, UpstreamError, bad_request, scrub
 from sluicegate.providers.base import Endpoint, UpstreamRequest
 from sluicegate.providers.classify import classify_status, retry_after_seconds
+from sluicegate.providers.openai.quirks import OPENAI as OPENAI_QUIRKS
+from sluicegate.providers.openai.quirks import Quirks, quirks_for
+from sluicegate.providers.sse import SSEParser
 
 _RESPONSE_FIELDS = frozenset({"id", "object", "created", "model", "choices", "usage"})
-
-
-@dataclass(frozen=True, slots=True)
-class Quirks:
-    """Where an OpenAI-compatible server departs from OpenAI, as data."""
-
-    stream_usage: bool = True  # honours stream_options.include_usage
 
 
 def parse_usage(raw: Mapping[str, Any] | None) -> Usage:
@@ -76,6 +71,22 @@ def _error_from_payload(status: int, data: Mapping[str, Any], headers: Mapping[s
     )
 
 
+def _apply_quirks(body: dict[str, Any], quirks: Quirks, policy: str) -> None:
+    for name in quirks.unsupported & body.keys():
+        if body[name] is None or (name == "n" and body[name] == 1):
+            continue
+        if policy == "refuse":
+            raise bad_request(
+                f"The parameter '{name}' is not supported by the provider serving this model.",
+                param=name,
+                code="unsupported_parameter",
+            )
+        del body[name]
+    for name, renamed in quirks.renames.items():
+        if name in body:
+            body[renamed] = body.pop(name)
+
+
 class OpenAIStreamDecoder:
     __slots__ = ("done",)
 
@@ -107,7 +118,7 @@ class OpenAIAdapter:
 
     def __init__(self, family: str = "openai", quirks: Quirks | None = None) -> None:
         self.family = family
-        self.quirks = quirks or Quirks()
+        self.quirks = quirks  # None: the endpoint's configured `quirks` name decides
 
     def _headers(self, endpoint: Endpoint) -> dict[str, str]:
         headers = {"content-type": "application/json", **endpoint.config.headers}
@@ -118,18 +129,29 @@ class OpenAIAdapter:
     def _url(self, endpoint: Endpoint, path: str) -> str:
         return endpoint.config.base_url.rstrip("/") + path
 
-    def chat_request(self, endpoint: Endpoint, model: str, request: ChatRequest) -> UpstreamRequest:
+    def chat_body(self, endpoint: Endpoint, model: str, request: ChatRequest) -> dict[str, Any]:
+        quirks = self.quirks or quirks_for(endpoint.config.quirks)
         body: dict[str, Any] = {"model": model, "messages": request.messages, **request.params}
         if request.max_tokens is not None:
-            field = "max_completion_tokens" if "max_completion_tokens" in request.params else "max_tokens"
+            field = quirks.max_tokens_field
+            if field == "as_sent":
+                field = "max_completion_tokens" if "max_completion_tokens" in request.params else "max_tokens"
+            body.pop("max_tokens", None)
+            body.pop("max_completion_tokens", None)
             body[field] = request.max_tokens
         if request.user is not None:
             body["user"] = request.user
+        if quirks is not OPENAI_QUIRKS:
+            _apply_quirks(body, quirks, endpoint.config.unsupported_params)
         if request.stream:
             body["stream"] = True
-            if self.quirks.stream_usage:
+            if quirks.stream_usage:
                 # Always ask for usage, so every stream is accounted for; egress strips it if unwanted.
                 body["stream_options"] = {"include_usage": True}
+        return body
+
+    def chat_request(self, endpoint: Endpoint, model: str, request: ChatRequest) -> UpstreamRequest:
+        body = self.chat_body(endpoint, model, request)
         return UpstreamRequest(self._url(endpoint, "/chat/completions"), self._headers(endpoint), orjson.dumps(body))
 
     def chat_response(self, body: bytes) -> ChatResponse:
@@ -145,6 +167,9 @@ class OpenAIAdapter:
 
     def stream_decoder(self) -> OpenAIStreamDecoder:
         return OpenAIStreamDecoder()
+
+    def stream_framer(self) -> SSEParser:
+        return SSEParser()
 
     def embedding_request(self, endpoint: Endpoint, model: str, request: EmbeddingRequest) -> UpstreamRequest:
         body: dict[str, Any] = {"model": model, "input": request.input, **request.params}

@@ -19,6 +19,8 @@ from sluicegate.providers.simulator.config import SimulatorConfig
 from sluicegate.providers.simulator.control import PREFIX as CONTROL_PREFIX
 from sluicegate.providers.simulator.control import control
 from sluicegate.providers.simulator.embeddings import embeddings
+from sluicegate.providers.simulator.family import Format, route, serve
+from sluicegate.providers.simulator.family_formats import FORMATS, azure_model, credential_of
 from sluicegate.providers.simulator.faults import FaultBook
 from sluicegate.providers.simulator.runtime import Runtime, fingerprint_for
 from sluicegate.providers.simulator.text import Corpus, verify_vocabulary
@@ -36,7 +38,7 @@ class SimulatorApp:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         key = runtime.config.api_key
-        self._expected_auth = b"Bearer " + key.encode() if key else None
+        self._expected_auth: bytes | None = b"Bearer " + key.encode() if key else None
         self._json_routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): chat_completions,
             ("POST", "/v1/embeddings"): embeddings,
@@ -63,6 +65,15 @@ class SimulatorApp:
             handler = self._json_routes.get((method, path))
             if handler is not None:
                 await handler(self.runtime, _parse_json(await read_body(receive)), receive, send)
+            elif method == "POST" and (family := route(path)) is not None:
+                fmt: Format = FORMATS[family[0]]
+                body = _parse_json(await read_body(receive))
+                await serve(self.runtime, fmt, body, family[1], family[2], receive, send)
+            elif method == "POST" and (deployment := azure_model(path)) is not None:
+                body = _parse_json(await read_body(receive))
+                if isinstance(body, dict):
+                    body["model"] = deployment  # Azure names the deployment in the URL
+                await chat_completions(self.runtime, body, receive, send)
             elif method == "GET" and path == _MODELS_PATH:
                 await send_response(send, 200, self._models_body)
             elif method == "GET" and path.startswith(_MODELS_PATH + "/"):
@@ -75,7 +86,8 @@ class SimulatorApp:
 
     def _authenticate(self, scope: Scope) -> None:
         given = next((value for name, value in scope["headers"] if name == b"authorization"), None)
-        if given != self._expected_auth:
+        expected = self._expected_auth or b""
+        if given != expected and credential_of(scope["headers"]) != expected[len(b"Bearer ") :]:
             key = given.decode("latin-1").removeprefix("Bearer ").strip() if given else None
             raise Rejected(401, wire.invalid_api_key(key))
 

@@ -1,0 +1,171 @@
+"""Canonical chat request -> Anthropic Messages request body (system, content blocks, tools, parameters)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluicegate.canonical import ChatRequest, Message
+from sluicegate.errors import bad_request
+from sluicegate.providers.content import (
+    forced_function,
+    function_tools,
+    image_url_of,
+    parse_data_url,
+    text_of,
+    tool_arguments,
+)
+from sluicegate.providers.mapping import OPENAI_ONLY, Param, ParamMap, Policy, is_false, is_one, stop_list
+
+# Anthropic requires max_tokens; when the client sets none, this is what the gateway asks for.
+DEFAULT_MAX_TOKENS = 4096
+
+PARAMS = ParamMap(
+    family="anthropic",
+    params={
+        "temperature": Param("temperature", low=0, high=1),
+        "top_p": Param("top_p", low=0, high=1),
+        "top_k": Param("top_k", low=0),
+        "stop": Param("stop_sequences", stop_list),
+    },
+    handled=frozenset({"tools", "tool_choice", "parallel_tool_calls", "max_tokens", "max_completion_tokens"}),
+    ignored=OPENAI_ONLY,
+    noop={"n": is_one, "logprobs": is_false},
+)
+
+
+def request_body(model: str, request: ChatRequest, policy: Policy) -> dict[str, Any]:
+    system, messages = split_messages(request.messages)
+    body: dict[str, Any] = {"model": model, "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS}
+    if system:
+        body["system"] = system
+    body["messages"] = messages
+    params = request.params
+    PARAMS.apply(params, body, policy)
+    tools = function_tools(params)
+    if tools:
+        body["tools"] = [
+            {
+                "name": f["name"],
+                **({"description": f["description"]} if f.get("description") else {}),
+                "input_schema": f.get("parameters") or {"type": "object", "properties": {}},
+            }
+            for f in tools
+        ]
+        choice = _tool_choice(params.get("tool_choice"), params.get("parallel_tool_calls"))
+        if choice is not None:
+            body["tool_choice"] = choice
+    if request.user:
+        body["metadata"] = {"user_id": request.user}
+    if request.stream:
+        body["stream"] = True
+    return body
+
+
+def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
+    if choice is None and parallel is not False:
+        return None
+    mapped: dict[str, Any]
+    if choice in (None, "auto"):
+        mapped = {"type": "auto"}
+    elif choice == "required":
+        mapped = {"type": "any"}
+    elif choice == "none":
+        return {"type": "none"}
+    else:
+        name = forced_function(choice)
+        if name is None:
+            raise bad_request("Invalid value for 'tool_choice'.", param="tool_choice")
+        mapped = {"type": "tool", "name": name}
+    if parallel is False:
+        mapped["disable_parallel_tool_use"] = True
+    return mapped
+
+
+def split_messages(messages: list[Message]) -> tuple[str | list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system prompt, conversation) with consecutive same-role turns merged, as Anthropic requires."""
+    system_parts: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        role = message["role"]
+        if role in ("system", "developer"):
+            system_parts.append(text_of(message.get("content")))
+            continue
+        if role == "tool":
+            block: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": message.get("tool_call_id", ""),
+                "content": _tool_result_content(message.get("content")),
+            }
+            _append(turns, "user", [block])
+        elif role == "assistant":
+            _append(turns, "assistant", _assistant_blocks(message))
+        else:
+            _append(turns, "user", _user_blocks(message.get("content")))
+    system: str | list[dict[str, Any]] = (
+        system_parts[0] if len(system_parts) == 1 else [{"type": "text", "text": t} for t in system_parts]
+    )
+    return system, [_collapse(turn) for turn in turns]
+
+
+def _append(turns: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
+    if turns and turns[-1]["role"] == role:
+        turns[-1]["content"].extend(blocks)
+    else:
+        turns.append({"role": role, "content": blocks})
+
+
+def _collapse(turn: dict[str, Any]) -> dict[str, Any]:
+    """A turn that is one text block is sent as a plain string, as most clients write it."""
+    blocks = turn["content"]
+    if len(blocks) == 1 and blocks[0]["type"] == "text":
+        return {"role": turn["role"], "content": blocks[0]["text"]}
+    return turn
+
+
+def _tool_result_content(content: Any) -> str | list[dict[str, Any]]:
+    if isinstance(content, str) or content is None:
+        return content or ""
+    return _user_blocks(content)
+
+
+def _user_blocks(content: Any) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    blocks: list[dict[str, Any]] = []
+    for part in content:
+        kind = part.get("type")
+        if kind == "text":
+            blocks.append({"type": "text", "text": part.get("text", "")})
+        elif kind == "image_url":
+            blocks.append(_image_block(image_url_of(part)))
+        else:
+            raise bad_request(f"Content parts of type '{kind}' cannot be sent to Anthropic.", param="messages")
+    return blocks
+
+
+def _image_block(url: str) -> dict[str, Any]:
+    parsed = parse_data_url(url)
+    if parsed is None:
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    media_type, data = parsed
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def _assistant_blocks(message: Message) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    text = text_of(message.get("content"))
+    if text:
+        blocks.append({"type": "text", "text": text})
+    for call in message.get("tool_calls") or ():
+        function = call["function"]
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call["id"],
+                "name": function["name"],
+                "input": tool_arguments(function.get("arguments")),
+            }
+        )
+    return blocks

@@ -1,0 +1,1 @@
+"""The Google Gemini API family (generateContent, streamGenerateContent)."""

@@ -1,0 +1,141 @@
+"""The Anthropic Messages wire format as the simulator serves it: messages, stream events, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from sluicegate.errors import GatewayError
+from sluicegate.providers.content import forced_function
+from sluicegate.providers.simulator.asgi import SSE_CONTENT, Rejected
+from sluicegate.providers.simulator.family import FamilyRequest, Reply, choose_tool
+from sluicegate.wire import anthropic as anthropic_wire
+
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+_ERRORS = {
+    "rate_limit": (429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit."),
+    "server_error": (500, "api_error", "Internal server error"),
+    "unavailable": (529, "overloaded_error", "Overloaded"),
+    "outage": (529, "overloaded_error", "Overloaded"),
+    "context_window": (400, "invalid_request_error", "prompt is too long: "),
+    "bad_request": (400, "invalid_request_error", ""),
+}
+
+
+def _event(name: str, payload: dict[str, Any]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+def error_body(kind: str, message: str) -> bytes:
+    return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
+
+
+class _Writer:
+    def __init__(self, reply: Reply) -> None:
+        self._reply = reply
+        self._choice = reply.plan.choices[0]
+
+    def opening(self) -> bytes:
+        plan = self._reply.plan
+        message: dict[str, Any] = {
+            "id": self._reply.reply_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self._reply.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": plan.prompt_tokens,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "output_tokens": 1,
+            },
+        }
+        call = self._choice.tool_call
+        block: dict[str, Any] = (
+            {"type": "text", "text": ""}
+            if call is None
+            else {"type": "tool_use", "id": call.call_id, "name": call.name, "input": {}}
+        )
+        return (
+            _event("message_start", {"type": "message_start", "message": message})
+            + _event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block})
+            + _event("ping", {"type": "ping"})
+        )
+
+    def piece(self, index: int) -> bytes:
+        piece = self._choice.pieces[index]
+        if self._choice.tool_call is None:
+            delta = {"type": "text_delta", "text": piece}
+        else:
+            delta = {"type": "input_json_delta", "partial_json": piece}
+        return _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+
+    def closing(self) -> bytes:
+        delta = {"stop_reason": STOP_REASONS[self._choice.finish_reason], "stop_sequence": None}
+        usage = {"output_tokens": self._reply.plan.completion_tokens}  # cumulative, as Anthropic sends it
+        return (
+            _event("content_block_stop", {"type": "content_block_stop", "index": 0})
+            + _event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
+            + _event("message_stop", {"type": "message_stop"})
+        )
+
+
+class AnthropicFormat:
+    name = "anthropic"
+    call_prefix = "toolu_"
+    reply_prefix = "msg_"
+    stream_headers = [SSE_CONTENT, (b"cache-control", b"no-cache")]
+
+    def parse(self, body: Any, model: str | None) -> FamilyRequest:
+        if not isinstance(body, dict):
+            raise self.error("bad_request", "", "the body must be a JSON object")
+        try:
+            request = anthropic_wire.parse_chat_request(orjson.dumps(body))
+        except GatewayError as error:
+            raise self.error("bad_request", "", error.message) from None
+        functions = [(t["function"]["name"], t["function"].get("parameters")) for t in request.params.get("tools", [])]
+        choice = request.params.get("tool_choice", "auto")
+        forced = forced_function(choice) if isinstance(choice, dict) else None
+        messages: list[dict[str, Any]] = list(request.messages)  # type: ignore[arg-type]
+        tool = choose_tool(functions, forced, choice if isinstance(choice, str) else "required", messages)
+        return FamilyRequest(request.model, messages, request.stream, request.max_tokens, tool)
+
+    def whole(self, reply: Reply) -> bytes:
+        choice = reply.plan.choices[0]
+        call = choice.tool_call
+        content: list[dict[str, Any]] = (
+            [{"type": "text", "text": choice.text}]
+            if call is None
+            else [{"type": "tool_use", "id": call.call_id, "name": call.name, "input": orjson.loads(call.arguments)}]
+        )
+        return orjson.dumps(
+            {
+                "id": reply.reply_id,
+                "type": "message",
+                "role": "assistant",
+                "model": reply.model,
+                "content": content,
+                "stop_reason": STOP_REASONS[choice.finish_reason],
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": reply.plan.prompt_tokens,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                    "output_tokens": reply.plan.completion_tokens,
+                },
+            }
+        )
+
+    def writer(self, reply: Reply) -> _Writer:
+        return _Writer(reply)
+
+    def malformed(self) -> bytes:
+        return b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type\n\n'
+
+    def error(self, kind: str, model: str, detail: str = "", retry_after: float | None = None) -> Rejected:
+        status, type_, message = _ERRORS[kind]
+        headers = [(b"retry-after", f"{retry_after:g}".encode())] if retry_after and status == 429 else None
+        return Rejected(status, error_body(type_, message + detail), headers)
