@@ -77,6 +77,7 @@ class CircuitBreaker:
         "_slow_s",
         "_state",
         "_window",
+        "admits_all",
         "on_transition",
         "open_until",
         "reason",
@@ -100,6 +101,7 @@ class CircuitBreaker:
         self.reason = ""
         self.transitions: list[tuple[float, str]] = []  # (time, new state), the last 64
         self.on_transition: Callable[[CircuitBreaker, BreakerState], None] | None = None
+        self.admits_all = True  # closed (or disabled, or forced closed): the router's fast path
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -246,6 +248,11 @@ class CircuitBreaker:
             self.on_transition(self, state)
 
     def _note(self, state: BreakerState) -> None:
+        self.admits_all = (
+            not self._config.enabled
+            or self._forced is BreakerState.CLOSED
+            or (self._forced is None and self._state is BreakerState.CLOSED)
+        )
         self.transitions.append((self._clock(), str(state)))
         if len(self.transitions) > 64:
             del self.transitions[:-64]

@@ -15,7 +15,17 @@ Clock = Callable[[], float]
 
 
 class DeploymentHealth:
-    __slots__ = ("breaker", "deployment", "input_cost", "limit", "output_cost", "stats", "throttled_until", "usage")
+    __slots__ = (
+        "breaker",
+        "deployment",
+        "input_cost",
+        "latency_target_s",
+        "limit",
+        "output_cost",
+        "stats",
+        "throttled_until",
+        "usage",
+    )
 
     def __init__(
         self, deployment: Deployment, breaker: BreakerConfig, window: int, max_concurrency: int, clock: Clock
@@ -25,6 +35,8 @@ class DeploymentHealth:
         self.stats = LatencyStats(window, clock)
         self.limit = ConcurrencyLimit(max_concurrency, clock)
         self.usage = MinuteUsage(clock)
+        target = deployment.latency_target_ms
+        self.latency_target_s = target / 1000 if target is not None else None
         self.throttled_until = 0.0  # the upstream asked us to back off (429/529 Retry-After) until then
         price = deployment.price
         # Floats are fine here: they only rank deployments; what is charged is computed in Decimal elsewhere.
@@ -43,6 +55,6 @@ class DeploymentHealth:
     def predicted_latency(self, stream: bool) -> float | None:
         """Predicted p99 (seconds); with too few samples, the deployment's latency target if it has one."""
         p99 = self.stats.predicted_p99(stream)
-        if p99 is None and self.deployment.latency_target_ms is not None:
-            return self.deployment.latency_target_ms / 1000
+        if p99 is None:
+            return self.latency_target_s
         return p99

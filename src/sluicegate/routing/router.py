@@ -55,6 +55,7 @@ class Router:
         self.rng = rng or random.Random()
         self.health: dict[str, DeploymentHealth] = {}
         self._members: dict[str, list[DeploymentHealth]] = {}
+        self._eligible_cache: dict[tuple[str, frozenset[str], frozenset[str] | None], list[DeploymentHealth]] = {}
         self._min_window: dict[str, int | None] = {}  # the smallest declared context window per group
         for group in catalog:
             members = []
@@ -80,57 +81,79 @@ class Router:
         return smallest is not None and needs.prompt_bound + (needs.max_tokens or 0) > smallest
 
     def plan(self, group: ModelGroup, needs: RequestNeeds) -> RoutePlan:
-        """The chain for this group; raises a clear 400/403 when no deployment of it could ever serve."""
+        """The chain for this group; raises a clear 400/403 when no deployment of it could ever serve.
+
+        The chain holds as many deployments as a request may try (the attempt cap, plus one for a hedge):
+        strategies select the best few rather than sort the whole group.
+        """
         members = self._members[group.name]
-        eligible: list[DeploymentHealth] = []
-        too_small: list[int] = []
-        no_capability = out_of_region = 0
-        prompt = needs.prompt_tokens
         wanted = needs.capabilities
         regions = needs.regions
-        for h in members:
-            d = h.deployment
-            if wanted and d.capabilities and not wanted <= d.capabilities:
-                no_capability += 1
-                continue
-            if regions is not None and not region_allowed(d.region, regions):
-                out_of_region += 1
-                continue
-            if (
-                prompt is not None
-                and d.context_window is not None
-                and prompt + (needs.max_tokens or 0) > d.context_window
-            ):
-                too_small.append(d.context_window)
-                continue
-            eligible.append(h)
-        if not eligible:
-            raise self._unservable(group, needs, too_small, no_capability, out_of_region)
+        prompt = needs.prompt_tokens
+        if prompt is not None:
+            eligible = self._eligible(group, members, needs)
+        elif wanted or regions is not None:
+            # Capabilities and regions are static per deployment: the filtered list is computed once per key.
+            key = (group.name, wanted, regions)
+            cached = self._eligible_cache.get(key)
+            if cached is None:
+                cached = self._eligible_cache[key] = self._eligible(group, members, needs)
+            eligible = cached
+        else:
+            eligible = members
         ready: list[DeploymentHealth] = []
         busy: list[DeploymentHealth] = []
         blocked: list[DeploymentHealth] = []
         now = self.clock()
         for h in eligible:
-            if not h.breaker.would_allow():
+            breaker = h.breaker
+            if not breaker.admits_all and not breaker.would_allow():
                 blocked.append(h)
-            elif h.limit.saturated or h.throttled_until > now:
+                continue
+            limit = h.limit
+            if limit.in_flight >= int(limit.limit) or h.throttled_until > now:
                 busy.append(h)
             else:
                 ready.append(h)
         strategy = STRATEGIES[group.routing.strategy]
         explore = self.config.exploration_share
+        k = group.routing.retry.max_attempts + 1
         if ready:
-            ranked, reason = strategy(ready, needs, self.rng, explore)
-            if busy:
-                ranked += strategy(busy, needs, self.rng, explore)[0]
+            ranked, reason = strategy(ready, needs, self.rng, explore, k)
+            if busy and len(ranked) < k:
+                ranked += strategy(busy, needs, self.rng, explore, k - len(ranked))[0]
         elif busy:
-            ranked, reason = strategy(busy, needs, self.rng, explore)
+            ranked, reason = strategy(busy, needs, self.rng, explore, k)
             reason += ", all throttled"
         else:
             ranked, reason = [], f"none: {len(blocked)} of {len(members)} deployments have an open breaker"
         if blocked and ranked:
             reason += f", {len(blocked)} breaker-open"
         return RoutePlan(group, [h.deployment for h in ranked], reason, needs, blocked)
+
+    def _eligible(
+        self, group: ModelGroup, members: list[DeploymentHealth], needs: RequestNeeds
+    ) -> list[DeploymentHealth]:
+        """Deployments that can serve this request at all: capabilities, context window, region."""
+        eligible: list[DeploymentHealth] = []
+        too_small: list[int] = []
+        no_capability = out_of_region = 0
+        wanted = needs.capabilities
+        regions = needs.regions
+        needed = None if needs.prompt_tokens is None else needs.prompt_tokens + (needs.max_tokens or 0)
+        for h in members:
+            d = h.deployment
+            if wanted and d.capabilities and not wanted <= d.capabilities:
+                no_capability += 1
+            elif regions is not None and not region_allowed(d.region, regions):
+                out_of_region += 1
+            elif needed is not None and d.context_window is not None and needed > d.context_window:
+                too_small.append(d.context_window)
+            else:
+                eligible.append(h)
+        if not eligible:
+            raise self._unservable(group, needs, too_small, no_capability, out_of_region)
+        return eligible
 
     def _unservable(
         self, group: ModelGroup, needs: RequestNeeds, too_small: list[int], no_capability: int, out_of_region: int

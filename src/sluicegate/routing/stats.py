@@ -43,11 +43,15 @@ class Series:
         self.count += 1
         self.ewma = value if self.ewma is None else self.ewma + _ALPHA * (value - self.ewma)
         self._dirty = True
+        # Percentiles are re-sorted here, at most every _REFRESH_S (always while samples are few), so the
+        # router reads plain attributes: routing decisions happen far more often than calls finish.
+        if self.count <= 2 * MIN_SAMPLES or self._clock() - self._refreshed >= _REFRESH_S:
+            self._refresh()
 
     def _refresh(self) -> None:
-        now = self._clock()
-        if not self._dirty or (now - self._refreshed < _REFRESH_S and self._p99 is not None):
+        if not self._dirty:
             return
+        now = self._clock()
         ordered = sorted(self._samples)
         n = len(ordered)
         if n:
@@ -58,17 +62,18 @@ class Series:
         self._refreshed = now
 
     def percentile(self, which: int) -> float | None:
-        self._refresh()
-        return {50: self._p50, 95: self._p95, 99: self._p99}[which]
+        """As of the last refresh (at most _REFRESH_S behind the newest sample)."""
+        if which == 99:
+            return self._p99
+        return self._p95 if which == 95 else self._p50
+
+    @property
+    def p99(self) -> float | None:
+        return self._p99
 
     def summary(self) -> Summary:
         self._refresh()
         return Summary(self.count, self.ewma, self._p50, self._p95, self._p99)
-
-    def merge_remote(self, values: list[float]) -> None:
-        """Samples observed by other gateway instances (shared state): they count like local ones."""
-        for value in values:
-            self.add(value)
 
 
 class LatencyStats:
@@ -94,10 +99,9 @@ class LatencyStats:
 
     def predicted_p99(self, stream: bool = False) -> float | None:
         """The latency this deployment is expected to stay under 99% of the time (TTFT for streams)."""
-        if not self.known:
+        if self.total.count < MIN_SAMPLES:
             return None
-        series = self.ttft if stream else self.total
-        return series.percentile(99)
+        return self.ttft._p99 if stream else self.total._p99
 
     def p95(self, stream: bool = False) -> float | None:
         if not self.known:

@@ -6,6 +6,7 @@ region, breaker) and returns them best first: the first is tried, the rest are t
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections.abc import Callable, Sequence
 
@@ -13,7 +14,7 @@ from sluicegate.routing.health import DeploymentHealth
 from sluicegate.routing.needs import RequestNeeds
 
 Ranking = tuple[list[DeploymentHealth], str]
-StrategyFn = Callable[[Sequence[DeploymentHealth], RequestNeeds, random.Random, float], Ranking]
+StrategyFn = Callable[[Sequence[DeploymentHealth], RequestNeeds, random.Random, float, int], Ranking]
 
 
 def _ms(seconds: float) -> str:
@@ -21,9 +22,9 @@ def _ms(seconds: float) -> str:
 
 
 def weighted(
-    candidates: Sequence[DeploymentHealth], needs: RequestNeeds, rng: random.Random, explore: float
+    candidates: Sequence[DeploymentHealth], needs: RequestNeeds, rng: random.Random, explore: float, k: int
 ) -> Ranking:
-    """Random in proportion to weight; the rest by weight, heaviest first."""
+    """Random in proportion to weight; then the others in configured order."""
     total = 0.0
     for c in candidates:
         total += c.deployment.weight
@@ -34,73 +35,95 @@ def weighted(
         if point < 0:
             chosen = c
             break
-    rest = sorted((c for c in candidates if c is not chosen), key=lambda c: -c.deployment.weight)
-    return [chosen, *rest], f"weighted: w={chosen.deployment.weight:g} of {len(candidates)}"
+    ranked = [chosen]
+    for c in candidates:
+        if len(ranked) >= k:
+            break
+        if c is not chosen:
+            ranked.append(c)
+    return ranked, f"weighted: w={chosen.deployment.weight:g} of {len(candidates)}"
 
 
 def least_busy(
-    candidates: Sequence[DeploymentHealth], needs: RequestNeeds, rng: random.Random, explore: float
+    candidates: Sequence[DeploymentHealth], needs: RequestNeeds, rng: random.Random, explore: float, k: int
 ) -> Ranking:
     """Fewest calls in flight, ties broken at random."""
-    ordered = sorted(candidates, key=lambda c: (c.limit.in_flight, rng.random()))
-    return ordered, f"least_busy: {ordered[0].limit.in_flight} in flight, least of {len(candidates)}"
+    ranked = heapq.nsmallest(k, candidates, key=lambda c: (c.limit.in_flight, rng.random()))
+    return ranked, f"least_busy: {ranked[0].limit.in_flight} in flight, least of {len(candidates)}"
 
 
-def _unknown(candidates: Sequence[DeploymentHealth]) -> list[DeploymentHealth]:
-    return [c for c in candidates if not c.stats.known and c.deployment.latency_target_ms is None]
-
-
-def _explore(candidates: Sequence[DeploymentHealth], rng: random.Random, explore: float, name: str) -> Ranking | None:
+def _explore(
+    candidates: Sequence[DeploymentHealth], rng: random.Random, explore: float, name: str, k: int
+) -> Ranking | None:
     """A small share of traffic goes to deployments without enough samples, so they get measured."""
-    unknown = _unknown(candidates)
-    if not unknown or len(unknown) == len(candidates) or rng.random() >= explore:
+    if rng.random() >= explore:
+        return None
+    unknown = [c for c in candidates if not c.stats.known and c.deployment.latency_target_ms is None]
+    if not unknown or len(unknown) == len(candidates):
         return None
     chosen = rng.choice(unknown)
-    rest = [c for c in candidates if c is not chosen]
+    rest = [c for c in candidates if c is not chosen][: k - 1]
     return [chosen, *rest], f"{name}: exploring {chosen.deployment.name} (too few samples)"
 
 
-def latency(candidates: Sequence[DeploymentHealth], needs: RequestNeeds, rng: random.Random, explore: float) -> Ranking:
+def latency(
+    candidates: Sequence[DeploymentHealth], needs: RequestNeeds, rng: random.Random, explore: float, k: int
+) -> Ranking:
     """Lowest predicted p99 (time to first token for streams, total otherwise)."""
-    explored = _explore(candidates, rng, explore, "latency")
+    explored = _explore(candidates, rng, explore, "latency", k)
     if explored is not None:
         return explored
-    predicted = [(c.predicted_latency(needs.stream), c) for c in candidates]
-    known = [(p, c) for p, c in predicted if p is not None]
+    stream = needs.stream
+    known: list[tuple[float, int, DeploymentHealth]] = []
+    unknown: list[DeploymentHealth] = []
+    for i, c in enumerate(candidates):
+        p = c.predicted_latency(stream)
+        if p is None:
+            unknown.append(c)
+        else:
+            known.append((p, i, c))
     if not known:
-        ranking, _ = weighted(candidates, needs, rng, explore)
+        ranking, _ = weighted(candidates, needs, rng, explore, k)
         return ranking, f"latency: no samples yet, weighted of {len(candidates)}"
-    known.sort(key=lambda pc: pc[0])
-    unknown = [c for p, c in predicted if p is None]
-    return [c for _, c in known] + unknown, f"latency: lowest p99 {_ms(known[0][0])} of {len(candidates)}"
+    best = heapq.nsmallest(k, known)
+    ranked = [c for _, _, c in best] + unknown[: max(0, k - len(best))]
+    return ranked, f"latency: lowest p99 {_ms(best[0][0])} of {len(candidates)}"
 
 
-def cost(candidates: Sequence[DeploymentHealth], needs: RequestNeeds, rng: random.Random, explore: float) -> Ranking:
+def cost(
+    candidates: Sequence[DeploymentHealth], needs: RequestNeeds, rng: random.Random, explore: float, k: int
+) -> Ranking:
     """Cheapest whose predicted p99 meets `max_latency_ms` (unknown latency counts as meeting it)."""
     prompt, output = needs.prompt_estimate, needs.output_estimate
-    by_cost = sorted(candidates, key=lambda c: c.estimated_cost(prompt, output))
     limit = needs.max_latency_s
     if limit is None:
-        return by_cost, f"cost: cheapest of {len(candidates)}"
-    meeting: list[DeploymentHealth] = []
-    missing: list[tuple[float, DeploymentHealth]] = []
-    for c in by_cost:
-        p = c.predicted_latency(needs.stream)
+        ranked = heapq.nsmallest(k, candidates, key=lambda c: c.input_cost * prompt + c.output_cost * output)
+        return ranked, f"cost: cheapest of {len(candidates)}"
+    stream = needs.stream
+    meeting: list[tuple[float, int, DeploymentHealth]] = []
+    missing: list[tuple[float, int, DeploymentHealth]] = []
+    for i, c in enumerate(candidates):
+        p = c.predicted_latency(stream)
         if p is None or p <= limit:
-            meeting.append(c)
+            meeting.append((c.input_cost * prompt + c.output_cost * output, i, c))
         else:
-            missing.append((p, c))
-    missing.sort(key=lambda pc: pc[0])
+            missing.append((p, i, c))
     if not meeting:
-        return [c for _, c in missing], f"cost: none of {len(candidates)} meets p99<{_ms(limit)}, fastest"
-    return meeting + [c for _, c in missing], f"cost: cheapest of {len(meeting)} meeting p99<{_ms(limit)}"
+        fastest = heapq.nsmallest(k, missing)
+        return [c for _, _, c in fastest], f"cost: none of {len(candidates)} meets p99<{_ms(limit)}, fastest"
+    cheapest = heapq.nsmallest(k, meeting)
+    ranked = [c for _, _, c in cheapest] + [c for _, _, c in heapq.nsmallest(k - len(cheapest), missing)]
+    return ranked, f"cost: cheapest of {len(meeting)} meeting p99<{_ms(limit)}"
 
 
-def usage(candidates: Sequence[DeploymentHealth], needs: RequestNeeds, rng: random.Random, explore: float) -> Ranking:
+def usage(
+    candidates: Sequence[DeploymentHealth], needs: RequestNeeds, rng: random.Random, explore: float, k: int
+) -> Ranking:
     """Most headroom left under the upstream's own RPM/TPM over the last minute."""
-    scored = sorted(candidates, key=lambda c: (-c.usage.headroom(c.deployment.rpm, c.deployment.tpm), rng.random()))
-    best = scored[0].usage.headroom(scored[0].deployment.rpm, scored[0].deployment.tpm)
-    return scored, f"usage: most headroom {best:.0%} of {len(candidates)}"
+    scored = heapq.nsmallest(
+        k, ((-c.usage.headroom(c.deployment.rpm, c.deployment.tpm), i, c) for i, c in enumerate(candidates))
+    )
+    return [c for _, _, c in scored], f"usage: most headroom {-scored[0][0]:.0%} of {len(candidates)}"
 
 
 STRATEGIES: dict[str, StrategyFn] = {

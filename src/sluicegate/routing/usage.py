@@ -14,7 +14,7 @@ class MinuteUsage:
     once per second that passes.
     """
 
-    __slots__ = ("_clock", "_last", "_requests", "_tokens", "requests", "tokens")
+    __slots__ = ("_clock", "_headroom", "_headroom_second", "_last", "_requests", "_tokens", "requests", "tokens")
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -23,6 +23,8 @@ class MinuteUsage:
         self._last = int(clock())
         self.requests = 0
         self.tokens = 0
+        self._headroom_second = -1  # headroom is cached within a second until the next `add`
+        self._headroom = 1.0
 
     def _advance(self) -> int:
         second = int(self._clock())
@@ -37,6 +39,7 @@ class MinuteUsage:
         return second % 60
 
     def add(self, requests: int = 0, tokens: int = 0) -> None:
+        self._headroom_second = -1
         i = self._advance()
         self._requests[i] += requests
         self._tokens[i] += tokens
@@ -47,10 +50,15 @@ class MinuteUsage:
         """The smallest share left under the deployment's limits, 0..1 (1 when it declares none)."""
         if rpm is None and tpm is None:
             return 1.0
+        second = int(self._clock())
+        if second == self._headroom_second:
+            return self._headroom
         self._advance()
         share = 1.0
         if rpm:
             share = min(share, 1 - self.requests / rpm)
         if tpm:
             share = min(share, 1 - self.tokens / tpm)
-        return max(0.0, share)
+        self._headroom_second = second
+        self._headroom = max(0.0, share)
+        return self._headroom
