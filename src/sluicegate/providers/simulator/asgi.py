@@ -57,9 +57,6 @@ class DisconnectWatch:
         while (await self._receive())["type"] != "http.disconnect":
             pass
 
-    def start(self) -> None:
-        self._watch()
-
     @property
     def disconnected(self) -> bool:
         return self._task is not None and self._task.done()

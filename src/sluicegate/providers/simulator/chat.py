@@ -26,11 +26,11 @@ from sluicegate.providers.simulator.behaviour import (
 from sluicegate.providers.simulator.config import FaultRule
 from sluicegate.providers.simulator.delivery import deliver_early_failure, deliver_whole
 from sluicegate.providers.simulator.runtime import Runtime
-from sluicegate.providers.simulator.seeded import seeded_rng
+from sluicegate.providers.simulator.seeded import content_digest, seeded_rng
 from sluicegate.providers.simulator.stats import ModelStats
-from sluicegate.tokens import count_chat_prompt
 
 _MAX_CHOICES = 128
+_RESET_AFTER_S = 0.05
 _SSE_HEADERS = [SSE_CONTENT, (b"cache-control", b"no-cache")]
 # Cut off in the middle of a string: no JSON parser accepts it.
 _MALFORMED_LINE = b'data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"\n\n'
@@ -133,14 +133,15 @@ async def _answer(
     if draw.slow_factor != 1.0:
         stats.fault("slow")
     behaviour = runtime.config.behaviour_for(request.model)
+    digest = content_digest(request.messages)
     try:
-        prompt_tokens = count_chat_prompt(request.messages)
+        prompt_tokens = runtime.prompt_tokens.count(digest, request.messages)
     except (AttributeError, TypeError):
         raise Rejected(400, wire.invalid_parameter("messages", "an array of message objects")) from None
     if prompt_tokens > behaviour.context_window:
         raise Rejected(400, wire.context_length_exceeded(behaviour.context_window, prompt_tokens))
     plan = plan_reply(
-        seeded_rng(runtime.config.seed, request.model, request.messages),
+        seeded_rng(runtime.config.seed, request.model, digest),
         behaviour,
         runtime.corpus,
         prompt_tokens=prompt_tokens,
@@ -191,41 +192,46 @@ async def _stream(
     include_usage: bool,
     failure: FaultRule | None,
 ) -> None:
-    """Send the reply one token per chunk, paced by the plan; stop as soon as the client leaves."""
-    watch.start()
+    """Send the reply one token per SSE event, paced by the plan; stop as soon as the client leaves.
+
+    Unpaced (zero-latency) events are written together: the wire carries the same events, in far
+    fewer writes.
+    """
     if plan.ttft_s > 0 and await watch.sleep(plan.ttft_s):
         stats.streams_cancelled += 1
         return
     await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-    await _send_chunk(send, b"".join(writer.delta(i, _opening_delta(c)) for i, c in enumerate(plan.choices)))
+    pending = [writer.delta(i, _opening_delta(c)) for i, c in enumerate(plan.choices)]
     steps = max(len(choice.pieces) for choice in plan.choices)
     break_at = min(failure.after_tokens or 0, steps) if failure is not None else None
+    interval = plan.token_interval_s
     clock = asyncio.get_running_loop().time
     started = clock()
     for step in range(steps + 1):
-        if step == break_at and not await _break_stream(send, watch, stats, failure):
-            return
+        if step == break_at:
+            await _send_chunk(send, b"".join(pending))
+            pending.clear()
+            if not await _break_stream(send, watch, stats, failure):
+                return
         if step == steps:
             break
-        if plan.token_interval_s:
-            wait = started + step * plan.token_interval_s - clock()
-            if wait > 0 and await watch.sleep(wait):
+        if interval:
+            await _send_chunk(send, b"".join(pending))
+            pending.clear()
+            wait = started + step * interval - clock()
+            if (wait > 0 and await watch.sleep(wait)) or watch.disconnected:
                 stats.streams_cancelled += 1
                 return
-        if watch.disconnected:
-            stats.streams_cancelled += 1
-            return
-        lines = [
+        pending.extend(
             writer.delta(i, _piece_delta(choice, choice.pieces[step]))
             for i, choice in enumerate(plan.choices)
             if step < len(choice.pieces)
-        ]
-        await _send_chunk(send, b"".join(lines))
-    closing = [writer.delta(i, {}, choice.finish_reason) for i, choice in enumerate(plan.choices)]
+        )
+    pending.extend(writer.delta(i, {}, choice.finish_reason) for i, choice in enumerate(plan.choices))
     if include_usage:
-        closing.append(writer.usage(wire.usage(plan.prompt_tokens, plan.completion_tokens)))
-    closing.append(wire.DONE)
-    await send({"type": "http.response.body", "body": b"".join(closing), "more_body": False})
+        pending.append(writer.usage(wire.usage(plan.prompt_tokens, plan.completion_tokens)))
+    pending.append(wire.DONE)
+    await send({"type": "http.response.body", "body": b"".join(pending), "more_body": False})
     stats.streams_completed += 1
 
 
@@ -240,5 +246,8 @@ async def _break_stream(send: Send, watch: DisconnectWatch, stats: ModelStats, f
     if failure.type == "hang":
         await watch.until_disconnect()
         stats.streams_cancelled += 1
-    # "reset": returning without finishing the body makes the server drop the connection.
-    return False
+        return False
+    # "reset". A real connection breaks some time after its last bytes arrived; dropping it in the same
+    # instant would let many clients (aiohttp among them) discard the chunks still in their buffer.
+    await watch.sleep(_RESET_AFTER_S)
+    return False  # returning without finishing the body makes the server drop the connection

@@ -29,13 +29,13 @@ async def deliver_early_failure(
             await send_response(send, 503, wire.unavailable(), headers)
         case "hang" if not stream or rule.after_tokens is None:
             await watch.until_disconnect()
-            record_cancelled(stats, stream)
+            _record_cancelled(stats, stream)
         case _:
             return False
     return True
 
 
-def record_cancelled(stats: ModelStats, stream: bool) -> None:
+def _record_cancelled(stats: ModelStats, stream: bool) -> None:
     if stream:
         stats.streams_cancelled += 1
     else:

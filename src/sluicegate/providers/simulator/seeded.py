@@ -42,7 +42,12 @@ class SplitMix64(random.Random):
         return (self._next64() >> 11) / _TWO_TO_53
 
 
+def content_digest(value: Any) -> bytes:
+    """A short digest of JSON-able content; dict key order does not matter."""
+    return hashlib.blake2b(orjson.dumps(value, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+
+
 def seeded_rng(*key: Any) -> SplitMix64:
-    """A generator determined by `key` (JSON-able values; dict key order does not matter)."""
-    digest = hashlib.blake2b(orjson.dumps(key, option=orjson.OPT_SORT_KEYS), digest_size=8).digest()
-    return SplitMix64(int.from_bytes(digest))
+    """A generator determined by `key` (JSON-able values, or bytes such as a `content_digest`)."""
+    parts = [part.hex() if isinstance(part, bytes) else part for part in key]
+    return SplitMix64(int.from_bytes(content_digest(parts)[:8]))

@@ -80,8 +80,10 @@ class Corpus:
         while len(pieces) < count:  # wrap around: the corpus ends a sentence and starts another
             pieces.extend(self._pieces[: count - len(pieces)])
         pieces[0] = pieces[0][1:]
-        if count > 2 and pieces[-1] != FULL_STOP and pieces[-2] != FULL_STOP:
-            pieces[-1] = FULL_STOP  # never after another full stop: ".." is a single token
+        if count > 2 and pieces[-1] != FULL_STOP:
+            if pieces[-2] == FULL_STOP:  # cut just after a sentence opened: "... end. The" -> "... end the."
+                pieces[-2] = pieces[-1].lower()  # (never "..": that would be a single token)
+            pieces[-1] = FULL_STOP
         return pieces
 
 

@@ -81,7 +81,7 @@ def _value(schema: Any, root: dict[str, Any], rng: random.Random, depth: int) ->
         case "integer":
             return _integer(schema, rng)
         case "number":
-            return float(_integer(schema, rng))
+            return _number(schema, rng)
         case "boolean":
             return rng.random() < 0.5
         case "null":
@@ -133,3 +133,19 @@ def _integer(schema: dict[str, Any], rng: random.Random) -> int:
     if high is None or high < low:
         high = low + 100
     return rng.randint(low, high)
+
+
+def _number(schema: dict[str, Any], rng: random.Random) -> float:
+    bounds = [schema.get(k) for k in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")]
+    lows = [b for b in bounds[:2] if isinstance(b, int | float)]
+    highs = [b for b in bounds[2:] if isinstance(b, int | float)]
+    low = max(lows) if lows else None
+    high = min(highs) if highs else None
+    if low is None:
+        if high is None:
+            return float(rng.randint(1, 100))
+        low = high - 100
+    if high is None:
+        high = low + 100
+    # Strictly inside the bounds, so exclusive bounds hold too.
+    return low + (high - low) * (0.25 + 0.5 * rng.random())
