@@ -81,4 +81,4 @@ class RoutingConfig(_Strict):
     exploration_share: float = Field(0.05, ge=0, le=0.5)  # traffic sent to deployments with too few samples
     latency_window: int = Field(256, ge=16, le=10000)  # samples kept per deployment for percentiles
     aimd_max_concurrency: int = Field(256, ge=1)
-    health_probe_interval_s: float | None = Field(None, gt=0)  # active probes; off by default
+    share_breakers: bool = True  # through Redis when `redis.url` is set: one instance's verdict holds for all

@@ -15,8 +15,8 @@ from sluicegate.pipeline.record import Record
 from sluicegate.pipeline.route import Route
 from sluicegate.providers.http import UpstreamClient
 from sluicegate.routing.metrics import RoutingCollector
-from sluicegate.routing.metrics import RoutingCollector
 from sluicegate.routing.router import Router
+from sluicegate.routing.shared import shared_breakers
 from sluicegate.telemetry.access_log import AccessLog
 from sluicegate.telemetry.metrics import GatewayMetrics
 
@@ -43,7 +43,7 @@ class Gateway:
         self.metrics = GatewayMetrics(group.name for group in self.catalog)
         self.router = Router(self.catalog, config.routing)
         self.metrics.registry.register(RoutingCollector(self.router))
-        self.metrics.registry.register(RoutingCollector(self.router))
+        self.shared_breakers = shared_breakers(config.redis.url, config.routing.share_breakers, self.router)
         log_config = config.server.access_log
         self.access_log = access_log or AccessLog.open(log_config.path, log_config.enabled)
         self.accounts = Accounts(config, key, environ)
@@ -60,11 +60,15 @@ class Gateway:
     async def start(self) -> None:
         self.access_log.start()
         await self.accounts.start()
+        if self.shared_breakers is not None:
+            await self.shared_breakers.start()
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False
         await self.upstream.close()
+        if self.shared_breakers is not None:
+            await self.shared_breakers.stop()
         await self.accounts.stop()
         await self.limits.stop()
         await self.access_log.stop()
