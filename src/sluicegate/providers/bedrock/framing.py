@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from botocore.eventstream import EventStreamBuffer, EventStreamError
+from botocore.eventstream import EventStreamBuffer, ParserError
 
 from sluicegate.errors import ErrorClass, UpstreamError
 
@@ -27,6 +27,6 @@ class EventStreamFramer:
                 else:  # "exception" or "error"
                     name = headers.get(":exception-type") or headers.get(":error-code") or "InternalServerException"
                     events.append((f"exception:{name}", message.payload))
-        except EventStreamError:
+        except ParserError:
             raise UpstreamError(ErrorClass.SERVER_ERROR, "Bedrock sent a corrupt event-stream frame") from None
         return events

@@ -1,0 +1,216 @@
+"""Property tests: canonical -> provider wire -> canonical keeps messages, tools, tool calls and stop conditions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sluicegate.canonical import ChatRequest, ChatResponse, Usage
+from sluicegate.config.schema import ProviderConfig
+from sluicegate.providers.anthropic.adapter import AnthropicAdapter
+from sluicegate.providers.base import Endpoint
+from sluicegate.providers.bedrock.adapter import BedrockAdapter
+from sluicegate.providers.gemini.adapter import GeminiAdapter
+from sluicegate.wire import anthropic as anthropic_wire
+
+TEXT = st.text(alphabet="abcdefghij KLMNOP.,!?é\n", min_size=1, max_size=20)
+NAME = st.text(alphabet="abcdefghijklmnop_", min_size=1, max_size=8)
+ARGS = st.dictionaries(st.sampled_from(["city", "n", "flag"]), st.one_of(st.integers(-5, 5), TEXT, st.booleans()))
+
+
+@st.composite
+def conversations(draw: st.DrawFn) -> ChatRequest:
+    names = draw(st.lists(NAME, min_size=1, max_size=3, unique=True))
+    messages: list[dict[str, Any]] = []
+    if draw(st.booleans()):
+        messages.append({"role": "system", "content": draw(TEXT)})
+    call_number = 0
+    for _ in range(draw(st.integers(1, 4))):
+        messages.append({"role": "user", "content": draw(TEXT)})
+        if draw(st.booleans()):
+            calls = []
+            for _ in range(draw(st.integers(1, 3))):
+                call_number += 1
+                calls.append(
+                    {
+                        "id": f"call_{call_number}",
+                        "type": "function",
+                        "function": {
+                            "name": draw(st.sampled_from(names)),
+                            "arguments": orjson.dumps(draw(ARGS)).decode(),
+                        },
+                    }
+                )
+            text = draw(st.one_of(st.none(), TEXT))
+            messages.append({"role": "assistant", "content": text, "tool_calls": calls})
+            for call in calls:
+                messages.append({"role": "tool", "tool_call_id": call["id"], "content": draw(TEXT)})
+        else:
+            messages.append({"role": "assistant", "content": draw(TEXT)})
+    messages.append({"role": "user", "content": draw(TEXT)})
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": n, "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
+        }
+        for n in names
+    ]
+    params: dict[str, Any] = {"tools": tools}
+    stop = draw(st.one_of(st.none(), st.lists(TEXT, min_size=1, max_size=3)))
+    if stop is not None:
+        params["stop"] = stop
+    return ChatRequest(model="m", messages=messages, max_tokens=draw(st.integers(1, 4000)), params=params)  # type: ignore[arg-type]
+
+
+Item = tuple[Any, ...]
+
+
+def _merge(turns: list[tuple[str, list[Item]]], role: str, items: list[Item]) -> None:
+    if turns and turns[-1][0] == role:
+        turns[-1][1].extend(items)
+    else:
+        turns.append((role, items))
+
+
+def canonical_shape(request: ChatRequest) -> tuple[list[str], list[tuple[str, list[Item]]]]:
+    """What must survive: system texts, and per turn its texts, calls (id, name, args) and results (id, text)."""
+    system: list[str] = []
+    turns: list[tuple[str, list[Item]]] = []
+    for m in request.messages:
+        if m["role"] == "system":
+            system.append(str(m.get("content")))
+        elif m["role"] == "tool":
+            _merge(turns, "user", [("result", m["tool_call_id"], m["content"])])
+        elif m["role"] == "assistant":
+            items: list[Item] = [("text", m["content"])] if m.get("content") else []
+            items += [
+                ("call", c["id"], c["function"]["name"], orjson.loads(c["function"]["arguments"]))
+                for c in m.get("tool_calls") or ()
+            ]
+            _merge(turns, "assistant", items)
+        else:
+            _merge(turns, "user", [("text", m["content"])])
+    return system, turns
+
+
+def _endpoint(kind: str) -> Endpoint:
+    return Endpoint(kind, ProviderConfig(kind=kind, base_url="https://provider.test", aws_region="us-east-1"), "key")  # type: ignore[arg-type]
+
+
+def gemini_shape(body: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[Item]]]]:
+    system = [p["text"] for p in (body.get("systemInstruction") or {}).get("parts", [])]
+    turns: list[tuple[str, list[Item]]] = []
+    for content in body["contents"]:
+        items: list[Item] = []
+        for part in content["parts"]:
+            if "text" in part:
+                items.append(("text", part["text"]))
+            elif "functionCall" in part:
+                call = part["functionCall"]
+                items.append(("call", call["id"], call["name"], call["args"]))
+            else:
+                response = part["functionResponse"]
+                items.append(
+                    (
+                        "result",
+                        response["id"],
+                        response["response"].get("result", orjson.dumps(response["response"]).decode()),
+                    )
+                )
+        _merge(turns, "assistant" if content["role"] == "model" else "user", items)
+    return system, turns
+
+
+def bedrock_shape(body: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[Item]]]]:
+    system = [block["text"] for block in body.get("system") or ()]
+    turns: list[tuple[str, list[Item]]] = []
+    for message in body["messages"]:
+        items: list[Item] = []
+        for block in message["content"]:
+            if "text" in block:
+                items.append(("text", block["text"]))
+            elif "toolUse" in block:
+                use = block["toolUse"]
+                items.append(("call", use["toolUseId"], use["name"], use["input"]))
+            else:
+                result = block["toolResult"]
+                items.append(("result", result["toolUseId"], result["content"][0]["text"]))
+        _merge(turns, message["role"], items)
+    return system, turns
+
+
+@settings(max_examples=60, deadline=None)
+@given(conversations())
+def test_anthropic_round_trip_keeps_conversation_tools_and_stops(request: ChatRequest) -> None:
+    body = orjson.loads(AnthropicAdapter().chat_request(_endpoint("anthropic"), "claude", request).body)
+    back = anthropic_wire.parse_chat_request(orjson.dumps(body))
+    system, turns = canonical_shape(request)
+    back_system, back_turns = canonical_shape(back)
+    assert back_turns == turns
+    assert back_system == (["\n\n".join(system)] if system else [])
+    assert [t["function"]["name"] for t in back.params["tools"]] == [
+        t["function"]["name"] for t in request.params["tools"]
+    ]
+    assert back.params.get("stop") == request.params.get("stop")
+    assert back.max_tokens == request.max_tokens
+
+
+@settings(max_examples=60, deadline=None)
+@given(conversations())
+def test_gemini_request_keeps_conversation_tools_and_stops(request: ChatRequest) -> None:
+    body = orjson.loads(GeminiAdapter().chat_request(_endpoint("gemini"), "gemini", request).body)
+    assert gemini_shape(body) == canonical_shape(request)
+    declared = [d["name"] for d in body["tools"][0]["functionDeclarations"]]
+    assert declared == [t["function"]["name"] for t in request.params["tools"]]
+    assert body["generationConfig"].get("stopSequences") == request.params.get("stop")
+    assert body["generationConfig"]["maxOutputTokens"] == request.max_tokens
+
+
+@settings(max_examples=60, deadline=None)
+@given(conversations())
+def test_bedrock_request_keeps_conversation_tools_and_stops(request: ChatRequest) -> None:
+    endpoint = _endpoint("bedrock")
+    body = orjson.loads(BedrockAdapter().chat_request(endpoint, "model", request).body)
+    assert bedrock_shape(body) == canonical_shape(request)
+    declared = [t["toolSpec"]["name"] for t in body["toolConfig"]["tools"]]
+    assert declared == [t["function"]["name"] for t in request.params["tools"]]
+    assert body["inferenceConfig"].get("stopSequences") == request.params.get("stop")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    text=st.one_of(st.none(), TEXT),
+    calls=st.lists(st.tuples(NAME, ARGS), max_size=3),
+    finish=st.sampled_from(["stop", "length", "tool_calls", "content_filter"]),
+    usage=st.tuples(st.integers(0, 10**6), st.integers(0, 10**5), st.integers(0, 10**5), st.integers(0, 10**5)),
+)
+def test_response_through_anthropic_wire_and_back_keeps_content_calls_finish_and_usage(
+    text: str | None, calls: list[tuple[str, dict[str, Any]]], finish: str, usage: tuple[int, int, int, int]
+) -> None:
+    fresh, output, cached, written = usage
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if calls:
+        message["tool_calls"] = [
+            {"id": f"toolu_{i}", "type": "function", "function": {"name": n, "arguments": orjson.dumps(a).decode()}}
+            for i, (n, a) in enumerate(calls)
+        ]
+    response = ChatResponse(
+        id="msg_1",
+        model="m",
+        created=0,
+        choices=[{"index": 0, "message": message, "finish_reason": finish}],
+        usage=Usage(fresh + cached + written, output, cached, 0, written),
+    )
+    back = AnthropicAdapter().chat_response(anthropic_wire.chat_response_body(response))
+    choice = back.choices[0]
+    assert choice["finish_reason"] == finish
+    assert (choice["message"]["content"] or None) == (text or None)
+    back_calls = [
+        (c["function"]["name"], orjson.loads(c["function"]["arguments"]))
+        for c in choice["message"].get("tool_calls", [])
+    ]
+    assert back_calls == calls
+    assert back.usage == response.usage
