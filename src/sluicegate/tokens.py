@@ -128,10 +128,11 @@ class TokenCounter:
         return best
 
     def count_output(self, model: str, text: str) -> int:
-        encoding = exact_encoding(model)
-        if encoding is None:
-            return math.ceil(len(cl100k().encode_ordinary(text)) * (1 + self.margin))
-        return len(encoding.encode_ordinary(text))
+        """Output tokens of `text`, before any margin (apply `margin_for` to a running total)."""
+        return len((exact_encoding(model) or cl100k()).encode_ordinary(text))
+
+    def margin_for(self, model: str) -> float:
+        return 0.0 if exact_encoding(model) is not None else self.margin
 
 
 def count_text(text: str) -> int:

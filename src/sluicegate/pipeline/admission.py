@@ -62,7 +62,8 @@ class Ticket:
     prompt_exact: bool
     input_pico: int
     output_pico: int
-    output_tokens: int = 0  # counted as a stream flows
+    output_tokens: int = 0  # counted as a stream flows (with the estimate's margin for other families)
+    raw_output_tokens: int = 0
     cut_off: bool = False
     settled: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

@@ -3,6 +3,7 @@ the budget reservation, ends the stream cleanly with `finish_reason: "length"`."
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sluicegate.canonical import ChatChunk, Usage
@@ -50,10 +51,12 @@ class StreamMeter:
         if not text:
             return chunk
         model = ctx.deployment.model if ctx.deployment is not None else ctx.model
-        produced = ticket.output_tokens + self._counter.count_output(model, text)
+        raw = ticket.raw_output_tokens + self._counter.count_output(model, text)
+        produced = math.ceil(raw * (1 + self._counter.margin_for(model)))
         spend = ticket.plan.input_micros + output_micros(produced, ticket.output_pico)
         if produced <= ticket.admission.output_tokens and spend <= ticket.admission.reserved_micros:
             ticket.output_tokens = produced
+            ticket.raw_output_tokens = raw
             return chunk
         return self._cut(ctx, ticket, chunk)
 
