@@ -88,7 +88,7 @@ class OutagePolicyConfig(_Strict):
     rate_limits: Literal["fail_open", "fail_closed"] = "fail_open"
     local_fraction: float = Field(0.5, gt=0, le=1)
     retry_seconds: float = Field(2.0, gt=0)  # how often to try Redis again while it is away
-    timeout_seconds: float = Field(0.25, gt=0)  # per Redis call
+    timeout_seconds: float = Field(1.0, gt=0)  # per Redis call (generous: a busy event loop delays reads too)
 
 
 class LimitsConfig(_Strict):

@@ -62,11 +62,11 @@ class RedisState:
 
     @classmethod
     def from_url(
-        cls, url: str, *, timeout: float = 0.25, prefix: str = "sg", window_seconds: float = 60.0
+        cls, url: str, *, timeout: float = 1.0, prefix: str = "sg", window_seconds: float = 60.0
     ) -> RedisState:
         # A bounded pool: a burst waits briefly for a connection instead of opening thousands.
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, max_connections=64, timeout=2.0
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, max_connections=128, timeout=5.0
         )
         # No client-side retries: an outage must be seen within one timeout, and the policy takes over.
         client = aioredis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
