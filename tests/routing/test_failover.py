@@ -36,6 +36,9 @@ GROUPS = (
     + pair("rt-admin")
     + pair("rt-timeout")
     + """
+  - name: rt-single
+    deployments:
+      - {provider: sim, model: rt-single-a}
   - name: rt-short
     routing: {fallbacks_by_error: {context_window: [rt-long]}}
     deployments:
@@ -139,7 +142,23 @@ def test_all_deployments_down_is_a_clean_fast_error(client: openai.OpenAI, sim_c
     assert time.monotonic() - started < 5
     assert info.value.status_code == 503
     assert info.value.code == "overloaded"
-    assert info.value.response.headers["x-sluice-request-id"]
+    headers = info.value.response.headers
+    assert headers["x-sluice-request-id"]
+    assert headers["x-sluice-attempts"] == "3", "a, b, then b once more (nothing else left): the attempt cap"
+    assert headers["x-sluice-deployment"] == "sim/rt-down-b"
+    assert headers["x-sluice-route-reason"].startswith("cost: cheapest of 2")
+
+
+def test_retry_on_the_only_deployment_waits_out_a_short_retry_after(
+    client: openai.OpenAI, sim_control: httpx.Client
+) -> None:
+    rule = {"type": "rate_limit", "retry_after": 1, "duration_s": 0.5}
+    sim_control.put("/_sim/faults/rt-single-a", json={"faults": [rule]})
+    started = time.monotonic()
+    raw = client.chat.completions.with_raw_response.create(model="rt-single", messages=MESSAGES)
+    assert raw.parse().choices[0].message.content
+    assert raw.headers["x-sluice-attempts"] == "2"
+    assert time.monotonic() - started >= 1.0, "waited the upstream's Retry-After before retrying"
 
 
 def test_hedged_request_wins_on_the_second_deployment_and_records_the_loser(

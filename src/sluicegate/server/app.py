@@ -257,6 +257,11 @@ class GatewayApp:
 
     async def _fail(self, wire: ClientWire, ctx: RequestContext, send: Send, error: GatewayError) -> None:
         headers = [_JSON, (b"x-sluice-request-id", ctx.request_id.encode())]
+        if ctx.attempts and ctx.deployment is not None:  # the last deployment tried, and how many calls
+            headers.append((b"x-sluice-deployment", ctx.deployment.name.encode("latin-1")))
+            headers.append((b"x-sluice-attempts", str(ctx.attempts).encode()))
+        if ctx.route_reason:
+            headers.append((b"x-sluice-route-reason", ctx.route_reason.encode("latin-1", "replace")))
         headers.extend(_encode_headers(error.headers))
         await _send(send, error.status, wire.error_body(error), headers)
         await self.gateway.pipeline.finish(ctx, error)
