@@ -12,6 +12,7 @@ from sluicegate.routing.stats import LatencyStats
 from sluicegate.routing.usage import MinuteUsage
 
 Clock = Callable[[], float]
+SHARED_HEADROOM_TTL_S = 3.0
 
 
 class DeploymentHealth:
@@ -22,6 +23,8 @@ class DeploymentHealth:
         "latency_target_s",
         "limit",
         "output_cost",
+        "shared_headroom",
+        "shared_headroom_at",
         "stats",
         "throttled_until",
         "usage",
@@ -37,6 +40,8 @@ class DeploymentHealth:
         self.usage = MinuteUsage(clock)
         target = deployment.latency_target_ms
         self.latency_target_s = target / 1000 if target is not None else None
+        self.shared_headroom: float | None = None  # from the shared rate-limit state (routing/headroom.py)
+        self.shared_headroom_at = float("-inf")
         self.throttled_until = 0.0  # the upstream asked us to back off (429/529 Retry-After) until then
         price = deployment.price
         # Floats are fine here: they only rank deployments; what is charged is computed in Decimal elsewhere.
@@ -48,6 +53,12 @@ class DeploymentHealth:
         wait = 1.0 if retry_after is None else min(60.0, retry_after)
         self.throttled_until = max(self.throttled_until, now + wait)
         self.limit.on_throttle()
+
+    def headroom(self, now: float) -> float:
+        """Share left under the upstream's RPM/TPM: all instances' use when fresh, else this instance's."""
+        if self.shared_headroom is not None and now - self.shared_headroom_at < SHARED_HEADROOM_TTL_S:
+            return self.shared_headroom
+        return self.usage.headroom(self.deployment.rpm, self.deployment.tpm)
 
     def estimated_cost(self, prompt_tokens: int, output_tokens: int) -> float:
         return self.input_cost * prompt_tokens + self.output_cost * output_tokens

@@ -120,9 +120,8 @@ def usage(
     candidates: Sequence[DeploymentHealth], needs: RequestNeeds, rng: random.Random, explore: float, k: int
 ) -> Ranking:
     """Most headroom left under the upstream's own RPM/TPM over the last minute."""
-    scored = heapq.nsmallest(
-        k, ((-c.usage.headroom(c.deployment.rpm, c.deployment.tpm), i, c) for i, c in enumerate(candidates))
-    )
+    now = candidates[0].usage.now()
+    scored = heapq.nsmallest(k, ((-c.headroom(now), i, c) for i, c in enumerate(candidates)))
     return [c for _, _, c in scored], f"usage: most headroom {-scored[0][0]:.0%} of {len(candidates)}"
 
 

@@ -38,6 +38,9 @@ class MinuteUsage:
             self._last = second
         return second % 60
 
+    def now(self) -> float:
+        return self._clock()
+
     def add(self, requests: int = 0, tokens: int = 0) -> None:
         self._headroom_second = -1
         i = self._advance()

@@ -14,6 +14,7 @@ from sluicegate.pipeline.limits import BudgetsAndLimits
 from sluicegate.pipeline.record import Record
 from sluicegate.pipeline.route import Route
 from sluicegate.providers.http import UpstreamClient
+from sluicegate.routing.headroom import HeadroomRefresher
 from sluicegate.routing.metrics import RoutingCollector
 from sluicegate.routing.router import Router
 from sluicegate.routing.shared import shared_breakers
@@ -49,6 +50,7 @@ class Gateway:
         self.accounts = Accounts(config, key, environ)
         self.auth = self.accounts.auth
         self.limits = BudgetsAndLimits(config, self.catalog, self.metrics.registry)
+        self.headroom = HeadroomRefresher(self.router, self.limits.deployment_headroom)
         self.pipeline = Pipeline(
             request_stages=[self.auth, self.limits.admission, Route(self.catalog, self.router)],
             execute=Execute(self.upstream, self.router),
@@ -62,6 +64,7 @@ class Gateway:
         await self.accounts.start()
         if self.shared_breakers is not None:
             await self.shared_breakers.start()
+        await self.headroom.start()
         self.ready = True
 
     async def stop(self) -> None:
@@ -69,6 +72,7 @@ class Gateway:
         await self.upstream.close()
         if self.shared_breakers is not None:
             await self.shared_breakers.stop()
+        await self.headroom.stop()
         await self.accounts.stop()
         await self.limits.stop()
         await self.access_log.stop()
