@@ -427,7 +427,17 @@ def main() -> None:
     parser.add_argument(
         "--virtual-key", action="store_true", help="gateway leg authenticates with a virtual key (warm auth cache)"
     )
+    parser.add_argument(
+        "--translation",
+        action="store_true",
+        help="instead: an Anthropic-format upstream behind the OpenAI ingress vs a pass-through (bench/translation.py)",
+    )
     args = parser.parse_args()
+    if args.translation:
+        import translation
+
+        translation.run(args.runs, args.duration)
+        return
     for tool in ("wrk", "taskset"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is needed: apt-get install wrk nginx-light")

@@ -1,6 +1,7 @@
 """Translation overhead: an Anthropic-format upstream behind the OpenAI ingress, against an OpenAI pass-through.
 
     python bench/translation.py [--runs 5] [--duration 5] [--in-process-only]
+    python bench/overhead.py --translation [--runs 5] [--duration 5]      (the same)
 
 Starts the simulator in zero-latency mode (core 1) and one gateway (core 0) with two deployments on that
 simulator: one speaking OpenAI's wire (pass-through) and one speaking Anthropic's (request, response and
@@ -214,23 +215,28 @@ def in_process(repeat: int = 2000) -> str:
     return "\n".join(lines)
 
 
+def run(runs: int, duration: float, in_process_only: bool = False) -> None:
+    print(in_process())
+    if in_process_only:
+        return
+    for tool in ("wrk", "taskset"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is needed: apt-get install wrk")
+    figures = Figures()
+    args = argparse.Namespace(duration=duration)
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="sluice-translation-") as workdir:
+            one_run(args, figures, Path(workdir))
+    print(report(figures, runs))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk load")
     parser.add_argument("--in-process-only", action="store_true", help="only the in-process timing")
     args = parser.parse_args()
-    print(in_process())
-    if args.in_process_only:
-        return
-    for tool in ("wrk", "taskset"):
-        if not shutil.which(tool):
-            sys.exit(f"{tool} is needed: apt-get install wrk")
-    figures = Figures()
-    for _ in range(args.runs):
-        with tempfile.TemporaryDirectory(prefix="sluice-translation-") as workdir:
-            one_run(args, figures, Path(workdir))
-    print(report(figures, args.runs))
+    run(args.runs, args.duration, args.in_process_only)
 
 
 if __name__ == "__main__":
