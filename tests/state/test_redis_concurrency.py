@@ -42,6 +42,7 @@ async def test_concurrent_admissions_never_overspend_a_shared_budget() -> None:
             max_output_tokens=rng.choice([None, 300, 1000]) or 2000,
             min_output_tokens=16,
         )
+        await asyncio.sleep(rng.random() * 0.3)  # arrivals spread over 300 ms, as traffic arrives
         admission = await state.admit(plan)
         if not admission.admitted:
             refused += 1
