@@ -53,7 +53,8 @@ class SpendRow:
 
 def _sqlite_time(value: dt.datetime) -> str:
     """What SQLAlchemy's SQLite DateTime stores, so reads through SQLAlchemy parse it back."""
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    v = value.astimezone(dt.UTC)
+    return f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
 
 
 class SpendLedger:

@@ -68,7 +68,7 @@ def ledger_row(ctx: RequestContext, now: float) -> dict[str, Any]:
 
 def _db_row(record: dict[str, Any]) -> dict[str, Any]:
     moment = utc(float(record["ts"]))
-    return {**record, "ts": moment, "day": moment.strftime("%Y-%m-%d")}
+    return {**record, "ts": moment, "day": moment.date().isoformat()}
 
 
 class Ledger:
