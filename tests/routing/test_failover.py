@@ -227,3 +227,20 @@ def test_admin_can_force_a_breaker_open_and_give_it_back(client: openai.OpenAI, 
     assert report["sim/rt-admin-a"]["latency"]["total_ms"]["count"] >= 1
     bad = admin.put("/admin/routing/breakers", json={"deployment": "nope", "state": "open"})
     assert bad.status_code == 404
+
+
+def test_hedged_stream_switches_when_the_first_token_is_late(
+    client: openai.OpenAI, gateway: Proc, sim_control: httpx.Client
+) -> None:
+    for _ in range(6):
+        list(client.chat.completions.create(model="rt-hedge", messages=MESSAGES, stream=True))
+    sim_control.put("/_sim/faults/rt-hedge-a", json={"faults": [{"type": "hang"}]})
+    started = time.monotonic()
+    raw = client.chat.completions.with_raw_response.create(model="rt-hedge", messages=MESSAGES, stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    assert text.strip()
+    assert time.monotonic() - started < 0.9
+    assert raw.headers["x-sluice-deployment"] == "sim/rt-hedge-b"
+    entry = access_entry(gateway, raw.headers["x-sluice-request-id"])
+    assert entry["side_attempts"][0]["deployment"] == "sim/rt-hedge-a"  # type: ignore[index]
+    assert entry["side_attempts"][0]["estimated"] is True  # type: ignore[index]
