@@ -30,6 +30,12 @@ def families_yaml(simulator_url: str) -> str:
             f"        model: faulty-{family}\n"
             "    routing: {retry: {max_attempts: 1, same_deployment: 0}, breaker: {enabled: false}}\n"
         )
+    for family in ("openai", "anthropic", "gemini", "bedrock"):
+        # The session simulator paces "slow-model" (TTFT 20 ms, 40 tokens/s): room for a fault mid-stream.
+        models.append(
+            f"  - name: {family}-paced\n    deployments:\n      - provider: sim-{family}\n        model: slow-model\n"
+            "    routing: {retry: {max_attempts: 1, same_deployment: 0}, breaker: {enabled: false}}\n"
+        )
     return f"""
 server:
   access_log: {{enabled: false}}

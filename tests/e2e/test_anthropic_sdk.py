@@ -105,3 +105,20 @@ def test_errors_are_anthropic_shaped_and_map_to_sdk_exceptions(
     with pytest.raises(anthropic.RateLimitError) as limited:
         client.messages.create(model="gemini-faulty", max_tokens=10, messages=MESSAGES)  # type: ignore[arg-type]
     assert limited.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("model", ["openai-paced", "gemini-paced"])
+def test_an_upstream_failure_mid_stream_is_an_anthropic_error_event(
+    client: anthropic.Anthropic, sim_control: httpx.Client, model: str
+) -> None:
+    sim_control.put("/_sim/faults/slow-model", json={"faults": [{"type": "reset", "after_tokens": 4}]})
+    text = []
+    with (
+        pytest.raises(anthropic.APIStatusError) as info,
+        client.messages.stream(model=model, max_tokens=200, messages=MESSAGES) as stream,  # type: ignore[arg-type]
+    ):
+        for piece in stream.text_stream:
+            text.append(piece)
+    assert "".join(text), "tokens before the fault reached the client"
+    assert info.value.body["type"] == "error"  # type: ignore[index]
+    assert info.value.body["error"]["type"] == "api_error"  # type: ignore[index]

@@ -203,3 +203,16 @@ def test_context_window_errors_are_recognised_per_family(client: openai.OpenAI, 
 def test_embeddings_model_is_listed_and_served(client: openai.OpenAI) -> None:
     result = client.embeddings.create(model="embed-fam", input="hello world")
     assert len(result.data[0].embedding) > 0
+
+
+@pytest.mark.parametrize("family", ["anthropic", "gemini", "bedrock"])
+def test_an_upstream_failure_mid_stream_ends_the_stream_with_an_error(
+    client: openai.OpenAI, sim_control: httpx.Client, family: str
+) -> None:
+    sim_control.put("/_sim/faults/slow-model", json={"faults": [{"type": "malformed_sse", "after_tokens": 4}]})
+    received = []
+    with pytest.raises(openai.APIError) as info:
+        for chunk in client.chat.completions.create(model=f"{family}-paced", messages=MESSAGES, stream=True):  # type: ignore[arg-type]
+            received.extend(c.delta.content or "" for c in chunk.choices)
+    assert "".join(received), "tokens before the fault reached the client"
+    assert "server_error" in str(info.value.body) or "Upstream" in info.value.message
