@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, func, select
 
 from sluicegate.store.db import Store
 from sluicegate.store.models import LedgerEntry
@@ -57,6 +57,21 @@ def _sqlite_time(value: dt.datetime) -> str:
     return f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
 
 
+def _pg_type(column: Any) -> str:
+    kind = column.type
+    if isinstance(kind, DateTime):
+        return "timestamptz"
+    if isinstance(kind, Boolean):
+        return "boolean"
+    if isinstance(kind, BigInteger):
+        return "bigint"
+    if isinstance(kind, Integer):
+        return "integer"
+    if isinstance(kind, Float):
+        return "double precision"
+    return "text"
+
+
 class SpendLedger:
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -64,15 +79,13 @@ class SpendLedger:
         self._ts_index = self._columns.index("ts")
         getter = itemgetter(*self._columns)
         self._values: Callable[[Mapping[str, Any]], list[Any]] = lambda row: list(getter(row))
-        marks = (
-            ", ".join("?" for _ in self._columns)
-            if store.is_sqlite
-            else ", ".join(f"${i + 1}" for i in range(len(self._columns)))
-        )
-        self._insert_sql = (
-            f"INSERT INTO spend_ledger ({', '.join(self._columns)}) VALUES ({marks}) "
-            "ON CONFLICT (request_id) DO NOTHING"
-        )
+        names = ", ".join(self._columns)
+        if store.is_sqlite:
+            source = f"VALUES ({', '.join('?' for _ in self._columns)})"
+        else:  # one statement per batch: each column travels as one array, encoded by asyncpg in C
+            arrays = ", ".join(f"${i + 1}::{_pg_type(c)}[]" for i, c in enumerate(LedgerEntry.__table__.columns))
+            source = f"SELECT * FROM unnest({arrays})"
+        self._insert_sql = f"INSERT INTO spend_ledger ({names}) {source} ON CONFLICT (request_id) DO NOTHING"
 
     async def insert(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Inserts the rows; a request id already present is skipped, so replaying a batch is harmless."""
@@ -87,10 +100,12 @@ class SpendLedger:
                 row_values = self._values(row)
                 row_values[at] = _sqlite_time(row_values[at])
                 values.append(tuple(row_values))
-        else:
-            values = [tuple(self._values(row)) for row in rows]
+            async with self._store.engine.begin() as conn:
+                await conn.exec_driver_sql(self._insert_sql, values)
+            return
+        columns = tuple(list(column) for column in zip(*(self._values(row) for row in rows), strict=True))
         async with self._store.engine.begin() as conn:
-            await conn.exec_driver_sql(self._insert_sql, values)
+            await conn.exec_driver_sql(self._insert_sql, columns)
 
     async def report(self, by: str, where: SpendFilter = SpendFilter()) -> list[SpendRow]:
         column = _GROUP_COLUMNS[by]
