@@ -269,3 +269,11 @@ def test_no_key_material_in_logs(gw: Proc, tmp_path: Path) -> None:
     secret = created["key"][len("sk-sluice-") :]
     assert secret not in everything and secret[:16] not in everything
     assert MASTER_KEY not in everything
+
+
+def test_models_list_shows_only_what_the_key_may_use(gw: Proc) -> None:
+    created = create_key(gw, team="search", models=["gpt-4o*"])
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=created["key"], max_retries=0)
+    assert [m.id for m in client.models.list()] == ["gpt-4o-mini"]
+    everything = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=MASTER_KEY, max_retries=0)
+    assert len(everything.models.list().data) > 1

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from fnmatch import fnmatchcase
 from typing import Any
 
 import orjson
@@ -270,11 +271,14 @@ class GatewayApp:
 
     async def _models(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await self.gateway.auth.authenticate(_headers(scope))
+            principal = await self.gateway.auth.authenticate(_headers(scope))
         except GatewayError as error:
             await _send(send, error.status, openai_wire.error_body(error), [_JSON])
             return
-        await _send(send, 200, openai_wire.models_body(self.gateway.models()), [_JSON])
+        models = self.gateway.models()
+        if principal.allowed_models:  # a key lists only the models it may use
+            models = [m for m in models if any(fnmatchcase(m[0], p) for p in principal.allowed_models)]
+        await _send(send, 200, openai_wire.models_body(models), [_JSON])
 
     async def _live(self, scope: Scope, receive: Receive, send: Send) -> None:
         await _send(send, 200, b'{"status":"ok"}', [_JSON])
