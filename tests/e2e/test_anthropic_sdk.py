@@ -1,4 +1,4 @@
-"""The official anthropic SDK against /v1/messages, served by OpenAI, Gemini, Anthropic and Bedrock upstreams."""
+"""The official anthropic SDK against /v1/messages, served by OpenAI, Gemini, Anthropic, Bedrock and Azure upstreams."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ TOOL = {
         "required": ["city", "days"],
     },
 }
-SERVED_BY = ["openai-chat", "gemini-chat", "anthropic-chat", "bedrock-chat"]
+SERVED_BY = ["openai-chat", "gemini-chat", "anthropic-chat", "bedrock-chat", "azure-chat"]
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_tool_round_trip(client: anthropic.Anthropic, model: str, streamed: bool
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny, 24C"}]},
     ]
     # OpenAI-format models keep calling while tools are offered, so the final turn there says "none".
-    choice = {"tool_choice": {"type": "none"}} if model == "openai-chat" else {}
+    choice = {"tool_choice": {"type": "none"}} if model in ("openai-chat", "azure-chat") else {}
     final = client.messages.create(model=model, max_tokens=300, messages=history, tools=[TOOL], **choice)  # type: ignore[arg-type,list-item]
     assert final.stop_reason == "end_turn"
     assert final.content[0].type == "text" and final.content[0].text
