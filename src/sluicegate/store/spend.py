@@ -53,8 +53,10 @@ class SpendRow:
 
 def _sqlite_time(value: dt.datetime) -> str:
     """What SQLAlchemy's SQLite DateTime stores, so reads through SQLAlchemy parse it back."""
-    v = value.astimezone(dt.UTC)
-    return f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+    if value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
+    text = value.replace(tzinfo=None).isoformat(" ")
+    return text if len(text) > 19 else text + ".000000"  # isoformat drops a zero fraction
 
 
 def _pg_type(column: Any) -> str:
