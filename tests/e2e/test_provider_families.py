@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import openai
 import orjson
@@ -216,3 +218,35 @@ def test_an_upstream_failure_mid_stream_ends_the_stream_with_an_error(
             received.extend(c.delta.content or "" for c in chunk.choices)
     assert "".join(received), "tokens before the fault reached the client"
     assert "server_error" in str(info.value.body) or "Upstream" in info.value.message
+
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+def _image_in(family: str, request: dict[str, Any]) -> object:
+    """Where the image sits in the upstream request the simulator received."""
+    if family == "gemini":
+        return request["contents"][0]["parts"][1]
+    return request["messages"][0]["content"][1]
+
+
+@pytest.mark.parametrize(
+    ("family", "expected"),
+    [
+        ("anthropic", {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}),
+        ("gemini", {"inlineData": {"mimeType": "image/png", "data": PNG}}),
+        ("bedrock", {"image": {"format": "png", "source": {"bytes": PNG}}}),
+        ("azure", {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}),
+    ],
+)
+def test_images_reach_each_provider_in_its_own_shape(
+    client: openai.OpenAI, simulator: Proc, family: str, expected: dict[str, object]
+) -> None:
+    content = [
+        {"type": "text", "text": "What is in this picture?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+    ]
+    completion = client.chat.completions.create(model=f"{family}-chat", messages=[{"role": "user", "content": content}])  # type: ignore[arg-type,misc]
+    assert completion.choices[0].message.content
+    stats = httpx.get(f"{simulator.url}/_sim/stats").json()["models"][FAMILIES[family]]
+    assert _image_in(family, stats["last_request"]) == expected
