@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sluicegate.routing.cli import add_chaos_command
 
     add_chaos_command(commands)
+
+    from sluicegate.state.cli import add_limits_command
+
+    add_limits_command(commands)
     return parser
 
 

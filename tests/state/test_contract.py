@@ -187,3 +187,11 @@ async def test_deployment_headroom_counts_settled_calls(state: HotState, clock: 
     clock.advance(60)
     headroom = await state.deployment_headroom("sim/gpt-4o", 10, None)
     assert (headroom.requests, headroom.tokens) == (10, None)
+
+
+async def test_operator_overrides_are_stored_and_cleared(state: HotState) -> None:
+    await state.put_override("team:t1", '{"entity": "team:t1"}', 0)
+    await state.put_override("key:k1", '{"entity": "key:k1"}', 0)
+    assert await state.all_overrides() == {"team:t1": '{"entity": "team:t1"}', "key:k1": '{"entity": "key:k1"}'}
+    await state.put_override("team:t1", None, 0)
+    assert list(await state.all_overrides()) == ["key:k1"]

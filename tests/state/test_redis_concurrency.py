@@ -23,6 +23,7 @@ async def test_concurrent_admissions_never_overspend_a_shared_budget() -> None:
     team = BudgetScope("team:t1", "total", limit, limit)
     rng = random.Random(5)
     refused = 0
+    in_flight = asyncio.Semaphore(64)  # requests in flight at once across both instances
 
     async def one(i: int) -> int:
         nonlocal refused
@@ -42,19 +43,19 @@ async def test_concurrent_admissions_never_overspend_a_shared_budget() -> None:
             max_output_tokens=rng.choice([None, 300, 1000]) or 2000,
             min_output_tokens=16,
         )
-        await asyncio.sleep(rng.random() * 0.3)  # arrivals spread over 300 ms, as traffic arrives
-        admission = await state.admit(plan)
-        if not admission.admitted:
-            refused += 1
-            return 0
-        await asyncio.sleep(rng.random() * 0.01)
-        produced = rng.randint(admission.output_tokens // 2, admission.output_tokens)  # the model stops early
-        actual = input_micros + -(-produced * PRICE_OUT_PICO // 1_000_000)
-        assert actual <= admission.reserved_micros
-        await state.settle(
-            Settlement(f"r{i}", "acme", rates=rates, budgets=(key, team), actual_tokens=0, actual_micros=actual)
-        )
-        return actual
+        async with in_flight:
+            admission = await state.admit(plan)
+            if not admission.admitted:
+                refused += 1
+                return 0
+            await asyncio.sleep(rng.random() * 0.01)
+            produced = rng.randint(admission.output_tokens // 2, admission.output_tokens)  # the model stops early
+            actual = input_micros + -(-produced * PRICE_OUT_PICO // 1_000_000)
+            assert actual <= admission.reserved_micros
+            await state.settle(
+                Settlement(f"r{i}", "acme", rates=rates, budgets=(key, team), actual_tokens=0, actual_micros=actual)
+            )
+            return actual
 
     try:
         spent = await asyncio.gather(*(one(i) for i in range(1000)))

@@ -34,6 +34,7 @@ from sluicegate.state.model import (
     RateScope,
     RateStatus,
 )
+from sluicegate.state.overrides import OverrideBook
 from sluicegate.state.periods import period_bounds
 from sluicegate.tokens import TokenCounter
 
@@ -126,8 +127,10 @@ class AdmissionStage:
         metrics: LimitMetrics,
         counter: TokenCounter | None = None,
         clock: Callable[[], float] = time.time,
+        overrides: OverrideBook | None = None,
     ) -> None:
         self.state = state
+        self.overrides = overrides
         self._catalog = catalog
         self._budgets = budgets
         self._limits = limits
@@ -212,6 +215,8 @@ class AdmissionStage:
         priority = _priority(ctx)
         critical = priority >= PRIORITIES["critical"]
         rates = self._rates(principal)
+        if self.overrides is not None and principal is not None:
+            group = self._operator_actions(ctx, principal, rates) or group
         budgets = self._budget_scopes(ctx, now, critical)
         if not rates and not budgets:
             return
@@ -244,6 +249,38 @@ class AdmissionStage:
         if isinstance(request, ChatRequest) and budgets and plan.max_output_tokens > admission.output_tokens:
             request.max_tokens = admission.output_tokens  # what the remaining budget can pay for
         ctx.response_headers.update(ratelimit_headers(admission.rates))
+
+    def _operator_actions(self, ctx: RequestContext, principal: Principal, rates: list[RateScope]) -> ModelGroup | None:
+        """Applies emergency rate limits and economy mode set by an operator; returns the economy group."""
+        assert self.overrides is not None
+        actions = self.overrides.active([f"{scope.kind}:{scope.id}" for scope in principal.scopes])
+        if not actions:
+            return None
+        economy = None
+        for action in actions:
+            if action.rpm or action.tpm:
+                rates.append(RateScope(f"emergency:{action.entity}", action.rpm or 0, action.tpm or 0))
+            if action.economy:
+                economy = self._cheapest(ctx)
+        ctx.response_headers["x-sluice-operator-action"] = "; ".join(f"{a.entity}: {a.describe()}" for a in actions)
+        if economy is not None and economy.name != ctx.model:
+            ctx.response_headers["x-sluice-economy-from"] = ctx.model
+            _set_model(ctx, economy.name)
+        return economy
+
+    def _cheapest(self, ctx: RequestContext) -> ModelGroup | None:
+        kind = "embedding" if ctx.endpoint == "embeddings" else "chat"
+        best: tuple[int, str] | None = None
+        for group in self._catalog:
+            if group.kind != kind:
+                continue
+            cost = self.group_cost(group)
+            if cost.input_pico is None or cost.output_pico is None:
+                continue
+            key = (cost.input_pico + cost.output_pico, group.name)
+            if best is None or key < best:
+                best = key
+        return self._catalog.get(best[1]) if best is not None else None
 
     def _downgrade(self, ctx: RequestContext, to: str) -> ModelGroup | None:
         cheaper = self._catalog.get(to)

@@ -3,6 +3,10 @@ meter and settle stages that share it. `Gateway` owns one and wires its stages."
 
 from __future__ import annotations
 
+import time
+from dataclasses import asdict
+from typing import Any
+
 from prometheus_client import CollectorRegistry
 
 from sluicegate.catalog import ModelCatalog
@@ -13,6 +17,7 @@ from sluicegate.pipeline.settle import SettleStage
 from sluicegate.state.memory import MemoryState
 from sluicegate.state.metrics import LimitMetrics
 from sluicegate.state.model import Headroom, HotState
+from sluicegate.state.overrides import OverrideBook, OverrideError, parse_override
 from sluicegate.state.redis import RedisState
 from sluicegate.state.resilient import ResilientState
 from sluicegate.telemetry.alerts import BudgetAlerts
@@ -45,7 +50,10 @@ class BudgetsAndLimits:
         self.alerts = BudgetAlerts(
             list(config.budgets.webhooks), on_result=lambda outcome: self.metrics.alerts.labels(outcome).inc()
         )
-        self.admission = AdmissionStage(self.state, catalog, config.budgets, config.limits, self.metrics, counter)
+        self.overrides = OverrideBook(self.state)
+        self.admission = AdmissionStage(
+            self.state, catalog, config.budgets, config.limits, self.metrics, counter, overrides=self.overrides
+        )
         self.meter = StreamMeter(counter, self.metrics)
         self.settle = SettleStage(self.state, self.admission, self.metrics, self.alerts, tuple(config.budgets.alerts))
 
@@ -53,6 +61,27 @@ class BudgetsAndLimits:
         """What is left under a deployment's upstream RPM/TPM in the current window (for routing)."""
         return await self.state.deployment_headroom(deployment, rpm, tpm)
 
+    async def operator_action(self, method: str, payload: object) -> tuple[int, dict[str, Any]]:
+        """The admin API of operator actions: GET lists them, PUT sets one, DELETE clears one."""
+        if method == "PUT":
+            try:
+                override = parse_override(payload, time.time())
+            except OverrideError as exc:
+                return 400, {"error": {"message": str(exc), "type": "invalid_request_error", "code": None}}
+            await self.overrides.put(override)
+            return 200, {"override": asdict(override)}
+        if method == "DELETE":
+            entity = payload.get("entity") if isinstance(payload, dict) else None
+            if not isinstance(entity, str):
+                return 400, {"error": {"message": "'entity' is required", "type": "invalid_request_error"}}
+            return 200, {"cleared": await self.overrides.clear(entity)}
+        await self.overrides.load()
+        return 200, {"overrides": [asdict(o) for o in self.overrides.all()]}
+
+    async def start(self) -> None:
+        self.overrides.start()
+
     async def stop(self) -> None:
+        await self.overrides.stop()
         await self.alerts.close()
         await self.state.close()

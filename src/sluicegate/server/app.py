@@ -98,6 +98,8 @@ class GatewayApp:
         self._routes[("GET", "/metrics")] = self._metrics
         self._routes[("GET", "/admin/routing/deployments")] = self._routing_deployments
         self._routes[("PUT", "/admin/routing/breakers")] = self._routing_breaker
+        for method in ("GET", "PUT", "DELETE"):
+            self._routes[(method, "/admin/limits/overrides")] = self._limits_overrides
         self._admin = create_admin_app(gateway)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -314,6 +316,25 @@ class GatewayApp:
             await _send(send, error.status, openai_wire.error_body(error), [_JSON])
             return
         await _send(send, 200, orjson.dumps(result), [_JSON])
+
+    async def _limits_overrides(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Operator actions (master key only): emergency rate limits and economy mode, with an expiry."""
+        headers = _headers(scope)
+        try:
+            principal = await self.gateway.auth.authenticate(headers)
+            if principal.role != "master":
+                raise GatewayError(403, "Operator actions need the master key.", type="permission_error")
+            payload = None
+            if scope["method"] != "GET":
+                try:
+                    payload = orjson.loads(await _read_body(receive, headers, self._max_body))
+                except orjson.JSONDecodeError:
+                    payload = None
+        except GatewayError as error:
+            await _send(send, error.status, openai_wire.error_body(error), [_JSON])
+            return
+        status, result = await self.gateway.limits.operator_action(scope["method"], payload)
+        await _send(send, status, orjson.dumps(result), [_JSON])
 
     async def _routing_deployments(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._routing_admin(scope, receive, send, body=False)

@@ -62,6 +62,7 @@ class Gateway:
     async def start(self) -> None:
         self.access_log.start()
         await self.accounts.start()
+        await self.limits.start()
         if self.shared_breakers is not None:
             await self.shared_breakers.start()
         await self.headroom.start()

@@ -102,6 +102,7 @@ class MemoryState:
         self._tokens: dict[str, _Window] = {}
         self._live: dict[str, dict[str, float]] = {}  # scope -> request id -> expiry
         self._balances: dict[tuple[str, str], _Balance] = {}
+        self._overrides: dict[str, str] = {}
         self.round_trips = RoundTrips()
 
     def _balance(self, scope: BudgetScope) -> _Balance:
@@ -261,6 +262,15 @@ class MemoryState:
         balance = self._balance(scope)
         balance.purge(self._clock.now())
         return BudgetStatus(scope.name, scope.limit_micros, balance.spent, balance.reserved)
+
+    async def put_override(self, entity: str, value: str | None, until: float) -> None:
+        if value is None:
+            self._overrides.pop(entity, None)
+        else:
+            self._overrides[entity] = value
+
+    async def all_overrides(self) -> dict[str, str]:
+        return dict(self._overrides)
 
     async def close(self) -> None:
         return None

@@ -206,5 +206,20 @@ class RedisState:
         spent, reserved = await self._balance(keys=keys, args=[self._now()])
         return BudgetStatus(scope.name, scope.limit_micros, int(spent), int(reserved))
 
+    async def put_override(self, entity: str, value: str | None, until: float) -> None:
+        key = self._key("", "global", "overrides")
+        if value is None:
+            await self._redis.hdel(key, entity)
+        else:
+            await self._redis.hset(key, entity, value)
+
+    async def all_overrides(self) -> dict[str, str]:
+        raw = await self._redis.hgetall(self._key("", "global", "overrides"))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

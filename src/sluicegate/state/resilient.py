@@ -142,6 +142,12 @@ class ResilientState:
     async def budget_status(self, tenant: str, scope: BudgetScope) -> BudgetStatus:
         return await self.shared.budget_status(tenant, scope)
 
+    async def put_override(self, entity: str, value: str | None, until: float) -> None:
+        await self.shared.put_override(entity, value, until)
+
+    async def all_overrides(self) -> dict[str, str]:
+        return await self.shared.all_overrides()
+
     async def close(self) -> None:
         await self.shared.close()
 
