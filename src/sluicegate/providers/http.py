@@ -1,7 +1,7 @@
-"""The one place provider HTTP calls happen: pooled keep-alive sessions, timeouts, transport errors.
+"""The one place provider HTTP calls happen: pooled keep-alive connections, timeouts, transport errors.
 
-aiohttp is the client because it measured fastest here for many small proxied calls (see
-docs/performance.md); it speaks HTTP/1.1 only, which with keep-alive pooling is what the hot path wants.
+The connections come from `providers.transport` (httptools over asyncio), chosen by measurement over
+aiohttp for the hot path (docs/performance.md). HTTP/1.1 with keep-alive pooling; TLS for https.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-
-import aiohttp
+from urllib.parse import urlsplit
 
 from sluicegate.config.schema import Timeouts
 from sluicegate.errors import ErrorClass, UpstreamError
 from sluicegate.providers.base import Endpoint, UpstreamRequest
+from sluicegate.providers.transport import ConnectionPool, Exchange, TransportError, TransportTimeout, open_exchange
 
 _USER_AGENT = "sluicegate/0.1"
 
@@ -23,119 +23,113 @@ _USER_AGENT = "sluicegate/0.1"
 @dataclass(slots=True)
 class UpstreamReply:
     status: int
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-case names
     body: bytes
 
 
 class UpstreamStream:
-    """An open streaming response. Iterate it for raw body bytes as they arrive."""
+    """An open streaming response. Iterate `chunks()` for raw body bytes as they arrive."""
 
-    __slots__ = ("_response", "_timeouts", "headers", "status")
+    __slots__ = ("_exchange", "_timeouts", "headers", "status")
 
-    def __init__(self, response: aiohttp.ClientResponse, timeouts: Timeouts) -> None:
-        self._response = response
+    def __init__(self, exchange: Exchange, timeouts: Timeouts) -> None:
+        self._exchange = exchange
         self._timeouts = timeouts
-        self.status = response.status
-        self.headers: Mapping[str, str] = response.headers
+        self.status = exchange.status
+        self.headers: Mapping[str, str] = exchange.headers
 
     async def read_body(self) -> bytes:
         try:
-            return await self._response.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            return await self._exchange.read_body()
+        except TransportError as exc:
             raise _transport_error(exc) from None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """Body bytes as they arrive; the first within `first_byte`, later ones within `idle` each."""
-        iterator = self._response.content.iter_any().__aiter__()
+        first = asyncio.get_running_loop().time() + self._timeouts.first_byte
         try:
-            async with asyncio.timeout(self._timeouts.first_byte):
-                first = await iterator.__anext__()
-        except StopAsyncIteration:
-            return
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _transport_error(exc) from None
-        yield first
-        try:
-            async for data in iterator:
+            async for data in self._exchange.chunks(first):
                 yield data
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except TransportError as exc:
             raise _transport_error(exc) from None
 
 
-def _transport_error(exc: BaseException) -> UpstreamError:
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+def _transport_error(exc: TransportError) -> UpstreamError:
+    if isinstance(exc, TransportTimeout):
         return UpstreamError(ErrorClass.TIMEOUT, "timed out waiting for the provider")
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+    if exc.received:
         return UpstreamError(ErrorClass.CONNECTION, "the provider closed the connection mid-response")
-    return UpstreamError(ErrorClass.CONNECTION, f"could not reach the provider ({type(exc).__name__})")
+    return UpstreamError(ErrorClass.CONNECTION, str(exc))
+
+
+def _split(url: str) -> tuple[str, str]:
+    """(origin, request target) of an absolute URL."""
+    parts = urlsplit(url)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    return f"{parts.scheme}://{parts.netloc}", target
 
 
 class UpstreamClient:
-    """Owns one connection pool per provider endpoint, created lazily inside the running loop."""
+    """Owns one connection pool per provider endpoint and origin, created lazily inside the running loop."""
 
     def __init__(self) -> None:
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
-        self._timeouts: dict[str, aiohttp.ClientTimeout] = {}
+        self._pools: dict[tuple[str, str], ConnectionPool] = {}
+        self._targets: dict[str, tuple[str, str]] = {}
 
-    def _session(self, endpoint: Endpoint) -> aiohttp.ClientSession:
-        session = self._sessions.get(endpoint.name)
-        if session is None or session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=endpoint.config.max_connections, keepalive_timeout=30, ttl_dns_cache=300
+    def _pool(self, endpoint: Endpoint, url: str) -> tuple[ConnectionPool, str]:
+        split = self._targets.get(url)
+        if split is None:
+            split = self._targets[url] = _split(url)
+        origin, target = split
+        key = (endpoint.name, origin)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = ConnectionPool(origin, endpoint.config.max_connections)
+        return pool, target
+
+    async def _open(self, endpoint: Endpoint, request: UpstreamRequest) -> Exchange:
+        pool, target = self._pool(endpoint, request.url)
+        headers = {"user-agent": _USER_AGENT, **request.headers}
+        t = endpoint.config.timeouts
+        try:
+            return await open_exchange(
+                pool,
+                "POST",
+                target,
+                headers,
+                request.body,
+                connect=t.connect,
+                first_byte=t.first_byte,
+                idle=t.idle,
+                total=t.total,
             )
-            session = aiohttp.ClientSession(
-                connector=connector,
-                headers={"user-agent": _USER_AGENT},
-                auto_decompress=True,
-                skip_auto_headers=("content-type",),
-            )
-            self._sessions[endpoint.name] = session
-            t = endpoint.config.timeouts
-            self._timeouts[endpoint.name] = aiohttp.ClientTimeout(
-                total=t.total, sock_connect=t.connect, sock_read=t.idle
-            )
-        return session
+        except TransportError as exc:
+            raise _transport_error(exc) from None
+        except ValueError as exc:  # a header value that would break the request framing
+            raise UpstreamError(ErrorClass.BAD_REQUEST, str(exc)) from None
 
     async def call(self, endpoint: Endpoint, request: UpstreamRequest) -> UpstreamReply:
         """A whole request and response; raises `UpstreamError` for transport failures only."""
-        session = self._session(endpoint)
+        exchange = await self._open(endpoint, request)
         try:
-            async with asyncio.timeout(endpoint.config.timeouts.first_byte):
-                response = await session.post(
-                    request.url,
-                    data=request.body,
-                    headers=request.headers,
-                    timeout=self._timeouts[endpoint.name],
-                )
-            async with response:
-                body = await response.read()
-                return UpstreamReply(response.status, response.headers, body)
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            body = await exchange.read_body()
+        except TransportError as exc:
             raise _transport_error(exc) from None
+        return UpstreamReply(exchange.status, exchange.headers, body)
 
     @asynccontextmanager
     async def stream(self, endpoint: Endpoint, request: UpstreamRequest) -> AsyncIterator[UpstreamStream]:
-        """Opens a streaming call; leaving the block releases (or, if unfinished, closes) the connection."""
-        session = self._session(endpoint)
+        """Opens a streaming call; leaving the block returns the connection to the pool if the response was
+        read to its end, and closes it otherwise (an abandoned stream must not be reused half-read)."""
+        exchange = await self._open(endpoint, request)
         try:
-            async with asyncio.timeout(endpoint.config.timeouts.first_byte):
-                response = await session.post(
-                    request.url,
-                    data=request.body,
-                    headers=request.headers,
-                    timeout=self._timeouts[endpoint.name],
-                )
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _transport_error(exc) from None
-        try:
-            yield UpstreamStream(response, endpoint.config.timeouts)
+            yield UpstreamStream(exchange, endpoint.config.timeouts)
         finally:
-            if response.content.at_eof():
-                response.release()
-            else:
-                response.close()  # an abandoned stream must not go back to the pool half-read
+            exchange.release()
 
     async def close(self) -> None:
-        sessions, self._sessions = self._sessions, {}
-        for session in sessions.values():
-            await session.close()
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            pool.close()
