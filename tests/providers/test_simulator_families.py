@@ -105,7 +105,7 @@ async def test_gemini_generate_and_stream_with_cumulative_usage(sim: httpx.Async
 async def test_gemini_function_call_and_resource_exhausted(sim: httpx.AsyncClient) -> None:
     body = {
         "contents": [{"role": "user", "parts": [{"text": "Plan"}]}],
-        "tools": [{"functionDeclarations": [{"name": "plan", "parameters": SCHEMA}]}],
+        "tools": [{"functionDeclarations": [{"name": "plan", "parametersJsonSchema": SCHEMA}]}],
     }
     reply = (await sim.post("/v1beta/models/gem-t:generateContent", json=body, headers=AUTH)).json()
     call = reply["candidates"][0]["content"]["parts"][0]["functionCall"]

@@ -65,7 +65,13 @@ def test_request_url_header_roles_system_images_tools_and_results() -> None:
             "temperature": 1.5,
             "stop": ["\n\n"],
             "n": 2,
-            "tools": [{"type": "function", "function": {"name": "w", "description": "weather", "parameters": {}}}],
+            "tools": [
+                {"type": "function", "function": {"name": "w", "description": "weather", "parameters": {}}},
+                {
+                    "type": "function",
+                    "function": {"name": "v", "parameters": {"type": "object", "additionalProperties": False}},
+                },
+            ],
             "tool_choice": {"type": "function", "function": {"name": "w"}},
             "response_format": {"type": "json_object"},
         },
@@ -91,7 +97,14 @@ def test_request_url_header_roles_system_images_tools_and_results() -> None:
         "maxOutputTokens": 100,
         "responseMimeType": "application/json",
     }
-    assert body["tools"] == [{"functionDeclarations": [{"name": "w", "description": "weather"}]}]
+    assert body["tools"] == [
+        {
+            "functionDeclarations": [
+                {"name": "w", "description": "weather"},
+                {"name": "v", "parametersJsonSchema": {"type": "object", "additionalProperties": False}},
+            ]
+        }
+    ]
     assert body["toolConfig"] == {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["w"]}}
 
 

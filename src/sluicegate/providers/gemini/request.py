@@ -75,7 +75,8 @@ def request_body(request: ChatRequest, policy: Policy) -> dict[str, Any]:
                     {
                         "name": f["name"],
                         **({"description": f["description"]} if f.get("description") else {}),
-                        **({"parameters": f["parameters"]} if f.get("parameters") else {}),
+                        # Full JSON Schema (anyOf, $ref, ...), not the OpenAPI subset `parameters` takes.
+                        **({"parametersJsonSchema": f["parameters"]} if f.get("parameters") else {}),
                     }
                     for f in tools
                 ]

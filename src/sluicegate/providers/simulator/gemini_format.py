@@ -101,7 +101,7 @@ class GeminiFormat:
             raise self.error("bad_request", model or "", "* GenerateContentRequest.contents: contents is not specified")
         messages = _messages(body)
         functions = [
-            (d.get("name", ""), d.get("parameters"))
+            (d.get("name", ""), d.get("parametersJsonSchema", d.get("parameters")))
             for tool in body.get("tools") or []
             for d in tool.get("functionDeclarations") or []
         ]
