@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from sluicegate.config.schema import GatewayConfig
 from sluicegate.routing.breaker import BreakerState, CircuitBreaker
 from sluicegate.routing.router import Router
 
@@ -138,12 +139,14 @@ class SharedBreakers:
         health.breaker.adopt(state, float(event.get("open_for", 0.0)), f"shared: {event.get('reason', '')}")
 
 
-def shared_breakers(
-    redis_url: str | None, enabled: bool, router: Router, prefix: str = "sg:breaker:"
-) -> SharedBreakers | None:
-    """The shared layer when Redis is configured and sharing is on; None keeps breakers in-process."""
-    if not redis_url or not enabled:
+def shared_breakers(config: GatewayConfig, router: Router) -> SharedBreakers | None:
+    """The shared layer when Redis is configured and sharing is on; None keeps breakers in-process.
+
+    Keys start with `limits.key_prefix`, so several gateways can share one Redis without sharing breakers.
+    """
+    url = config.redis.url
+    if not url or not config.routing.share_breakers:
         return None
-    client = aioredis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    listener = aioredis.from_url(redis_url, socket_connect_timeout=1.0, health_check_interval=30)
-    return SharedBreakers(client, listener, router, prefix=prefix)
+    client = aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    listener = aioredis.from_url(url, socket_connect_timeout=1.0, health_check_interval=30)
+    return SharedBreakers(client, listener, router, prefix=f"{config.limits.key_prefix}:breaker:")

@@ -76,15 +76,38 @@ class Series:
         return Summary(self.count, self.ewma, self._p50, self._p95, self._p99)
 
 
-class LatencyStats:
-    """Seconds to first token, seconds in total, and output tokens per second, for one deployment."""
+@dataclass(frozen=True, slots=True)
+class RemoteLatency:
+    """Other gateway instances' recent figures for one deployment, count-weighted (seconds)."""
 
-    __slots__ = ("tokens_per_s", "total", "ttft")
+    count: int
+    total_p95: float
+    total_p99: float
+    ttft_p95: float
+    ttft_p99: float
+
+
+def _blend(local_n: int, local: float | None, remote_n: int, remote: float) -> float | None:
+    if local is None or local_n == 0:
+        return remote if remote_n >= MIN_SAMPLES else None
+    n = local_n + remote_n
+    return (local_n * local + remote_n * remote) / n if n >= MIN_SAMPLES else None
+
+
+class LatencyStats:
+    """Seconds to first token, seconds in total, and output tokens per second, for one deployment.
+
+    `remote` holds other instances' figures when latency statistics are shared (routing/shared_stats.py);
+    predictions then blend them with this instance's, weighted by sample counts.
+    """
+
+    __slots__ = ("remote", "tokens_per_s", "total", "ttft")
 
     def __init__(self, window: int, clock: Clock) -> None:
         self.ttft = Series(window, clock)
         self.total = Series(window, clock)
         self.tokens_per_s = Series(window, clock)
+        self.remote: RemoteLatency | None = None
 
     def observe(self, total_s: float, ttft_s: float | None = None, output_tokens: int = 0) -> None:
         self.total.add(total_s)
@@ -95,18 +118,34 @@ class LatencyStats:
 
     @property
     def known(self) -> bool:
-        return self.total.count >= MIN_SAMPLES
+        remote = self.remote
+        return self.total.count + (remote.count if remote is not None else 0) >= MIN_SAMPLES
+
+    @property
+    def recent(self) -> int:
+        """Samples in the window (what this instance's percentiles are computed from)."""
+        return len(self.total._samples)
 
     def predicted_p99(self, stream: bool = False) -> float | None:
         """The latency this deployment is expected to stay under 99% of the time (TTFT for streams)."""
-        if self.total.count < MIN_SAMPLES:
-            return None
-        return self.ttft._p99 if stream else self.total._p99
+        remote = self.remote
+        if remote is None:
+            if self.total.count < MIN_SAMPLES:
+                return None
+            return self.ttft._p99 if stream else self.total._p99
+        if stream:
+            return _blend(self.recent, self.ttft._p99, remote.count, remote.ttft_p99)
+        return _blend(self.recent, self.total._p99, remote.count, remote.total_p99)
 
     def p95(self, stream: bool = False) -> float | None:
-        if not self.known:
-            return None
-        return (self.ttft if stream else self.total).percentile(95)
+        remote = self.remote
+        if remote is None:
+            if self.total.count < MIN_SAMPLES:
+                return None
+            return (self.ttft if stream else self.total).percentile(95)
+        if stream:
+            return _blend(self.recent, self.ttft._p95, remote.count, remote.ttft_p95)
+        return _blend(self.recent, self.total._p95, remote.count, remote.total_p95)
 
     def as_dict(self) -> dict[str, dict[str, float | int | None]]:
         out: dict[str, dict[str, float | int | None]] = {}

@@ -18,6 +18,7 @@ from sluicegate.routing.headroom import HeadroomRefresher
 from sluicegate.routing.metrics import RoutingCollector
 from sluicegate.routing.router import Router
 from sluicegate.routing.shared import shared_breakers
+from sluicegate.routing.shared_stats import shared_latency
 from sluicegate.telemetry.access_log import AccessLog
 from sluicegate.telemetry.metrics import GatewayMetrics
 
@@ -44,7 +45,8 @@ class Gateway:
         self.metrics = GatewayMetrics(group.name for group in self.catalog)
         self.router = Router(self.catalog, config.routing)
         self.metrics.registry.register(RoutingCollector(self.router))
-        self.shared_breakers = shared_breakers(config.redis.url, config.routing.share_breakers, self.router)
+        self.shared_breakers = shared_breakers(config, self.router)
+        self.shared_latency = shared_latency(config, self.router)
         log_config = config.server.access_log
         self.access_log = access_log or AccessLog.open(log_config.path, log_config.enabled)
         self.accounts = Accounts(config, key, environ)
@@ -66,6 +68,8 @@ class Gateway:
         if self.shared_breakers is not None:
             await self.shared_breakers.start()
         await self.headroom.start()
+        if self.shared_latency is not None:
+            await self.shared_latency.start()
         self.ready = True
 
     async def stop(self) -> None:
@@ -74,6 +78,8 @@ class Gateway:
         if self.shared_breakers is not None:
             await self.shared_breakers.stop()
         await self.headroom.stop()
+        if self.shared_latency is not None:
+            await self.shared_latency.stop()
         await self.accounts.stop()
         await self.limits.stop()
         await self.access_log.stop()
