@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sluicegate.routing.config import GroupRoutingConfig, RoutingConfig
 from sluicegate.state.config import BudgetsConfig, LimitsConfig
@@ -40,7 +40,8 @@ class ProviderConfig(_Strict):
     max_connections: int = Field(512, ge=1)
     # Request parameters this provider cannot honour: dropped (documented per family) or refused with a 400.
     unsupported_params: Literal["drop", "refuse"] = "drop"
-    quirks: str | None = None  # openai_compatible: a known server's quirks (vllm, ollama, groq, mistral, ...)
+    # openai_compatible: a known server's quirks (providers/openai/quirks.py)
+    quirks: Literal["openai", "vllm", "ollama", "groq", "together", "mistral", "deepseek", "openrouter"] | None = None
     anthropic_version: str = "2023-06-01"  # anthropic: the anthropic-version header
     api_version: str = "2024-10-21"  # azure: the api-version query parameter
     azure_auth: Literal["api_key", "bearer"] = "api_key"  # azure: api-key header or an Entra ID bearer token
@@ -48,6 +49,13 @@ class ProviderConfig(_Strict):
     aws_access_key_id_env: str = Field("AWS_ACCESS_KEY_ID", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     aws_secret_access_key_env: str = Field("AWS_SECRET_ACCESS_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     aws_session_token_env: str = Field("AWS_SESSION_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _bedrock_region_known(self) -> ProviderConfig:
+        host = self.base_url.split("://", 1)[1].split("/", 1)[0]
+        if self.kind == "bedrock" and self.aws_region is None and not host.startswith("bedrock-runtime."):
+            raise ValueError("a bedrock provider needs aws_region when its base_url does not name the region")
+        return self
 
 
 class PriceConfig(_Strict):
