@@ -34,3 +34,61 @@ def test_bearer_token_and_embeddings_url() -> None:
     assert upstream.url.startswith("https://contoso.openai.azure.com/openai/deployments/embed/embeddings?api-version=")
     assert upstream.headers["authorization"] == "Bearer entra-token"
     assert ADAPTER.family == "azure"
+
+
+def test_azure_content_filter_and_context_errors_are_classified() -> None:
+    from sluicegate.errors import ErrorClass
+
+    filtered = orjson.dumps(
+        {
+            "error": {
+                "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management "
+                "policy.",
+                "type": None,
+                "param": "prompt",
+                "code": "content_filter",
+                "status": 400,
+            }
+        }
+    )
+    assert ADAPTER.classify_error(400, {}, filtered).error_class is ErrorClass.CONTENT_POLICY
+    too_long = orjson.dumps(
+        {
+            "error": {
+                "message": "This model's maximum context length is 128000 tokens. However, your messages resulted in "
+                "130000 tokens. Please reduce the length of the messages.",
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": "context_length_exceeded",
+            }
+        }
+    )
+    assert ADAPTER.classify_error(400, {}, too_long).error_class is ErrorClass.CONTEXT_WINDOW
+    throttled = orjson.dumps(
+        {
+            "error": {
+                "code": "429",
+                "message": "Requests to the ChatCompletions_Create Operation "
+                "have exceeded call rate limit. Please retry after 6 seconds.",
+            }
+        }
+    )
+    error = ADAPTER.classify_error(429, {"retry-after": "6"}, throttled)
+    assert error.error_class is ErrorClass.RATE_LIMITED and error.retry_after == 6
+
+
+def test_azure_content_filter_finish_reason_passes_through() -> None:
+    body = orjson.dumps(
+        {
+            "id": "chatcmpl-az",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o-mini",
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": None}, "finish_reason": "content_filter"}
+            ],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 0, "total_tokens": 5},
+        }
+    )
+    response = ADAPTER.chat_response(body)
+    assert response.choices[0]["finish_reason"] == "content_filter" and response.usage.input_tokens == 5
