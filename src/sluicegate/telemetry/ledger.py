@@ -129,7 +129,7 @@ class Ledger:
     async def _run(self) -> None:
         delay = 0.1
         while True:
-            self._spool.sync_if_due()
+            await self._spool.sync_if_due()
             records, after = self._spool.read(self._cursor, self._batch_size)
             if not records:
                 if after != self._cursor:

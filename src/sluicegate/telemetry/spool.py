@@ -11,6 +11,7 @@ directory, and so a restarted gateway adopts what a killed one left behind.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import os
@@ -25,6 +26,15 @@ log = logging.getLogger("sluicegate.ledger")
 
 FsyncPolicy = Literal["always", "interval", "never"]
 _SUFFIX = ".jsonl"
+
+
+def _sync_and_close(fds: list[int], sync: bool) -> None:
+    for fd in fds:
+        try:
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 @dataclass(slots=True)
@@ -53,6 +63,7 @@ class Spool:
         self._size = 0
         self._dirty = False
         self._last_sync = 0.0
+        self._retired: list[int] = []
         self.appended = 0
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -78,11 +89,13 @@ class Spool:
         self._open_segment()
 
     def close(self) -> None:
-        if self._fd >= 0:
-            if self._fsync != "never":
-                os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
+        for fd in [*self._retired, self._fd]:
+            if fd >= 0:
+                if self._fsync != "never":
+                    os.fsync(fd)
+                os.close(fd)
+        self._retired.clear()
+        self._fd = -1
         if self._lock_fd >= 0:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = -1
@@ -101,20 +114,30 @@ class Spool:
         if self._size >= self._segment_bytes:
             self.rotate()
 
-    def sync_if_due(self, now: float | None = None) -> None:
-        """Called by the ledger's writer loop; fsyncs at most every interval under the "interval" policy."""
-        if not self._dirty or self._fsync != "interval" or self._fd < 0:
-            return
+    async def sync_if_due(self, now: float | None = None) -> None:
+        """Called by the ledger's writer loop: fsyncs (under "interval", at most every interval) and closes
+        rotated-out segments, in a worker thread, so a slow disk never stalls the event loop."""
+        retired, self._retired = self._retired, []
+        fds = list(retired)
         now = time.monotonic() if now is None else now
-        if now - self._last_sync >= self._fsync_interval:
-            os.fsync(self._fd)
+        if (
+            self._fsync == "interval"
+            and self._dirty
+            and self._fd >= 0
+            and now - self._last_sync >= self._fsync_interval
+        ):
+            fds.append(os.dup(self._fd))  # a rotation may close the original meanwhile
             self._dirty = False
             self._last_sync = now
+        if fds:
+            await asyncio.to_thread(_sync_and_close, fds, self._fsync != "never")
 
     def rotate(self) -> None:
-        if self._fsync != "never":
+        if self._fsync == "always":
             os.fsync(self._fd)
-        os.close(self._fd)
+            os.close(self._fd)
+        else:
+            self._retired.append(self._fd)  # fsynced and closed by the writer, off the request path
         self.segment += 1
         self._open_segment()
 
