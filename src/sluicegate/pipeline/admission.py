@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sluicegate.canonical import ChatRequest, EmbeddingRequest
@@ -67,7 +66,6 @@ class Ticket:
     raw_output_tokens: int = 0
     cut_off: bool = False
     settled: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _pico(value: Decimal) -> int:
@@ -215,7 +213,7 @@ class AdmissionStage:
         priority = _priority(ctx)
         critical = priority >= PRIORITIES["critical"]
         rates = self._rates(principal)
-        if self.overrides is not None and principal is not None:
+        if self.overrides is not None and self.overrides.any and principal is not None:
             group = self._operator_actions(ctx, principal, rates) or group
         budgets = self._budget_scopes(ctx, now, critical)
         if not rates and not budgets:

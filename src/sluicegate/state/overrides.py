@@ -74,6 +74,11 @@ class OverrideBook:
         self._active: dict[str, Override] = {}
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def any(self) -> bool:
+        """Whether any action may be in force (one attribute read on the request path when none is)."""
+        return bool(self._active)
+
     def active(self, entities: list[str]) -> list[Override]:
         if not self._active:
             return []
