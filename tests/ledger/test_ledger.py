@@ -57,6 +57,11 @@ def test_ledger_row_attribution() -> None:
     assert row["end_user"] == "end-user-7"
     assert (row["tenant_id"], row["team_id"], row["user_id"], row["key_id"]) == ("acme", "search", "alice", "key_1")
     assert row["cost_micros"] == 9 and row["output_tokens"] == 3 and row["latency_ms"] is not None
+    keyed = ctx(4)
+    keyed.headers = {}
+    keyed.request.params = {}  # type: ignore[union-attr]
+    keyed.principal = Principal(key_id="key_2", metadata={"feature": "triage"})
+    assert ledger_row(keyed, 0.0)["feature"] == "triage"  # the key's own feature, when the request names none
     refused = RequestContext("req_x", "chat", "openai", {}, None)
     refused.status, refused.outcome = 401, "client_error"
     row = ledger_row(refused, 0.0)

@@ -35,6 +35,8 @@ def ledger_row(ctx: RequestContext, now: float) -> dict[str, Any]:
             metadata = request.params.get("metadata")
             if isinstance(metadata, dict) and isinstance(metadata.get("feature"), str):
                 feature = metadata["feature"]
+    if feature is None and principal is not None:
+        feature = principal.metadata.get("feature")  # a key made for one feature
     usage = ctx.usage
     deployment = ctx.deployment
     latency = ctx.latency
