@@ -81,5 +81,6 @@ class RoutingConfig(_Strict):
     exploration_share: float = Field(0.05, ge=0, le=0.5)  # traffic sent to deployments with too few samples
     latency_window: int = Field(256, ge=16, le=10000)  # samples kept per deployment for percentiles
     aimd_max_concurrency: int = Field(256, ge=1)
+    health_probe_interval_s: float | None = Field(None, gt=0)  # active probes of every deployment; off by default
     share_latency: bool = True  # through Redis when `redis.url` is set: latency percentiles blended across instances
     share_breakers: bool = True  # through Redis when `redis.url` is set: one instance's verdict holds for all

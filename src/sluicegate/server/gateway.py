@@ -14,11 +14,9 @@ from sluicegate.pipeline.limits import BudgetsAndLimits
 from sluicegate.pipeline.record import Record
 from sluicegate.pipeline.route import Route
 from sluicegate.providers.http import UpstreamClient
-from sluicegate.routing.headroom import HeadroomRefresher
 from sluicegate.routing.metrics import RoutingCollector
 from sluicegate.routing.router import Router
-from sluicegate.routing.shared import shared_breakers
-from sluicegate.routing.shared_stats import shared_latency
+from sluicegate.routing.services import RoutingServices
 from sluicegate.telemetry.access_log import AccessLog
 from sluicegate.telemetry.metrics import GatewayMetrics
 
@@ -45,14 +43,12 @@ class Gateway:
         self.metrics = GatewayMetrics(group.name for group in self.catalog)
         self.router = Router(self.catalog, config.routing)
         self.metrics.registry.register(RoutingCollector(self.router))
-        self.shared_breakers = shared_breakers(config, self.router)
-        self.shared_latency = shared_latency(config, self.router)
         log_config = config.server.access_log
         self.access_log = access_log or AccessLog.open(log_config.path, log_config.enabled)
         self.accounts = Accounts(config, key, environ)
         self.auth = self.accounts.auth
         self.limits = BudgetsAndLimits(config, self.catalog, self.metrics.registry)
-        self.headroom = HeadroomRefresher(self.router, self.limits.deployment_headroom)
+        self.routing = RoutingServices(config, self.router, self.upstream, self.limits.deployment_headroom)
         self.pipeline = Pipeline(
             request_stages=[self.auth, self.limits.admission, Route(self.catalog, self.router)],
             execute=Execute(self.upstream, self.router),
@@ -65,21 +61,13 @@ class Gateway:
         self.access_log.start()
         await self.accounts.start()
         await self.limits.start()
-        if self.shared_breakers is not None:
-            await self.shared_breakers.start()
-        await self.headroom.start()
-        if self.shared_latency is not None:
-            await self.shared_latency.start()
+        await self.routing.start()
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False
         await self.upstream.close()
-        if self.shared_breakers is not None:
-            await self.shared_breakers.stop()
-        await self.headroom.stop()
-        if self.shared_latency is not None:
-            await self.shared_latency.stop()
+        await self.routing.stop()
         await self.accounts.stop()
         await self.limits.stop()
         await self.access_log.stop()
