@@ -28,6 +28,7 @@ class ContentPart(TypedDict, total=False):
     type: str  # "text" | "image_url" | ...
     text: str
     image_url: dict[str, Any]
+    cache_control: dict[str, Any]  # a prompt-cache breakpoint (Anthropic's); stripped for providers without one
 
 
 class Message(TypedDict):

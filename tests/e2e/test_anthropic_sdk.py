@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anthropic
 import httpx
+import orjson
 import pytest
 
 from sluicegate.tokens import count_chat_prompt, count_text
@@ -122,3 +123,19 @@ def test_an_upstream_failure_mid_stream_is_an_anthropic_error_event(
     assert "".join(text), "tokens before the fault reached the client"
     assert info.value.body["type"] == "error"  # type: ignore[index]
     assert info.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("model", "upstream_model"), [("anthropic-chat", "claude-fam-model"), ("openai-chat", "fam-openai-model")]
+)
+def test_prompt_cache_breakpoints_reach_anthropic_and_never_openai(
+    client: anthropic.Anthropic, simulator: Proc, model: str, upstream_model: str
+) -> None:
+    system = [{"type": "text", "text": "A long, stable instruction block.", "cache_control": {"type": "ephemeral"}}]
+    message = client.messages.create(model=model, max_tokens=50, system=system, messages=MESSAGES)  # type: ignore[arg-type]
+    assert message.stop_reason == "end_turn"
+    sent = httpx.get(f"{simulator.url}/_sim/stats").json()["models"][upstream_model]["last_request"]
+    if model == "anthropic-chat":
+        assert sent["system"] == system
+    else:
+        assert "cache_control" not in orjson.dumps(sent).decode()

@@ -9,6 +9,23 @@ import orjson
 from sluicegate.canonical import Message
 from sluicegate.errors import bad_request
 
+# Set in `ChatRequest.params` when a message part or tool carries `cache_control`; never sent upstream.
+CACHE_HINTS = "sluicegate_cache_hints"
+
+
+def strip_cache_hints(messages: list[Any], tools: Any) -> tuple[list[Any], Any]:
+    """Copies of messages and tools without `cache_control` keys, for providers that refuse unknown fields."""
+    clean: list[Any] = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list) and any("cache_control" in part for part in content):
+            parts = [{k: v for k, v in part.items() if k != "cache_control"} for part in content]
+            message = {**message, "content": parts}
+        clean.append(message)
+    if isinstance(tools, list):
+        tools = [{k: v for k, v in tool.items() if k != "cache_control"} for tool in tools]
+    return clean, tools
+
 
 def text_of(content: Any) -> str:
     """The text of an OpenAI message content (a string, or the text parts of a list)."""

@@ -46,8 +46,7 @@ class ParamMap:
                     continue
                 if policy == "refuse":
                     raise bad_request(
-                        f"The parameter '{name}' is not supported by the {self.family} provider serving this "
-                        "model.",
+                        f"The parameter '{name}' is not supported by the {self.family} provider serving this model.",
                         param=name,
                         code="unsupported_parameter",
                     )
@@ -96,4 +95,6 @@ def is_false(value: Any) -> bool:
 
 
 # OpenAI-account parameters that mean nothing to another provider and change no answer.
-OPENAI_ONLY = frozenset({"store", "metadata", "service_tier", "prediction", "stream_options", "user"})
+OPENAI_ONLY = frozenset(
+    {"store", "metadata", "service_tier", "prediction", "stream_options", "user", "sluicegate_cache_hints"}
+)

@@ -14,7 +14,7 @@ import orjson
 
 from sluicegate.canonical import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
 from sluicegate.errors import GatewayError, bad_request
-from sluicegate.providers.content import data_url, dumps_arguments, tool_arguments
+from sluicegate.providers.content import CACHE_HINTS, data_url, dumps_arguments, tool_arguments
 from sluicegate.tokens import count_chat_prompt
 
 # Canonical finish_reason -> Anthropic stop_reason.
@@ -62,12 +62,21 @@ def _require(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> 
     return value
 
 
-def _system_text(system: Any) -> str:
+def _system_content(system: Any) -> str | list[dict[str, Any]]:
+    """One string, unless a block carries a prompt-cache breakpoint: then the blocks stay apart."""
     if isinstance(system, str):
         return system
-    if isinstance(system, list):
-        return "\n\n".join(block.get("text", "") for block in system if isinstance(block, dict))
+    if isinstance(system, list) and all(isinstance(block, dict) for block in system):
+        if any("cache_control" in block for block in system):
+            return [_cached({"type": "text", "text": block.get("text", "")}, block) for block in system]
+        return "\n\n".join(block.get("text", "") for block in system)
     raise bad_request("system: Input should be a string or a list of text blocks", param="system")
+
+
+def _cached(part: dict[str, Any], block: dict[str, Any]) -> dict[str, Any]:
+    if "cache_control" in block:
+        part["cache_control"] = block["cache_control"]
+    return part
 
 
 def _image_part(block: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +103,7 @@ def _tool_result_text(content: Any) -> str | list[dict[str, Any]]:
 
 
 def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    if all(p["type"] == "text" for p in parts):
+    if all(p["type"] == "text" and "cache_control" not in p for p in parts):
         return "".join(p["text"] for p in parts)
     return parts
 
@@ -115,9 +124,9 @@ def _messages(raw: list[Any]) -> list[Message]:
         for block in content:
             kind = block.get("type") if isinstance(block, dict) else None
             if kind == "text":
-                parts.append({"type": "text", "text": block.get("text", "")})
+                parts.append(_cached({"type": "text", "text": block.get("text", "")}, block))
             elif kind == "image":
-                parts.append(_image_part(block))
+                parts.append(_cached(_image_part(block), block))
             elif kind == "tool_use":
                 calls.append(
                     {
@@ -162,7 +171,7 @@ def _tools(raw: Any) -> list[dict[str, Any]]:
         function: dict[str, Any] = {"name": tool.get("name", ""), "parameters": tool["input_schema"]}
         if tool.get("description"):
             function["description"] = tool["description"]
-        tools.append({"type": "function", "function": function})
+        tools.append(_cached({"type": "function", "function": function}, tool))
     return tools
 
 
@@ -196,7 +205,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     if not raw_messages:
         raise bad_request("messages: at least one message is required", param="messages")
     if data.get("system"):
-        messages.insert(0, {"role": "system", "content": _system_text(data["system"])})
+        messages.insert(0, {"role": "system", "content": _system_content(data["system"])})  # type: ignore[typeddict-item]
     params: dict[str, Any] = {}
     for name in ("temperature", "top_p"):
         if data.get(name) is not None:
@@ -207,6 +216,8 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         params["tools"] = _tools(data["tools"])
     if isinstance(data.get("tool_choice"), dict):
         _tool_choice(data["tool_choice"], params)
+    if b"cache_control" in body:  # a breakpoint somewhere: OpenAI-format upstreams must have it stripped
+        params[CACHE_HINTS] = True
     user = (data.get("metadata") or {}).get("user_id")
     return ChatRequest(
         model=model,

@@ -48,8 +48,9 @@ def request_body(model: str, request: ChatRequest, policy: Policy) -> dict[str, 
                 "name": f["name"],
                 **({"description": f["description"]} if f.get("description") else {}),
                 "input_schema": f.get("parameters") or {"type": "object", "properties": {}},
+                **({"cache_control": t["cache_control"]} if "cache_control" in t else {}),
             }
-            for f in tools
+            for f, t in zip(tools, params["tools"], strict=True)
         ]
         choice = _tool_choice(params.get("tool_choice"), params.get("parallel_tool_calls"))
         if choice is not None:
@@ -83,12 +84,12 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
 
 def split_messages(messages: list[Message]) -> tuple[str | list[dict[str, Any]], list[dict[str, Any]]]:
     """(system prompt, conversation) with consecutive same-role turns merged, as Anthropic requires."""
-    system_parts: list[str] = []
+    system_blocks: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
     for message in messages:
         role = message["role"]
         if role in ("system", "developer"):
-            system_parts.append(text_of(message.get("content")))
+            system_blocks.extend(_system_blocks(message.get("content")))
             continue
         if role == "tool":
             block: dict[str, Any] = {
@@ -101,10 +102,23 @@ def split_messages(messages: list[Message]) -> tuple[str | list[dict[str, Any]],
             _append(turns, "assistant", _assistant_blocks(message))
         else:
             _append(turns, "user", _user_blocks(message.get("content")))
-    system: str | list[dict[str, Any]] = (
-        system_parts[0] if len(system_parts) == 1 else [{"type": "text", "text": t} for t in system_parts]
-    )
+    system: str | list[dict[str, Any]] = system_blocks
+    if len(system_blocks) == 1 and "cache_control" not in system_blocks[0]:
+        system = system_blocks[0]["text"]
     return system, [_collapse(turn) for turn in turns]
+
+
+def _system_blocks(content: Any) -> list[dict[str, Any]]:
+    if not isinstance(content, list):
+        return [{"type": "text", "text": text_of(content)}]
+    return [_with_cache({"type": "text", "text": p.get("text", "")}, p) for p in content if p.get("type") == "text"]
+
+
+def _with_cache(block: dict[str, Any], part: Any) -> dict[str, Any]:
+    """Keeps a prompt-cache breakpoint the client set on this part."""
+    if "cache_control" in part:
+        block["cache_control"] = part["cache_control"]
+    return block
 
 
 def _append(turns: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
@@ -117,7 +131,7 @@ def _append(turns: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]
 def _collapse(turn: dict[str, Any]) -> dict[str, Any]:
     """A turn that is one text block is sent as a plain string, as most clients write it."""
     blocks = turn["content"]
-    if len(blocks) == 1 and blocks[0]["type"] == "text":
+    if len(blocks) == 1 and blocks[0]["type"] == "text" and "cache_control" not in blocks[0]:
         return {"role": turn["role"], "content": blocks[0]["text"]}
     return turn
 
@@ -137,9 +151,9 @@ def _user_blocks(content: Any) -> list[dict[str, Any]]:
     for part in content:
         kind = part.get("type")
         if kind == "text":
-            blocks.append({"type": "text", "text": part.get("text", "")})
+            blocks.append(_with_cache({"type": "text", "text": part.get("text", "")}, part))
         elif kind == "image_url":
-            blocks.append(_image_block(image_url_of(part)))
+            blocks.append(_with_cache(_image_block(image_url_of(part)), part))
         else:
             raise bad_request(f"Content parts of type '{kind}' cannot be sent to Anthropic.", param="messages")
     return blocks

@@ -41,7 +41,7 @@ def request_body(request: ChatRequest, policy: Policy) -> dict[str, Any]:
     system, messages = split_messages(request.messages)
     body: dict[str, Any] = {"messages": messages}
     if system:
-        body["system"] = [{"text": text} for text in system]
+        body["system"] = system
     params = request.params
     PARAMS.apply(params, body, policy)
     if request.max_tokens is not None:
@@ -75,13 +75,22 @@ def request_body(request: ChatRequest, policy: Policy) -> dict[str, Any]:
     return body
 
 
-def split_messages(messages: list[Message]) -> tuple[list[str], list[dict[str, Any]]]:
-    system: list[str] = []
+def _cache_point(part: Any) -> list[dict[str, Any]]:
+    """Bedrock marks a prompt-cache breakpoint with a cachePoint block after the cached content."""
+    return [{"cachePoint": {"type": "default"}}] if "cache_control" in part else []
+
+
+def split_messages(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
     for message in messages:
         role = message["role"]
         if role in ("system", "developer"):
-            system.append(text_of(message.get("content")))
+            content = message.get("content")
+            parts = content if isinstance(content, list) else [{"type": "text", "text": text_of(content)}]
+            for part in parts:
+                system.append({"text": part.get("text", "")})
+                system.extend(_cache_point(part))
         elif role == "tool":
             result = {
                 "toolUseId": message.get("tool_call_id", ""),
@@ -112,11 +121,13 @@ def _user_blocks(content: Any) -> list[dict[str, Any]]:
         kind = part.get("type")
         if kind == "text":
             blocks.append({"text": part.get("text", "")})
+            blocks.extend(_cache_point(part))
         elif kind == "image_url":
             parsed = parse_data_url(image_url_of(part))
             if parsed is None or parsed[0] not in _IMAGE_FORMATS:
                 raise bad_request("Bedrock takes images as base64 data URLs of PNG, JPEG, GIF or WebP.", "messages")
             blocks.append({"image": {"format": _IMAGE_FORMATS[parsed[0]], "source": {"bytes": parsed[1]}}})
+            blocks.extend(_cache_point(part))
         else:
             raise bad_request(f"Content parts of type '{kind}' cannot be sent to Bedrock.", param="messages")
     return blocks

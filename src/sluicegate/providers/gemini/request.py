@@ -101,7 +101,11 @@ def split_messages(messages: list[Message]) -> tuple[list[str], list[dict[str, A
     for message in messages:
         role = message["role"]
         if role in ("system", "developer"):
-            system.append(text_of(message.get("content")))
+            content = message.get("content")
+            if isinstance(content, list):
+                system.extend(part.get("text", "") for part in content if part.get("type") == "text")
+            else:
+                system.append(text_of(content))
         elif role == "tool":
             call_id = message.get("tool_call_id", "")
             name = names.get(call_id)

@@ -18,6 +18,7 @@ from sluicegate.canonical import (
 from sluicegate.errors import ErrorClass, UpstreamError, bad_request, scrub
 from sluicegate.providers.base import Endpoint, UpstreamRequest
 from sluicegate.providers.classify import classify_status, retry_after_seconds
+from sluicegate.providers.content import CACHE_HINTS, strip_cache_hints
 from sluicegate.providers.openai.quirks import OPENAI as OPENAI_QUIRKS
 from sluicegate.providers.openai.quirks import Quirks, quirks_for
 from sluicegate.providers.sse import SSEParser
@@ -132,6 +133,10 @@ class OpenAIAdapter:
     def chat_body(self, endpoint: Endpoint, model: str, request: ChatRequest) -> dict[str, Any]:
         quirks = self.quirks or quirks_for(endpoint.config.quirks)
         body: dict[str, Any] = {"model": model, "messages": request.messages, **request.params}
+        if body.pop(CACHE_HINTS, None):  # Anthropic cache breakpoints: OpenAI's API refuses the field
+            body["messages"], tools = strip_cache_hints(request.messages, body.get("tools"))
+            if tools is not None:
+                body["tools"] = tools
         if request.max_tokens is not None:
             field = quirks.max_tokens_field
             if field == "as_sent":
