@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import orjson
@@ -214,3 +215,37 @@ def test_response_through_anthropic_wire_and_back_keeps_content_calls_finish_and
     ]
     assert back_calls == calls
     assert back.usage == response.usage
+
+
+def _decode_split(adapter: Any, raw: bytes, cuts: list[int]) -> list[tuple[Any, ...]]:
+    framer, decoder = adapter.stream_framer(), adapter.stream_decoder()
+    out: list[tuple[Any, ...]] = []
+    bounds = [0, *sorted(set(cuts)), len(raw)]
+    for start, end in itertools.pairwise(bounds):
+        for event, data in framer.feed(raw[start:end]):
+            for chunk in decoder.decode(event, data):
+                out.append((orjson.dumps(chunk.choices), chunk.usage))
+    assert decoder.done
+    return out
+
+
+def _recorded_streams() -> list[tuple[Any, bytes]]:
+    from pathlib import Path
+
+    from sluicegate.providers.simulator.bedrock_format import event
+
+    fixtures = Path(__file__).parents[1] / "fixtures"
+    bedrock = b"".join(event(n, p) for n, p in orjson.loads((fixtures / "bedrock" / "stream_tools.json").read_bytes()))
+    return [
+        (AnthropicAdapter(), (fixtures / "anthropic" / "stream_tools.sse").read_bytes()),
+        (GeminiAdapter(), (fixtures / "gemini" / "stream_text.sse").read_bytes()),
+        (GeminiAdapter(), (fixtures / "gemini" / "stream_tools.sse").read_bytes()),
+        (BedrockAdapter(), bedrock),
+    ]
+
+
+@settings(max_examples=80, deadline=None)
+@given(which=st.integers(0, 3), cuts=st.lists(st.integers(0, 4000), max_size=40))
+def test_stream_decoding_does_not_depend_on_where_the_network_splits_the_bytes(which: int, cuts: list[int]) -> None:
+    adapter, raw = _recorded_streams()[which]
+    assert _decode_split(adapter, raw, [c % (len(raw) + 1) for c in cuts]) == _decode_split(adapter, raw, [])
