@@ -187,3 +187,12 @@ def test_errors_are_classified(status: int, name: str, expected: ErrorClass) -> 
 def test_unavailable_is_overloaded() -> None:
     body = b'{"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}'
     assert ADAPTER.classify_error(503, {}, body).error_class is ErrorClass.OVERLOADED
+
+
+def test_reasoning_effort_becomes_a_thinking_budget() -> None:
+    request = ChatRequest(model="g", messages=[{"role": "user", "content": "hi"}], params={"reasoning_effort": "low"})
+    body = orjson.loads(ADAPTER.chat_request(ENDPOINT, "gemini-2.5-flash", request).body)
+    assert body["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 1024}
+    bad = ChatRequest(model="g", messages=[{"role": "user", "content": "hi"}], params={"reasoning_effort": "max"})
+    with pytest.raises(GatewayError):
+        ADAPTER.chat_request(ENDPOINT, "g", bad)

@@ -32,6 +32,16 @@ def _response_format(value: Any) -> dict[str, Any]:
     raise bad_request("Invalid value for 'response_format'.", param="response_format")
 
 
+# reasoning_effort -> a thinking budget in tokens (the budgets Google's own OpenAI-compatible endpoint uses).
+_THINKING_BUDGETS = {"minimal": 0, "low": 1024, "medium": 8192, "high": 24576}
+
+
+def _thinking_budget(value: Any) -> int:
+    if value not in _THINKING_BUDGETS:
+        raise bad_request("Invalid value for 'reasoning_effort'.", param="reasoning_effort")
+    return _THINKING_BUDGETS[value]
+
+
 PARAMS = ParamMap(
     family="gemini",
     params={
@@ -45,6 +55,7 @@ PARAMS = ParamMap(
         "frequency_penalty": Param("generationConfig.frequencyPenalty", low=-2, high=2),
         "logprobs": Param("generationConfig.responseLogprobs"),
         "top_logprobs": Param("generationConfig.logprobs", low=0, high=20),
+        "reasoning_effort": Param("generationConfig.thinkingConfig.thinkingBudget", _thinking_budget),
     },
     handled=frozenset(
         {"tools", "tool_choice", "parallel_tool_calls", "max_tokens", "max_completion_tokens", "response_format"}
