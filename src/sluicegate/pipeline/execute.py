@@ -122,7 +122,6 @@ class OpenStream:
         self.ended = False
         self.attempt: _Attempt | None = None
         self.usage: Usage | None = None
-        self.tokens_seen = 0
 
     async def _read(self) -> bool:
         """Decodes the next network read into `held`; False at the end of the body."""
@@ -150,9 +149,7 @@ class OpenStream:
     async def chunks(self) -> AsyncIterator[ChatChunk]:
         while True:
             while self.held:
-                chunk = self.held.popleft()
-                self.tokens_seen += 1
-                yield chunk
+                yield self.held.popleft()
             if self.ended or not await self._read():
                 return
 
@@ -341,9 +338,10 @@ class Execute:
             blocked.append(health)
         return None
 
-    @staticmethod
-    def _has_alternative(queue: deque[Deployment], failed: set[str]) -> bool:
-        return any(d.name not in failed for d in queue)
+    def _has_alternative(self, queue: deque[Deployment], failed: set[str]) -> bool:
+        """Whether another deployment in the chain could take a call now (not failed, breaker allowing)."""
+        health = self._router.health
+        return any(d.name not in failed and health[d.name].breaker.would_allow() for d in queue)
 
     async def _attempt(
         self,
