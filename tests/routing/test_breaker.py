@@ -170,3 +170,15 @@ def test_disabled_breaker_always_allows() -> None:
     b = breaker(clock, enabled=False, consecutive_failures=1)
     fail(b, 10)
     assert b.acquire()
+
+
+def test_a_busy_healthy_history_does_not_dilute_an_outage() -> None:
+    clock = FakeClock()
+    b = breaker(clock, consecutive_failures=100, window_calls=20, minimum_calls=10, failure_rate=0.5)
+    succeed(b, 1000)  # a busy, healthy minute
+    for _ in range(10):  # then every other call fails
+        fail(b, 1)
+        if b.state is BreakerState.OPEN:
+            break
+        succeed(b, 1)
+    assert b.state is BreakerState.OPEN, "judged on the last 20 calls, not the last 1000"
