@@ -59,3 +59,16 @@ async def test_tenant_admin_creates_within_its_tenant_and_below_its_role(admin: 
     made = await admin.create_key(ACME_ADMIN, KeyBody(team="acme-auto"))  # a new team lands in its tenant
     assert made["tenant"] == "acme"
     assert await status_of(admin.create_tenant(ACME_ADMIN, TenantBody(id="mine"))) == 403
+
+
+async def test_users_read_and_update_within_the_tenant(admin: AdminService) -> None:
+    from sluicegate.keys.service import UserBody, UserUpdate
+
+    await admin.create_user(MASTER, UserBody(id="ann", team="acme-eng"))
+    await admin.create_user(MASTER, UserBody(id="gus", team="globex-eng"))
+    updated = await admin.update_user(ACME_ADMIN, "ann", UserUpdate(tpm=500, budget_usd="3.5"))
+    assert (updated["tpm"], updated["budget_usd"], updated["budget_period"]) == (500, "3.500000", "monthly")
+    assert (await admin.get_user(ACME_ADMIN, "ann"))["tpm"] == 500
+    assert await status_of(admin.get_user(ACME_ADMIN, "gus")) == 403
+    assert await status_of(admin.get_team(ACME_ADMIN, "globex-eng")) == 403
+    assert (await admin.get_tenant(ACME_ADMIN, "acme"))["id"] == "acme"

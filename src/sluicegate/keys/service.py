@@ -70,6 +70,10 @@ class UserBody(LimitsBody):
     email: str | None = None
 
 
+class UserUpdate(LimitsBody):
+    email: str | None = None
+
+
 class KeyBody(LimitsBody):
     team: str | None = Field(None, pattern=_ID)
     user: str | None = Field(None, pattern=_ID)
@@ -247,6 +251,14 @@ class AdminService:
         await self._invalidate_scope(tenant_id=tenant_id)
         return tenant_view(tenant)
 
+    async def get_tenant(self, actor: Principal, tenant_id: str) -> dict[str, Any]:
+        self._require(actor, "tenant_admin", "read tenants")
+        self._check_tenant(actor, tenant_id, "read another tenant")
+        tenant = await self._directory.get(Tenant, tenant_id)
+        if tenant is None:
+            raise AdminError(404, f"tenant '{tenant_id}' does not exist")
+        return tenant_view(tenant)
+
     async def delete_tenant(self, actor: Principal, tenant_id: str) -> None:
         self._require(actor, "master", "delete tenants")
         await self._delete(Tenant, tenant_id)
@@ -285,6 +297,10 @@ class AdminService:
         await self._invalidate_scope(team_id=team_id)
         return team_view(team)
 
+    async def get_team(self, actor: Principal, team_id: str) -> dict[str, Any]:
+        self._require(actor, "team_admin", "read teams")
+        return team_view(await self._team_for(actor, team_id, "read this team"))
+
     async def delete_team(self, actor: Principal, team_id: str) -> None:
         self._require(actor, "tenant_admin", "delete teams")
         await self._team_for(actor, team_id, "delete this team")
@@ -311,6 +327,27 @@ class AdminService:
             return [user_view(u) for u in users]
         teams = {t.id for t in await self._directory.list(Team, tenant_id=actor.tenant_id)}
         return [user_view(u) for u in users if u.team_id in teams]
+
+    async def _user_for(self, actor: Principal, user_id: str, what: str) -> User:
+        self._require(actor, "team_admin", what)
+        user = await self._directory.get(User, user_id)
+        if user is None:
+            raise AdminError(404, f"user '{user_id}' does not exist")
+        await self._team_for(actor, user.team_id, what)
+        return user
+
+    async def get_user(self, actor: Principal, user_id: str) -> dict[str, Any]:
+        return user_view(await self._user_for(actor, user_id, "read this user"))
+
+    async def update_user(self, actor: Principal, user_id: str, body: UserUpdate) -> dict[str, Any]:
+        await self._user_for(actor, user_id, "change this user")
+        changes = _limits_changes(body)
+        if "email" in body.model_fields_set:
+            changes["email"] = body.email
+        user = await self._directory.update(User, user_id, **changes)
+        assert user is not None
+        await self._invalidate_scope(user_id=user_id)
+        return user_view(user)
 
     async def delete_user(self, actor: Principal, user_id: str) -> None:
         self._require(actor, "team_admin", "delete users")

@@ -11,7 +11,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from sluicegate.errors import GatewayError
-from sluicegate.keys.service import AdminError, AdminService, KeyBody, KeyUpdate, TeamBody, TenantBody, UserBody
+from sluicegate.keys.service import (
+    AdminError,
+    AdminService,
+    KeyBody,
+    KeyUpdate,
+    TeamBody,
+    TenantBody,
+    UserBody,
+    UserUpdate,
+)
 from sluicegate.pipeline.auth import bearer_token
 from sluicegate.principal import Principal
 from sluicegate.server.gateway import Gateway
@@ -98,6 +107,10 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
     async def list_tenants(who: Actor) -> dict[str, Any]:
         return {"tenants": await service.list_tenants(who)}
 
+    @app.get("/admin/tenants/{tenant_id}", tags=["tenants"])
+    async def get_tenant(tenant_id: str, who: Actor) -> dict[str, Any]:
+        return await service.get_tenant(who, tenant_id)
+
     @app.patch("/admin/tenants/{tenant_id}", tags=["tenants"])
     async def update_tenant(tenant_id: str, body: TenantBody, who: Actor) -> dict[str, Any]:
         return await service.update_tenant(who, tenant_id, body)
@@ -115,6 +128,10 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
     async def list_teams(who: Actor, tenant: str | None = None) -> dict[str, Any]:
         return {"teams": await service.list_teams(who, tenant)}
 
+    @app.get("/admin/teams/{team_id}", tags=["teams"])
+    async def get_team(team_id: str, who: Actor) -> dict[str, Any]:
+        return await service.get_team(who, team_id)
+
     @app.patch("/admin/teams/{team_id}", tags=["teams"])
     async def update_team(team_id: str, body: TeamBody, who: Actor) -> dict[str, Any]:
         return await service.update_team(who, team_id, body)
@@ -131,6 +148,14 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
     @app.get("/admin/users", tags=["users"])
     async def list_users(who: Actor, team: str | None = None) -> dict[str, Any]:
         return {"users": await service.list_users(who, team)}
+
+    @app.get("/admin/users/{user_id}", tags=["users"])
+    async def get_user(user_id: str, who: Actor) -> dict[str, Any]:
+        return await service.get_user(who, user_id)
+
+    @app.patch("/admin/users/{user_id}", tags=["users"])
+    async def update_user(user_id: str, body: UserUpdate, who: Actor) -> dict[str, Any]:
+        return await service.update_user(who, user_id, body)
 
     @app.delete("/admin/users/{user_id}", status_code=204, tags=["users"])
     async def delete_user(user_id: str, who: Actor) -> Response:
