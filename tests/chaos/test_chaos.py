@@ -68,7 +68,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, Proc
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_scenario_meets_its_figures(stack: tuple[Proc, Proc], scenario: object) -> None:
     simulator, gateway = stack
-    runner = ChaosRunner(gateway.url, simulator.url, MASTER_KEY, "chaos", concurrency=6, warmup_s=1.0, duration_s=3.0)
+    runner = ChaosRunner(gateway.url, simulator.url, MASTER_KEY, "chaos", concurrency=6, warmup_s=0.8, duration_s=2.5)
     result = asyncio.run(runner.run(scenario))  # type: ignore[arg-type]
     RESULTS.append(result)
     print("\n" + table([result]))
@@ -93,7 +93,7 @@ def test_chaos_command_prints_the_table_for_an_operator(stack: tuple[Proc, Proc]
     simulator, gateway = stack
     args = ["--gateway", gateway.url, "--simulator", simulator.url, "--model", "chaos", "--scenarios", "half-errors"]
     done = subprocess.run(
-        [sys.executable, "-m", "sluicegate", "chaos", *args, "--warmup", "0.5", "--duration", "2"],
+        [sys.executable, "-m", "sluicegate", "chaos", *args, "--warmup", "0.5", "--duration", "1.5"],
         capture_output=True,
         text=True,
         timeout=60,
