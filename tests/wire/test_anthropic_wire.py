@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sluicegate.canonical import ChatChunk, ChatResponse, Usage
 from sluicegate.errors import GatewayError
@@ -197,3 +199,61 @@ def test_count_tokens_counts_messages_and_tools() -> None:
     plain = orjson.loads(wire.count_tokens_body(orjson.dumps(body)))["input_tokens"]
     with_tools = orjson.loads(wire.count_tokens_body(orjson.dumps({**body, "tools": REQUEST["tools"]})))
     assert plain > 0 and with_tools["input_tokens"] > plain
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 300) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)
+BLOCK_TYPES = st.sampled_from(["text", "image", "tool_use", "tool_result", "thinking", "document", 3])
+SOURCES = (
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["base64", "url", "file"])}, optional={"data": JSON, "media_type": JSON, "url": JSON}
+    )
+    | JSON
+)
+CHOICES = st.fixed_dictionaries({"type": st.sampled_from(["auto", "any", "tool", "none", 5])}, optional={"name": JSON})
+
+
+@st.composite
+def hostile_bodies(draw: st.DrawFn) -> dict[str, object]:
+    """Bodies shaped like Messages requests, with anything at any place."""
+    blocks = st.lists(
+        st.fixed_dictionaries(
+            {"type": BLOCK_TYPES},
+            optional={"text": JSON, "source": SOURCES, "content": JSON, "input": JSON, "id": JSON, "name": JSON},
+        )
+        | JSON,
+        max_size=3,
+    )
+    message = st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "assistant", "system", 1])}, optional={"content": blocks | JSON}
+    )
+    body = draw(
+        st.fixed_dictionaries(
+            {"model": st.just("m"), "max_tokens": st.just(10), "messages": st.lists(message, min_size=1, max_size=3)},
+            optional={
+                "system": JSON | blocks,
+                "tools": st.lists(
+                    st.fixed_dictionaries({"name": JSON}, optional={"input_schema": JSON}) | JSON, max_size=2
+                ),
+                "tool_choice": CHOICES | JSON,
+                "stop_sequences": JSON,
+                "metadata": JSON,
+                "stream": JSON,
+                "temperature": JSON,
+                "top_p": JSON,
+            },
+        )
+    )
+    return body
+
+
+@settings(max_examples=300, deadline=None)
+@given(hostile_bodies())
+def test_any_body_is_parsed_or_refused_with_a_400_never_a_crash(body: dict[str, object]) -> None:
+    try:
+        wire.parse_chat_request(orjson.dumps(body))
+    except GatewayError as error:
+        assert error.status == 400

@@ -62,14 +62,23 @@ def _require(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> 
     return value
 
 
+def _field(block: dict[str, Any], name: str, kind: type, where: str, default: Any = None) -> Any:
+    """`block[name]` when it has the type the Messages API gives it; a 400 naming the field otherwise."""
+    value = block.get(name, default)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise bad_request(f"{where}.{name}: Input should be a valid {kind.__name__}", param=f"{where}.{name}")
+    return value
+
+
 def _system_content(system: Any) -> str | list[dict[str, Any]]:
     """One string, unless a block carries a prompt-cache breakpoint: then the blocks stay apart."""
     if isinstance(system, str):
         return system
     if isinstance(system, list) and all(isinstance(block, dict) for block in system):
+        texts = [_field(block, "text", str, f"system.{i}") for i, block in enumerate(system)]
         if any("cache_control" in block for block in system):
-            return [_cached({"type": "text", "text": block.get("text", "")}, block) for block in system]
-        return "\n\n".join(block.get("text", "") for block in system)
+            return [_cached({"type": "text", "text": t}, b) for t, b in zip(texts, system, strict=True)]
+        return "\n\n".join(texts)
     raise bad_request("system: Input should be a string or a list of text blocks", param="system")
 
 
@@ -79,24 +88,28 @@ def _cached(part: dict[str, Any], block: dict[str, Any]) -> dict[str, Any]:
     return part
 
 
-def _image_part(block: dict[str, Any]) -> dict[str, Any]:
-    source = block.get("source") or {}
+def _image_part(block: dict[str, Any], where: str) -> dict[str, Any]:
+    source = _field(block, "source", dict, where)
     if source.get("type") == "base64":
-        return {"type": "image_url", "image_url": {"url": data_url(source.get("media_type", ""), source["data"])}}
+        media_type = _field(source, "media_type", str, f"{where}.source")
+        url = data_url(media_type, _field(source, "data", str, f"{where}.source"))
+        return {"type": "image_url", "image_url": {"url": url}}
     if source.get("type") == "url":
-        return {"type": "image_url", "image_url": {"url": source.get("url", "")}}
-    raise bad_request("Image blocks need a base64 or url source.", param="messages")
+        return {"type": "image_url", "image_url": {"url": _field(source, "url", str, f"{where}.source")}}
+    raise bad_request(f"{where}.source: Image blocks need a base64 or url source.", param=f"{where}.source")
 
 
-def _tool_result_text(content: Any) -> str | list[dict[str, Any]]:
+def _tool_result_text(content: Any, where: str) -> str | list[dict[str, Any]]:
     if content is None or isinstance(content, str):
         return content or ""
+    if not isinstance(content, list) or not all(isinstance(block, dict) for block in content):
+        raise bad_request(f"{where}.content: Input should be a string or a list of blocks", param=f"{where}.content")
     parts: list[dict[str, Any]] = []
-    for block in content:
+    for j, block in enumerate(content):
         if block.get("type") == "text":
-            parts.append({"type": "text", "text": block.get("text", "")})
+            parts.append({"type": "text", "text": _field(block, "text", str, f"{where}.content.{j}")})
         elif block.get("type") == "image":
-            parts.append(_image_part(block))
+            parts.append(_image_part(block, f"{where}.content.{j}"))
     if all(p["type"] == "text" for p in parts):
         return "".join(p["text"] for p in parts)
     return parts
@@ -121,29 +134,28 @@ def _messages(raw: list[Any]) -> list[Message]:
             raise bad_request(f"messages.{i}.content: Field required", param=f"messages.{i}.content")
         parts: list[dict[str, Any]] = []
         calls: list[ToolCall] = []
-        for block in content:
+        for j, block in enumerate(content):
             kind = block.get("type") if isinstance(block, dict) else None
+            where = f"messages.{i}.content.{j}"
             if kind == "text":
-                parts.append(_cached({"type": "text", "text": block.get("text", "")}, block))
+                parts.append(_cached({"type": "text", "text": _field(block, "text", str, where)}, block))
             elif kind == "image":
-                parts.append(_cached(_image_part(block), block))
+                parts.append(_cached(_image_part(block, where), block))
             elif kind == "tool_use":
+                arguments = dumps_arguments(_field(block, "input", dict, where, {}))
                 calls.append(
                     {
-                        "id": str(block.get("id", "")),
+                        "id": _field(block, "id", str, where),
                         "type": "function",
-                        "function": {
-                            "name": str(block.get("name", "")),
-                            "arguments": dumps_arguments(block.get("input")),
-                        },
+                        "function": {"name": _field(block, "name", str, where), "arguments": arguments},
                     }
                 )
             elif kind == "tool_result":
                 # Tool results become tool messages, before any text of the same user turn.
                 result: Message = {
                     "role": "tool",
-                    "tool_call_id": str(block.get("tool_use_id", "")),
-                    "content": _tool_result_text(block.get("content")),  # type: ignore[typeddict-item]
+                    "tool_call_id": _field(block, "tool_use_id", str, where),
+                    "content": _tool_result_text(block.get("content"), where),  # type: ignore[typeddict-item]
                 }
                 messages.append(result)
             elif kind in ("thinking", "redacted_thinking"):
@@ -164,13 +176,17 @@ def _tools(raw: Any) -> list[dict[str, Any]]:
     if not isinstance(raw, list):
         raise bad_request("tools: Input should be a valid list", param="tools")
     tools = []
-    for tool in raw:
+    for i, tool in enumerate(raw):
         if not isinstance(tool, dict) or "input_schema" not in tool:
             kind = tool.get("type") if isinstance(tool, dict) else None
             raise bad_request(f"tools: tools of type '{kind}' cannot be served through this gateway", param="tools")
-        function: dict[str, Any] = {"name": tool.get("name", ""), "parameters": tool["input_schema"]}
-        if tool.get("description"):
-            function["description"] = tool["description"]
+        where = f"tools.{i}"
+        function: dict[str, Any] = {
+            "name": _field(tool, "name", str, where),
+            "parameters": _field(tool, "input_schema", dict, where),
+        }
+        if tool.get("description") is not None:
+            function["description"] = _field(tool, "description", str, where)
         tools.append(_cached({"type": "function", "function": function}, tool))
     return tools
 
@@ -184,7 +200,7 @@ def _tool_choice(raw: dict[str, Any], params: dict[str, Any]) -> None:
     elif kind == "none":
         params["tool_choice"] = "none"
     elif kind == "tool":
-        params["tool_choice"] = {"type": "function", "function": {"name": raw.get("name", "")}}
+        params["tool_choice"] = {"type": "function", "function": {"name": _field(raw, "name", str, "tool_choice")}}
     else:
         raise bad_request("tool_choice: unknown type", param="tool_choice")
     if raw.get("disable_parallel_tool_use"):
@@ -208,17 +224,28 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         messages.insert(0, {"role": "system", "content": _system_content(data["system"])})  # type: ignore[typeddict-item]
     params: dict[str, Any] = {}
     for name in ("temperature", "top_p"):
-        if data.get(name) is not None:
-            params[name] = data[name]
-    if data.get("stop_sequences"):
-        params["stop"] = data["stop_sequences"]
+        value = data.get(name)
+        if value is not None:
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise bad_request(f"{name}: Input should be a valid number", param=name)
+            params[name] = value
+    stop = data.get("stop_sequences")
+    if stop:
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+            raise bad_request("stop_sequences: Input should be a list of strings", param="stop_sequences")
+        params["stop"] = stop
     if data.get("tools"):
         params["tools"] = _tools(data["tools"])
-    if isinstance(data.get("tool_choice"), dict):
+    if data.get("tool_choice") is not None:
+        if not isinstance(data["tool_choice"], dict):
+            raise bad_request("tool_choice: Input should be an object", param="tool_choice")
         _tool_choice(data["tool_choice"], params)
     if b"cache_control" in body:  # a breakpoint somewhere: OpenAI-format upstreams must have it stripped
         params[CACHE_HINTS] = True
-    user = (data.get("metadata") or {}).get("user_id")
+    metadata = data.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise bad_request("metadata: Input should be an object", param="metadata")
+    user = metadata.get("user_id")
     return ChatRequest(
         model=model,
         messages=messages,
