@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DataError
+
 from sluicegate.canonical import ChatRequest, Usage
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.principal import Principal
@@ -22,10 +24,13 @@ class FlakyTable:
         self.order: list[str] = []
         self.down = False
         self.batches = 0
+        self.refuse: set[str] = set()
 
     async def insert(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if self.down:
             raise ConnectionRefusedError("database down")
+        if any(row["request_id"] in self.refuse for row in rows):
+            raise DataError("INSERT INTO spend_ledger", {}, ValueError("value too long"))
         self.batches += 1
         for row in rows:
             if row["request_id"] not in self.rows:
@@ -150,3 +155,19 @@ def test_two_processes_never_share_a_spool_folder(tmp_path: Path) -> None:
     assert one.directory != two.directory
     one.close()
     two.close()
+
+
+async def test_a_row_the_database_refuses_is_set_aside_and_the_rest_flow(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.open()
+    table = FlakyTable()
+    table.refuse = {"req_00007"}
+    ledger = Ledger(spool, table, batch_size=20)  # type: ignore[arg-type]
+    await ledger.start()
+    for n in range(50):
+        await ledger.on_finish(ctx(n))
+    await wait_for(lambda: len(table.rows) == 49)
+    assert "req_00007" not in table.rows and ledger.rejected == 1 and ledger.healthy
+    assert "req_00007" in spool.rejected_path.read_text()
+    await ledger.stop()
+    spool.close()

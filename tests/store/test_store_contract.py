@@ -148,3 +148,13 @@ async def test_spend_report_groups_and_filters(store: Store) -> None:
     admin = service(store)
     report = await admin.spend(MASTER, "feature", team="search")
     assert {r["group"]: r["cost_usd"] for r in report["rows"]} == {"chat": "1.500000", "summary": "0.000250"}
+
+
+async def test_a_bad_row_is_told_apart_from_an_outage(store: Store) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from sluicegate.telemetry.ledger import refused_as_data
+
+    with pytest.raises(DBAPIError) as caught:
+        await SpendLedger(store).insert([row("bad", model=None)])  # NOT NULL violated
+    assert refused_as_data(caught.value)

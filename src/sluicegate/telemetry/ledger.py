@@ -14,6 +14,8 @@ import logging
 import time
 from typing import Any
 
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+
 from sluicegate.keys.clock import Clock, system_clock, utc
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.store.spend import SpendLedger
@@ -52,8 +54,8 @@ def ledger_row(ctx: RequestContext, now: float) -> dict[str, Any]:
         "end_user": end_user[:200] if end_user else None,
         "endpoint": ctx.endpoint,
         "model": ctx.model[:200],
-        "deployment": deployment.name if deployment else None,
-        "provider": deployment.endpoint.name if deployment else None,
+        "deployment": deployment.name[:200] if deployment else None,
+        "provider": deployment.endpoint.name[:64] if deployment else None,
         "input_tokens": usage.input_tokens if usage else 0,
         "output_tokens": usage.output_tokens if usage else 0,
         "cached_input_tokens": usage.cached_input_tokens if usage else 0,
@@ -62,10 +64,18 @@ def ledger_row(ctx: RequestContext, now: float) -> dict[str, Any]:
         "latency_ms": round(latency * 1000, 3) if latency is not None else None,
         "ttft_ms": round(ttft * 1000, 3) if ttft is not None else None,
         "cache_status": getattr(ctx, "cache_status", None),
-        "outcome": ctx.outcome,
+        "outcome": ctx.outcome[:32],
         "status": ctx.status,
         "stream": bool(getattr(request, "stream", False)),
     }
+
+
+def refused_as_data(exc: DBAPIError) -> bool:
+    """The database refused the rows themselves (SQLSTATE class 22 or 23), as opposed to being away."""
+    if isinstance(exc, (DataError, IntegrityError)):
+        return True
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(state, str) and state[:2] in ("22", "23")
 
 
 def _db_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -97,6 +107,7 @@ class Ledger:
         self._cursor = Cursor(0, 0)
         self.written = 0  # rows handed to the database (replayed duplicates included)
         self.failures = 0
+        self.rejected = 0  # rows the database refused as data (kept in the spool's rejected file)
         self.healthy = True
 
     async def on_finish(self, ctx: RequestContext) -> None:
@@ -128,6 +139,22 @@ class Ledger:
     def pending(self) -> bool:
         return not self._spool.caught_up(self._cursor)
 
+    async def _insert_each(self, records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+        for record, row in zip(records, rows, strict=True):
+            try:
+                await asyncio.wait_for(self._table.insert([row]), self._timeout)
+            except DBAPIError as exc:
+                if not refused_as_data(exc):
+                    raise
+                self._spool.reject(record, type(exc).__name__)
+                self.rejected += 1
+                log.error(
+                    "the database refused the ledger row of %s (%s); kept in %s",
+                    record.get("request_id"),
+                    type(exc).__name__,
+                    self._spool.rejected_path,
+                )
+
     async def _run(self) -> None:
         delay = 0.1
         while True:
@@ -141,8 +168,14 @@ class Ledger:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=0.5)
                 continue
+            rows = [_db_row(r) for r in records]
             try:
-                await asyncio.wait_for(self._table.insert([_db_row(r) for r in records]), self._timeout)
+                try:
+                    await asyncio.wait_for(self._table.insert(rows), self._timeout)
+                except DBAPIError as exc:
+                    if not refused_as_data(exc):
+                        raise
+                    await self._insert_each(records, rows)  # a refused row must not hold back the rest
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -197,6 +197,15 @@ class Spool:
                 break
             self._path(segment).unlink(missing_ok=True)
 
+    @property
+    def rejected_path(self) -> Path:
+        return self.directory / "rejected.log"
+
+    def reject(self, record: dict[str, Any], reason: str) -> None:
+        """Keeps a record the database refused (bad data, not an outage) for an operator to look at."""
+        with self.rejected_path.open("ab") as handle:
+            handle.write(orjson.dumps({"reason": reason, "record": record}) + b"\n")
+
     def caught_up(self, cursor: Cursor) -> bool:
         return cursor.segment == self.segment and cursor.offset >= self._size
 
