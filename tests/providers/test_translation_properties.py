@@ -249,3 +249,89 @@ def _recorded_streams() -> list[tuple[Any, bytes]]:
 def test_stream_decoding_does_not_depend_on_where_the_network_splits_the_bytes(which: int, cuts: list[int]) -> None:
     adapter, raw = _recorded_streams()[which]
     assert _decode_split(adapter, raw, [c % (len(raw) + 1) for c in cuts]) == _decode_split(adapter, raw, [])
+
+
+JSON_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 10) | st.text(max_size=6),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3),
+    max_leaves=10,
+)
+
+
+def _shaped(keys: dict[str, Any]) -> Any:
+    """Dicts with the provider's own keys, holding anything."""
+    return st.fixed_dictionaries({}, optional={k: v | JSON_VALUE for k, v in keys.items()})
+
+
+ANTHROPIC_BODY = _shaped(
+    {
+        "type": st.sampled_from(
+            ["message_start", "content_block_start", "content_block_delta", "message_delta", "message_stop", "error"]
+        ),
+        "content": st.lists(
+            _shaped({"type": st.sampled_from(["text", "tool_use"]), "text": JSON_VALUE, "input": JSON_VALUE})
+        ),
+        "stop_reason": st.sampled_from(["end_turn", "tool_use", "weird"]),
+        "usage": _shaped({"input_tokens": st.integers(0, 9), "output_tokens": st.integers(0, 9)}),
+        "delta": _shaped(
+            {"type": st.sampled_from(["text_delta", "input_json_delta"]), "text": JSON_VALUE, "stop_reason": JSON_VALUE}
+        ),
+        "content_block": _shaped({"type": st.just("tool_use"), "id": JSON_VALUE, "name": JSON_VALUE}),
+        "message": _shaped({"id": JSON_VALUE, "usage": JSON_VALUE}),
+        "index": JSON_VALUE,
+        "error": JSON_VALUE,
+    }
+)
+GEMINI_BODY = _shaped(
+    {
+        "candidates": st.lists(
+            _shaped(
+                {
+                    "content": _shaped({"parts": st.lists(_shaped({"text": JSON_VALUE, "functionCall": JSON_VALUE}))}),
+                    "finishReason": st.sampled_from(["STOP", "SAFETY", "MAX_TOKENS", "NEW_REASON"]),
+                    "index": JSON_VALUE,
+                }
+            ),
+            max_size=2,
+        ),
+        "usageMetadata": _shaped({"promptTokenCount": st.integers(0, 9), "thoughtsTokenCount": st.integers(0, 9)}),
+        "promptFeedback": JSON_VALUE,
+    }
+)
+BEDROCK_BODY = _shaped(
+    {
+        "output": _shaped(
+            {"message": _shaped({"content": st.lists(_shaped({"text": JSON_VALUE, "toolUse": JSON_VALUE}))})}
+        ),
+        "stopReason": st.sampled_from(["end_turn", "tool_use", "odd"]),
+        "usage": _shaped({"inputTokens": st.integers(0, 9)}),
+        "delta": _shaped({"text": JSON_VALUE, "toolUse": JSON_VALUE}),
+        "start": _shaped({"toolUse": JSON_VALUE}),
+        "contentBlockIndex": JSON_VALUE,
+    }
+)
+BEDROCK_EVENTS = st.sampled_from(["messageStart", "contentBlockStart", "contentBlockDelta", "messageStop", "metadata"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    family=st.sampled_from(["anthropic", "gemini", "bedrock"]),
+    data=st.data(),
+)
+def test_any_provider_body_is_a_response_or_an_upstream_error_never_a_crash(family: str, data: st.DataObject) -> None:
+    from sluicegate.errors import UpstreamError
+
+    adapter = {"anthropic": AnthropicAdapter(), "gemini": GeminiAdapter(), "bedrock": BedrockAdapter()}[family]
+    strategy = {"anthropic": ANTHROPIC_BODY, "gemini": GEMINI_BODY, "bedrock": BEDROCK_BODY}[family]
+    body = orjson.dumps(data.draw(strategy))
+    try:
+        adapter.chat_response(body)
+    except UpstreamError:
+        pass
+    decoder = adapter.stream_decoder()
+    event = data.draw(BEDROCK_EVENTS) if family == "bedrock" else None
+    try:
+        for _ in range(2):
+            decoder.decode(event, body)
+    except UpstreamError:
+        pass

@@ -11,6 +11,7 @@ import orjson
 from sluicegate.canonical import ChatChunk, ChatResponse, FinishReason, ToolCall, Usage
 from sluicegate.errors import ErrorClass, UpstreamError, scrub
 from sluicegate.providers.content import dumps_arguments
+from sluicegate.providers.shape import upstream_shape
 
 # Anthropic stop_reason -> canonical finish_reason. `refusal` is Claude's safety stop.
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -72,6 +73,7 @@ def load(body: bytes, what: str) -> dict[str, Any]:
     return data
 
 
+@upstream_shape("Anthropic", "response")
 def chat_response(body: bytes) -> ChatResponse:
     data = load(body, "response")
     text: list[str] = []
@@ -124,6 +126,7 @@ class AnthropicStreamDecoder:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
         return ChatChunk(self._id, self._model, self._created, [choice])
 
+    @upstream_shape("Anthropic", "stream event")
     def decode(self, event: str | None, data: bytes) -> list[ChatChunk]:
         payload = load(data, "stream event")
         kind = payload.get("type", event)

@@ -12,6 +12,7 @@ import orjson
 from sluicegate.canonical import ChatChunk, ChatResponse, FinishReason, ToolCall, Usage
 from sluicegate.errors import ErrorClass, UpstreamError, scrub
 from sluicegate.providers.content import dumps_arguments
+from sluicegate.providers.shape import upstream_shape
 
 FINISH_REASONS: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -79,6 +80,7 @@ def load(body: bytes, what: str) -> dict[str, Any]:
     return data
 
 
+@upstream_shape("Bedrock", "response")
 def chat_response(body: bytes) -> ChatResponse:
     data = load(body, "response")
     content = ((data.get("output") or {}).get("message") or {}).get("content") or ()
@@ -124,6 +126,7 @@ class BedrockStreamDecoder:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
         return ChatChunk(self._id, "", self._created, [choice])
 
+    @upstream_shape("Bedrock", "stream event")
     def decode(self, event: str | None, data: bytes) -> list[ChatChunk]:
         if event and event.startswith("exception:"):
             name = event.partition(":")[2]

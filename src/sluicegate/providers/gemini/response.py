@@ -12,6 +12,7 @@ from sluicegate.canonical import ChatChunk, ChatResponse, FinishReason, ToolCall
 from sluicegate.errors import ErrorClass, UpstreamError
 from sluicegate.providers.content import dumps_arguments
 from sluicegate.providers.gemini.errors import classify_payload
+from sluicegate.providers.shape import upstream_shape
 
 # Gemini finishReason -> canonical. Safety-type stops are content_filter; a malformed or unexpected
 # function call is an upstream failure (retryable), never a silent `stop`.
@@ -80,6 +81,7 @@ def _call_id(part: Mapping[str, Any], response_id: str, candidate: int, index: i
     return str(given) if given else f"call_{response_id or 'gemini'}_{candidate}_{index}"
 
 
+@upstream_shape("Gemini", "response")
 def chat_response(body: bytes) -> ChatResponse:
     data = load(body, "response")
     _check_prompt_blocked(data)
@@ -129,6 +131,7 @@ class GeminiStreamDecoder:
         self._tools: dict[int, int] = {}  # candidate index -> tool calls seen so far
         self._usage: Mapping[str, Any] | None = None
 
+    @upstream_shape("Gemini", "stream event")
     def decode(self, event: str | None, data: bytes) -> list[ChatChunk]:
         payload = load(data, "stream event")
         _check_prompt_blocked(payload)
