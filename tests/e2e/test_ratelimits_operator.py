@@ -3,9 +3,11 @@ on a key, economy mode on a team (only the cheapest model group), both with an e
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -27,9 +29,22 @@ BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
 
 @pytest.fixture(scope="module")
 def gw(simulator: Proc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
-    proc = start_gateway(simulator, tmp_path_factory.mktemp("operator"), "operator", EXTRA)
+    workdir = tmp_path_factory.mktemp("operator")
+    proc = start_gateway(simulator, workdir, "operator", EXTRA)
+    proc.access_log = workdir / "operator-access.log"  # type: ignore[attr-defined]
     yield proc
     proc.stop()
+
+
+def access_entries(gw: Proc, field: str) -> list[dict[str, object]]:
+    deadline = time.monotonic() + 10
+    while True:
+        lines = gw.access_log.read_text().splitlines()  # type: ignore[attr-defined]
+        entries = [json.loads(line) for line in lines if line.startswith("{")]
+        found = [e for e in entries if field in e]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 def cli(gw: Proc, *args: str) -> subprocess.CompletedProcess[str]:
@@ -73,6 +88,9 @@ def test_emergency_rate_limit_and_economy_mode(gw: Proc) -> None:
     assert economy.headers["x-sluice-economy-from"] == "gpt-4o-mini"
     assert economy.headers["x-sluice-deployment"] == "sim/bargain"
     assert cli(gw, "clear", "team:spiky").returncode == 0  # the CLI's way
+    logged = access_entries(gw, "operator_action")
+    assert any("emergency rate limit" in str(e["operator_action"]) for e in logged)
+    assert any(e.get("economy_from") == "gpt-4o-mini" for e in access_entries(gw, "economy_from"))
     assert chat().headers["x-sluice-deployment"] == "sim/gpt-4o-mini"
 
 

@@ -8,6 +8,12 @@ from sluicegate.pipeline.context import RequestContext
 from sluicegate.telemetry.access_log import AccessLog
 from sluicegate.telemetry.metrics import GatewayMetrics
 
+_DECISIONS = (
+    ("operator_action", "x-sluice-operator-action"),
+    ("economy_from", "x-sluice-economy-from"),
+    ("downgraded_from", "x-sluice-budget-downgraded-from"),
+)
+
 
 class Record:
     name = "record"
@@ -53,4 +59,11 @@ class Record:
         }
         if ctx.error_code:
             entry["error_code"] = ctx.error_code
+        headers = ctx.response_headers
+        if headers:  # budget and operator decisions that changed this request
+            for field, header in _DECISIONS:
+                if header in headers:
+                    entry[field] = headers[header]
+        if ctx.cut_off:
+            entry["cut_off"] = "budget_reservation"
         self._access_log.write(entry)
