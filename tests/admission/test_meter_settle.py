@@ -90,3 +90,16 @@ async def test_a_disconnected_stream_commits_what_was_streamed() -> None:
     await _settle(admission, ctx)
     status = await admission.state.budget_status("acme", ctx.admission.plan.budgets[0])
     assert (status.spent_micros, status.reserved_micros) == (PROMPT * 30 + 3 * 60, 0)
+
+
+async def test_estimation_error_is_exported_per_model() -> None:
+    admission = stage()
+    ctx = context(who=principal(budget_micros=10**7), max_tokens=10)
+    await admission.on_request(ctx)
+    ctx.attempts = 1
+    ctx.usage = Usage(input_tokens=PROMPT * 2, output_tokens=3)  # the provider counted twice as many
+    registry = CollectorRegistry()
+    await SettleStage(admission.state, admission, LimitMetrics(registry)).on_finish(ctx)
+    labels = {"model": "gpt-4", "method": "exact"}
+    assert registry.get_sample_value("sluicegate_prompt_token_estimate_error_ratio_count", labels) == 1
+    assert registry.get_sample_value("sluicegate_prompt_token_estimate_error_ratio_sum", labels) == -0.5
