@@ -171,3 +171,19 @@ async def test_a_row_the_database_refuses_is_set_aside_and_the_rest_flow(tmp_pat
     assert "req_00007" in spool.rejected_path.read_text()
     await ledger.stop()
     spool.close()
+
+
+def test_a_restart_adopts_what_every_dead_instance_left(tmp_path: Path) -> None:
+    first, second = Spool(tmp_path), Spool(tmp_path)
+    first.open()
+    second.open()
+    for n in range(3):
+        first.append({"request_id": f"a{n}"})
+        second.append({"request_id": f"b{n}"})
+    first.close()  # both die before their rows reached the database
+    second.close()
+    survivor = Spool(tmp_path)
+    survivor.open()
+    records, _ = survivor.read(survivor.start(), 100)
+    assert [r["request_id"] for r in records] == ["a0", "a1", "a2", "b0", "b1", "b2"]
+    survivor.close()

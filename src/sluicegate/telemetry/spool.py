@@ -86,7 +86,27 @@ class Spool:
             raise RuntimeError(f"no free spool folder under {self.root}")
         segments = self.segments()
         self.segment = (segments[-1] + 1) if segments else 1
+        self._adopt_orphans()
         self._open_segment()
+
+    def _adopt_orphans(self) -> None:
+        """Moves the segments of folders no live process holds (a killed instance's) behind our own, so
+        they are replayed too, in their order, even when fewer instances come back than went down."""
+        for other in sorted(self.root.glob("instance-*")):
+            if other == self.directory or not other.is_dir():
+                continue
+            fd = os.open(other / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # a live instance
+            try:
+                for path in sorted(other.glob(f"*{_SUFFIX}")):
+                    path.rename(self._path(self.segment))
+                    self.segment += 1
+            finally:
+                os.close(fd)
 
     def close(self) -> None:
         for fd in [*self._retired, self._fd]:
