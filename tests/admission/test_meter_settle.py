@@ -102,4 +102,8 @@ async def test_estimation_error_is_exported_per_model() -> None:
     await SettleStage(admission.state, admission, LimitMetrics(registry)).on_finish(ctx)
     labels = {"model": "gpt-4", "method": "exact"}
     assert registry.get_sample_value("sluicegate_prompt_token_estimate_error_ratio_count", labels) == 1
-    assert registry.get_sample_value("sluicegate_prompt_token_estimate_error_ratio_sum", labels) == -0.5
+    bucket = {**labels, "le": "-0.5"}  # (counted - reported) / reported = -0.5
+    assert registry.get_sample_value("sluicegate_prompt_token_estimate_error_ratio_bucket", bucket) == 1
+    assert (
+        registry.get_sample_value("sluicegate_prompt_token_estimate_error_ratio_bucket", {**labels, "le": "-0.2"}) == 1
+    )
