@@ -5,10 +5,29 @@ from __future__ import annotations
 from sluicegate.catalog import ModelCatalog
 from sluicegate.errors import GatewayError, bad_request, model_not_found
 from sluicegate.pipeline.context import RequestContext
+from sluicegate.principal import Principal
 from sluicegate.routing.needs import count_prompt, needs_of
 from sluicegate.routing.router import RoutePlan, Router
 
 _KIND_OF_ENDPOINT = {"chat": "chat", "embeddings": "embedding"}
+REGIONS_METADATA = "allowed_regions"
+
+
+def allowed_regions(principal: Principal | None) -> frozenset[str] | None:
+    """The regions this request may be served from (None: anywhere).
+
+    `Principal.allowed_regions` when the key store sets it; until it does, a key's metadata entry
+    `allowed_regions` ("eu" or "eu,us-east-1") restricts that key.
+    """
+    if principal is None:
+        return None
+    if principal.allowed_regions:
+        return frozenset(principal.allowed_regions)
+    declared = principal.metadata.get(REGIONS_METADATA)
+    if declared:
+        regions = frozenset(r.strip() for r in declared.split(",") if r.strip())
+        return regions or None
+    return None
 
 
 class Route:
@@ -29,8 +48,7 @@ class Route:
                 code="model_not_supported",
             )
         assert ctx.request is not None
-        principal = ctx.principal
-        regions = frozenset(principal.allowed_regions) if principal and principal.allowed_regions else None
+        regions = allowed_regions(ctx.principal)
         needs = needs_of(ctx.request, ctx.headers, regions)
         router = self._router
         if router.needs_counting(group, needs):
@@ -50,9 +68,7 @@ class Route:
             raise error
         assert ctx.request is not None
         for group in self._router.groups(fallbacks):
-            principal = ctx.principal
-            regions = frozenset(principal.allowed_regions) if principal and principal.allowed_regions else None
-            needs = needs_of(ctx.request, ctx.headers, regions)
+            needs = needs_of(ctx.request, ctx.headers, allowed_regions(ctx.principal))
             tokens = count_prompt(needs, ctx.request)
             try:
                 plan = self._router.plan(group, needs)
