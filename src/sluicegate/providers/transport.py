@@ -75,8 +75,11 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self._headers_done and not self._complete and self._parser.get_status_code() and not (
-            self._parser.should_keep_alive()
+        if (
+            self._headers_done
+            and not self._complete
+            and self._parser.get_status_code()
+            and not (self._parser.should_keep_alive())
         ):
             # A response delimited by the connection closing (no length, not chunked) ends here.
             self._complete = True
@@ -238,8 +241,9 @@ def _check_header(name: str, value: str) -> None:
         raise ValueError(f"invalid header {name!r}")
 
 
-def request_head(method: str, target: str, host: str, headers: dict[str, str] | list[tuple[str, str]],
-                 length: int) -> bytes:
+def request_head(
+    method: str, target: str, host: str, headers: dict[str, str] | list[tuple[str, str]], length: int
+) -> bytes:
     lines = [f"{method} {target} HTTP/1.1", f"host: {host}", f"content-length: {length}"]
     items = headers.items() if isinstance(headers, dict) else headers
     for name, value in items:
