@@ -31,11 +31,11 @@ async def test_without_max_tokens_the_gateway_sets_what_the_budget_can_pay() -> 
     assert ctx.admission.admission.reserved_micros == budget
 
 
-async def test_max_tokens_is_bounded_by_the_model_limit_not_raised() -> None:
+async def test_with_a_budget_the_output_is_always_bounded_never_raised() -> None:
     admission = stage()
     ctx = context(who=principal(budget_micros=10**9))
     await admission.on_request(ctx)
-    assert ctx.chat.max_tokens is None  # the deployment's own limit (1000) applies; nothing to lower
+    assert ctx.chat.max_tokens == 1000  # the deployment's limit, sent so no provider default can exceed it
     assert ctx.admission.admission.output_tokens == 1000
     ctx = context(who=principal(budget_micros=10**9), max_tokens=50)
     await admission.on_request(ctx)
@@ -161,3 +161,23 @@ def test_headers_describe_the_tightest_scope() -> None:
     assert headers["x-ratelimit-limit-requests"] == "1000"
     assert headers["x-ratelimit-remaining-requests"] == "10"
     assert headers["x-ratelimit-limit-tokens"] == "5000"
+
+
+async def test_a_fallback_group_is_priced_into_the_reservation() -> None:
+    cfg = config()
+    models = [m.model_dump() for m in cfg.models]
+    models[1]["routing"] = {"fallbacks": ["gpt-4"]}  # cheap falls back to the dear one
+    admission = stage(config(models=models))
+    ctx = context("cheap", who=principal(budget_micros=10**9), max_tokens=10)
+    await admission.on_request(ctx)
+    assert ctx.admission.admission.reserved_micros == PROMPT * 30 + 10 * 60
+
+
+async def test_a_hedged_request_reserves_for_two_calls() -> None:
+    admission = stage()
+    plain = context(who=principal(budget_micros=10**9), max_tokens=10)
+    hedged = context(who=principal(budget_micros=10**9), max_tokens=10, headers={"x-sluice-hedge": "1"})
+    await admission.on_request(plain)
+    await admission.on_request(hedged)
+    assert hedged.admission.admission.reserved_micros == 2 * plain.admission.admission.reserved_micros
+    assert hedged.admission.admission.output_tokens == 10

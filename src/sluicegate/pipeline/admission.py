@@ -19,6 +19,7 @@ from sluicegate.canonical import ChatRequest, EmbeddingRequest
 from sluicegate.catalog import ModelCatalog, ModelGroup
 from sluicegate.errors import GatewayError
 from sluicegate.pipeline.context import RequestContext
+from sluicegate.pipeline.execute import HEDGE_HEADER
 from sluicegate.pipeline.fair_queue import FairQueue, QueueFull
 from sluicegate.pricing import micros_to_usd
 from sluicegate.principal import Principal
@@ -50,6 +51,7 @@ class GroupCost:
     input_pico: int | None  # None: some deployment's price is unknown
     output_pico: int | None
     max_output_tokens: int
+    hedged: bool = False  # the group hedges every request: two calls may be paid for
 
 
 @dataclass(slots=True)
@@ -148,19 +150,37 @@ class AdmissionStage:
     # -- plan -----------------------------------------------------------------------------------------
 
     def group_cost(self, group: ModelGroup) -> GroupCost:
+        """The dearest prices over every deployment that may serve the group: its own and those of every
+        fallback group it can reach (a fallback must not cost more than was reserved)."""
         cost = self._groups.get(group.name)
         if cost is None:
-            prices = [d.price for d in group.deployments]
+            deployments = [d for g in self._reachable(group) for d in g.deployments]
+            prices = [d.price for d in deployments]
             known = [p for p in prices if p is not None]
             unknown = len(known) < len(prices)
-            outputs = [d.max_output_tokens for d in group.deployments if d.max_output_tokens]
+            outputs = [d.max_output_tokens for d in deployments if d.max_output_tokens]
             cost = self._groups[group.name] = GroupCost(
-                models=tuple(d.model for d in group.deployments),
+                models=tuple(dict.fromkeys(d.model for d in deployments)),
                 input_pico=None if unknown else max(_pico(max(p.input, p.cache_write or p.input)) for p in known),
                 output_pico=None if unknown else max(_pico(p.output) for p in known),
                 max_output_tokens=max(outputs) if outputs else self._budgets.default_max_output_tokens,
+                hedged=group.routing.hedging.enabled,
             )
         return cost
+
+    def _reachable(self, group: ModelGroup) -> list[ModelGroup]:
+        seen = {group.name: group}
+        pending = [group]
+        while pending:
+            current = pending.pop()
+            routing = current.routing
+            names = list(routing.fallbacks) + [n for names in routing.fallbacks_by_error.values() for n in names]
+            for name in names:
+                other = self._catalog.get(name)
+                if other is not None and other.name not in seen and other.kind == group.kind:
+                    seen[name] = other
+                    pending.append(other)
+        return list(seen.values())
 
     def _rates(self, principal: Principal | None) -> list[RateScope]:
         rates = []
@@ -244,8 +264,14 @@ class AdmissionStage:
             raise self._refusal(admission, budgets)
         ticket.admission = admission
         ctx.admission = ticket
-        if isinstance(request, ChatRequest) and budgets and plan.max_output_tokens > admission.output_tokens:
-            request.max_tokens = admission.output_tokens  # what the remaining budget can pay for
+        if (
+            isinstance(request, ChatRequest)
+            and budgets
+            and (request.max_tokens is None or request.max_tokens > admission.output_tokens)
+        ):
+            # Always bound the output when a budget applies: what the remaining budget can pay for, at most
+            # the deployment's limit; a provider's own default could be larger than what was reserved.
+            request.max_tokens = admission.output_tokens
         ctx.response_headers.update(ratelimit_headers(admission.rates))
 
     def _operator_actions(self, ctx: RequestContext, principal: Principal, rates: list[RateScope]) -> ModelGroup | None:
@@ -328,6 +354,9 @@ class AdmissionStage:
                 input_micros = math.ceil(unknown.ceiling_usd * 1_000_000)
             else:
                 input_micros = -(-counted.tokens * input_pico // PICO_PER_MICRO)
+            if cost.hedged or ctx.headers.get(HEDGE_HEADER, "").lower() in ("1", "true", "on"):
+                # a hedged request may pay for two calls: reserve for both
+                input_micros, output_pico = 2 * input_micros, 2 * (output_pico or 0)
         plan = AdmissionPlan(
             request_id=ctx.request_id,
             tenant=tenant,
