@@ -130,6 +130,10 @@ async def _answer(runtime: Runtime, fmt: Format, request: FamilyRequest, watch: 
             raise fmt.error(failure.type, request.model, retry_after=retry_after)
         if failure.type == "hang" and (not request.stream or failure.after_tokens is None):
             await watch.until_disconnect()
+            if request.stream:
+                stats.streams_cancelled += 1
+            else:
+                stats.requests_cancelled += 1
             return
     behaviour = runtime.config.behaviour_for(request.model)
     digest = content_digest(request.messages)
@@ -161,16 +165,20 @@ async def _answer(runtime: Runtime, fmt: Format, request: FamilyRequest, watch: 
             return
         await send_response(send, 200, body)
         return
-    await _stream(fmt, reply, watch, send, failure.type if failure else None, failure.after_tokens if failure else None)
-    stats.streams_completed += 1
+    fault = failure.type if failure else None
+    if await _stream(fmt, reply, watch, send, fault, failure.after_tokens if failure else None):
+        stats.streams_completed += 1
+    else:
+        stats.streams_cancelled += 1
 
 
 async def _stream(
     fmt: Format, reply: Reply, watch: DisconnectWatch, send: Send, fault: str | None, after: int | None
-) -> None:
+) -> bool:
+    """Sends the reply event by event, paced by the plan; False when it ended early (fault or disconnect)."""
     plan = reply.plan
     if plan.ttft_s > 0 and await watch.sleep(plan.ttft_s):
-        return
+        return False
     await send({"type": "http.response.start", "status": 200, "headers": fmt.stream_headers})
     writer = fmt.writer(reply)
     pending = [writer.opening()]
@@ -184,15 +192,16 @@ async def _stream(
                 pending.append(fmt.malformed())
             elif fault == "hang":
                 await watch.until_disconnect()
-                return
+                return False
             elif fault == "reset":
                 await watch.sleep(_RESET_AFTER_S)
-                return
+                return False
         if interval:
             await send({"type": "http.response.body", "body": b"".join(pending), "more_body": True})
             pending = []
             if await watch.sleep(interval):
-                return
+                return False
         pending.append(writer.piece(index))
     pending.append(writer.closing())
     await send({"type": "http.response.body", "body": b"".join(pending), "more_body": False})
+    return True
