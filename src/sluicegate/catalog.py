@@ -95,10 +95,15 @@ class ModelCatalog:
 
 
 def _endpoint(provider: Endpoint, deployment: DeploymentConfig) -> Endpoint:
-    """The provider's endpoint, or a copy with this deployment's own timeouts (and its own pool)."""
-    if deployment.timeouts is None:
+    """The provider's endpoint, or a copy with this deployment's own timeouts or parameter policy (and pool)."""
+    overrides: dict[str, object] = {}
+    if deployment.timeouts is not None:
+        overrides["timeouts"] = deployment.timeouts
+    if deployment.unsupported_params is not None:
+        overrides["unsupported_params"] = deployment.unsupported_params
+    if not overrides:
         return provider
-    config = provider.config.model_copy(update={"timeouts": deployment.timeouts})
+    config = provider.config.model_copy(update=overrides)
     return Endpoint(f"{provider.name}#{deployment.name}", config, provider.api_key)
 
 

@@ -34,3 +34,23 @@ def test_bad_provider_keys_are_refused_naming_the_key(provider: str, complaint: 
 
 def test_bedrock_region_from_the_url_is_enough() -> None:
     parse_config("providers:\n  b: {kind: bedrock, base_url: 'https://bedrock-runtime.eu-west-3.amazonaws.com'}\n", "g")
+
+
+def test_a_deployment_overrides_its_providers_parameter_policy() -> None:
+    config = parse_config(
+        """
+providers:
+  claude: {kind: anthropic, base_url: 'https://api.anthropic.com'}
+models:
+  - name: strict
+    deployments: [{provider: claude, model: c, unsupported_params: refuse}]
+  - name: lenient
+    deployments: [{provider: claude, model: c}]
+""",
+        "g",
+    )
+    catalog = ModelCatalog.from_config(config, environ={})
+    strict, lenient = catalog.get("strict"), catalog.get("lenient")
+    assert strict is not None and lenient is not None
+    assert strict.deployments[0].endpoint.config.unsupported_params == "refuse"
+    assert lenient.deployments[0].endpoint.config.unsupported_params == "drop"

@@ -83,6 +83,7 @@ class DeploymentConfig(_Strict):
     tpm: int | None = Field(None, ge=1)
     latency_target_ms: float | None = Field(None, gt=0)  # also the slow-call threshold of its breaker
     timeouts: Timeouts | None = None  # overrides the provider's timeouts for this deployment
+    unsupported_params: Literal["drop", "refuse"] | None = None  # overrides the provider's policy
 
     @property
     def name(self) -> str:
