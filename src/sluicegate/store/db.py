@@ -93,10 +93,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _upgrade(connection: Connection) -> None:
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin at INFO is noise here
     from alembic import command
     from alembic.config import Config
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin at INFO is noise here
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
