@@ -181,3 +181,39 @@ async def test_a_hedged_request_reserves_for_two_calls() -> None:
     await admission.on_request(hedged)
     assert hedged.admission.admission.reserved_micros == 2 * plain.admission.admission.reserved_micros
     assert hedged.admission.admission.output_tokens == 10
+
+
+async def test_over_the_limit_a_request_waits_in_the_queue_then_goes_through() -> None:
+    import time
+
+    from prometheus_client import CollectorRegistry
+
+    from sluicegate.catalog import ModelCatalog
+    from sluicegate.pipeline.admission import AdmissionStage
+    from sluicegate.state.memory import MemoryState
+    from sluicegate.state.metrics import LimitMetrics
+
+    cfg = config(limits={"window_seconds": 0.5, "queue": {"max_wait_seconds": 3, "max_waiters": 10}})
+    state = MemoryState(window_seconds=0.5)  # the real clock: the queue really waits
+    admission = AdmissionStage(
+        state, ModelCatalog.from_config(cfg, {}), cfg.budgets, cfg.limits, LimitMetrics(CollectorRegistry())
+    )
+    who = principal(rpm=1)
+    started = time.monotonic()
+    await admission.on_request(context(who=who))
+    waited = context(who=who)
+    await admission.on_request(waited)  # no 429: it waits for the window to have room
+    assert waited.admission.admission.admitted
+    assert 0.4 <= time.monotonic() - started < 3
+    short = config(limits={"window_seconds": 30, "queue": {"max_wait_seconds": 0.2}})
+    admission = AdmissionStage(
+        MemoryState(window_seconds=30),
+        ModelCatalog.from_config(short, {}),
+        short.budgets,
+        short.limits,
+        LimitMetrics(CollectorRegistry()),
+    )
+    await admission.on_request(context(who=who))
+    with pytest.raises(GatewayError) as caught:  # the wait would be longer than allowed: 429 at once
+        await admission.on_request(context(who=who))
+    assert caught.value.status == 429
