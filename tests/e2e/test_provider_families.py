@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,7 +11,7 @@ import orjson
 import pytest
 
 from sluicegate.tokens import count_chat_prompt, count_text
-from tests.conftest import MASTER_KEY, UPSTREAM_KEY, Proc
+from tests.conftest import MASTER_KEY, UPSTREAM_KEY, Proc, free_port, start_process
 from tests.e2e.families import FAMILIES, families_gateway  # noqa: F401
 
 MESSAGES = [
@@ -250,3 +251,22 @@ def test_images_reach_each_provider_in_its_own_shape(
     assert completion.choices[0].message.content
     stats = httpx.get(f"{simulator.url}/_sim/stats").json()["models"][FAMILIES[family]]
     assert _image_in(family, stats["last_request"]) == expected
+
+
+def test_the_demo_serves_every_family_with_its_owner(tmp_path: Path) -> None:
+    port = free_port()
+    demo = start_process(["serve", "--demo", "--port", str(port)], port, tmp_path, "demo", ready_path="/health/ready")
+    try:
+        client = openai.OpenAI(base_url=f"{demo.url}/v1", api_key="sk-sluice-demo", max_retries=0, timeout=30)
+        owners = {m.id: m.owned_by for m in client.models.list().data}
+        assert set(owners.values()) >= {"openai", "anthropic", "gemini", "bedrock", "azure"}
+        for model, owner in owners.items():
+            if model.startswith("text-embedding"):
+                assert client.embeddings.create(model=model, input="hi").data
+                continue
+            reply = client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=8
+            )
+            assert reply.choices[0].message.content, (model, owner)
+    finally:
+        demo.stop()
