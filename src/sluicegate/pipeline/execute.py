@@ -146,10 +146,13 @@ class OpenStream:
             if not await self._read():
                 return
 
-    async def chunks(self) -> AsyncIterator[ChatChunk]:
+    async def batches(self) -> AsyncIterator[list[ChatChunk]]:
+        """The chunks decoded from each network read, together (they are written to the client together)."""
         while True:
-            while self.held:
-                yield self.held.popleft()
+            if self.held:
+                batch = list(self.held)
+                self.held.clear()
+                yield batch
             if self.ended or not await self._read():
                 return
 
@@ -176,7 +179,7 @@ class Execute:
         ctx.usage = response.usage
         return response
 
-    async def open_stream(self, ctx: RequestContext) -> AsyncIterator[ChatChunk]:
+    async def open_stream(self, ctx: RequestContext) -> AsyncIterator[list[ChatChunk]]:
         """Opens the stream on the first deployment that produces a first token; failures before it fail over."""
         opened = await self._run(ctx, self._open_once, stream=True)
         return self._relay(opened)
@@ -224,14 +227,14 @@ class Execute:
         opened.attempt = attempt  # the attempt is finished by the relay, when the stream ends
         return opened
 
-    async def _relay(self, opened: OpenStream) -> AsyncIterator[ChatChunk]:
+    async def _relay(self, opened: OpenStream) -> AsyncIterator[list[ChatChunk]]:
         attempt = opened.attempt
         assert attempt is not None
         error: UpstreamError | None = None
         finished = False
         try:
-            async for chunk in opened.chunks():
-                yield chunk
+            async for batch in opened.batches():
+                yield batch
             finished = True
         except UpstreamError as exc:
             error = exc

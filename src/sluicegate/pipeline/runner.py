@@ -82,29 +82,39 @@ class Pipeline:
         price_usage(ctx)
         return response
 
-    async def stream(self, ctx: RequestContext) -> AsyncIterator[ChatChunk]:
-        """Admits and opens the stream; failures up to here raise before the client is answered."""
+    async def stream(self, ctx: RequestContext) -> AsyncIterator[list[ChatChunk]]:
+        """Admits and opens the stream; failures up to here raise before the client is answered.
+
+        The stream yields batches: the chunks that arrived in one network read, in order."""
         await self.admit(ctx)
         upstream = await self.execute.open_stream(ctx)
         return self._metered(ctx, upstream)
 
-    async def _metered(self, ctx: RequestContext, upstream: AsyncIterator[ChatChunk]) -> AsyncIterator[ChatChunk]:
+    async def _metered(
+        self, ctx: RequestContext, upstream: AsyncIterator[list[ChatChunk]]
+    ) -> AsyncIterator[list[ChatChunk]]:
         stages = self.chunk_stages
         try:
-            async for chunk in upstream:
-                if ctx.first_token_at is None and _has_token(chunk):
-                    ctx.first_token_at = time.perf_counter()
-                if chunk.usage is not None:
-                    ctx.usage = chunk.usage
-                    price_usage(ctx)
-                for stage in stages:
-                    processed = stage.on_chunk(ctx, chunk)
-                    if processed is None:
+            async for batch in upstream:
+                out: list[ChatChunk] = []
+                for chunk in batch:
+                    if ctx.first_token_at is None and _has_token(chunk):
+                        ctx.first_token_at = time.perf_counter()
+                    if chunk.usage is not None:
+                        ctx.usage = chunk.usage
+                        price_usage(ctx)
+                    for stage in stages:
+                        processed = stage.on_chunk(ctx, chunk)
+                        if processed is None:
+                            break
+                        chunk = processed
+                    else:
+                        out.append(chunk)
+                    if ctx.cut_off:  # the meter ended the stream: stop reading (and paying for) the upstream
                         break
-                    chunk = processed
-                else:
-                    yield chunk
-                if ctx.cut_off:  # the meter ended the stream: stop reading (and paying for) the upstream
+                if out:
+                    yield out
+                if ctx.cut_off:
                     break
         except UpstreamError as error:
             raise client_error(ctx, error) from None
