@@ -97,3 +97,11 @@ def test_error_messages_lose_anything_like_a_key() -> None:
 def test_non_json_error_body_still_classifies() -> None:
     error = OpenAIAdapter().classify_error(502, {}, b"<html>Bad gateway</html>")
     assert error.error_class == ErrorClass.SERVER_ERROR
+
+
+def test_reasoning_models_get_max_completion_tokens_even_when_the_gateway_sets_the_limit() -> None:
+    request = ChatRequest("logical", [{"role": "user", "content": "hi"}], max_tokens=64)
+    body = orjson.loads(OpenAIAdapter().chat_request(ENDPOINT, "o3-mini", request).body)
+    assert body["max_completion_tokens"] == 64 and "max_tokens" not in body
+    body = orjson.loads(OpenAIAdapter().chat_request(ENDPOINT, "gpt-4o-mini", request).body)
+    assert body["max_tokens"] == 64 and "max_completion_tokens" not in body

@@ -114,6 +114,14 @@ class OpenAIStreamDecoder:
         ]
 
 
+# OpenAI's reasoning models refuse `max_tokens`; the gateway may set a limit the client never sent.
+_COMPLETION_FIELD_MODELS = ("o1", "o3", "o4", "gpt-5")
+
+
+def _needs_completion_field(model: str) -> bool:
+    return model.startswith(_COMPLETION_FIELD_MODELS)
+
+
 class OpenAIAdapter:
     """Chat and embeddings over the OpenAI wire format. `family` names it in /v1/models."""
 
@@ -140,7 +148,8 @@ class OpenAIAdapter:
         if request.max_tokens is not None:
             field = quirks.max_tokens_field
             if field == "as_sent":
-                field = "max_completion_tokens" if "max_completion_tokens" in request.params else "max_tokens"
+                asked_new = "max_completion_tokens" in request.params
+                field = "max_completion_tokens" if asked_new or _needs_completion_field(model) else "max_tokens"
             body.pop("max_tokens", None)
             body.pop("max_completion_tokens", None)
             body[field] = request.max_tokens
