@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +188,19 @@ def test_a_restart_adopts_what_every_dead_instance_left(tmp_path: Path) -> None:
     records, _ = survivor.read(survivor.start(), 100)
     assert [r["request_id"] for r in records] == ["a0", "a1", "a2", "b0", "b1", "b2"]
     survivor.close()
+
+
+def test_hedged_losers_are_on_the_bill() -> None:
+    from types import SimpleNamespace
+
+    from sluicegate.pipeline.context import SideAttempt
+    from sluicegate.pricing import Price
+
+    priced = SimpleNamespace(name="sim/b", price=Price(input=Decimal("1"), output=Decimal("2")))
+    unpriced = SimpleNamespace(name="sim/c", price=None)
+    c = ctx(5)  # the answer: 10 in, 5 out, 15 micro-dollars
+    c.side_attempts = [SideAttempt(priced, Usage(input_tokens=10, output_tokens=3), estimated=True)]  # type: ignore[arg-type]
+    row = ledger_row(c, 0.0)
+    assert (row["input_tokens"], row["output_tokens"], row["cost_micros"]) == (20, 8, 15 + 10 + 6)
+    c.side_attempts.append(SideAttempt(unpriced, Usage(input_tokens=1), estimated=False))  # type: ignore[arg-type]
+    assert ledger_row(c, 0.0)["cost_micros"] is None  # one unknown price: unknown, never an undercount

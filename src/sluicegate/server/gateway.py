@@ -53,7 +53,8 @@ class Gateway:
             request_stages=[self.auth, self.limits.admission, Route(self.catalog, self.router)],
             execute=Execute(self.upstream, self.router),
             chunk_stages=[self.limits.meter],
-            finish_stages=[self.limits.settle, Record(self.metrics, self.access_log), self.accounts.ledger],
+            # the ledger first: its row is on disk before any stage that may wait on the network
+            finish_stages=[self.accounts.ledger, self.limits.settle, Record(self.metrics, self.access_log)],
         )
         self.ready = False
 
