@@ -91,7 +91,8 @@ def test_scenario_meets_its_figures(stack: tuple[Proc, Proc], scenario: object) 
 
 def test_chaos_command_prints_the_table_for_an_operator(stack: tuple[Proc, Proc]) -> None:
     simulator, gateway = stack
-    args = ["--gateway", gateway.url, "--simulator", simulator.url, "--model", "chaos", "--scenarios", "half-errors"]
+    # all-down has a verdict that does not depend on how fast this shared machine is in a 1.5 s drill
+    args = ["--gateway", gateway.url, "--simulator", simulator.url, "--model", "chaos", "--scenarios", "all-down"]
     done = subprocess.run(
         [sys.executable, "-m", "sluicegate", "chaos", *args, "--warmup", "0.5", "--duration", "1.5"],
         capture_output=True,
@@ -102,7 +103,7 @@ def test_chaos_command_prints_the_table_for_an_operator(stack: tuple[Proc, Proc]
     assert done.returncode == 0, done.stdout + done.stderr
     header, _, row = done.stdout.splitlines()[:3]
     assert header.split()[:4] == ["scenario", "requests", "success", "open_s"]
-    assert row.startswith("half-errors") and row.endswith("ok")
+    assert row.startswith("all-down") and row.endswith("ok")
     unknown = subprocess.run(
         [sys.executable, "-m", "sluicegate", "chaos", *args[:-1], "no-such-drill"],
         capture_output=True,
