@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 import threading
@@ -87,6 +88,10 @@ async def serve_gateway(
     server = _Server(uvicorn_config(GatewayApp(gateway), host, port, config.server.graceful_shutdown_seconds))
     task = asyncio.get_running_loop().create_task(server.serve())
     await _wait_started(server, task)
+    # Everything built at start-up lives as long as the process: keep it out of the collector's way, so
+    # full collections stay short instead of stalling every in-flight request (p99 at concurrency).
+    gc.collect()
+    gc.freeze()
     if on_started is not None:
         on_started(bound_port(server))
     await task

@@ -109,6 +109,8 @@ def _db_row(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "ts": moment, "day": moment.date().isoformat()}
 
 
+_LINGER_SECONDS = 0.05
+
 class Ledger:
     """The finish stage and its writer task."""
 
@@ -221,3 +223,7 @@ class Ledger:
             if self._spool.caught_up(after) and self._spool.size >= 256 * 1024:
                 self._spool.rotate()  # keeps what a restart must replay small
             self._spool.release_before(after)
+            if len(records) < self._batch_size // 4:
+                # Let a small batch grow before the next transaction: fewer, larger inserts cost the event
+                # loop's process far less (the rows are already durable in the spool meanwhile).
+                await asyncio.sleep(_LINGER_SECONDS)
