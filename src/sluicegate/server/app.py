@@ -7,8 +7,8 @@ and every framework layer measured here cost throughput (docs/performance.md).
 from __future__ import annotations
 
 import asyncio
-import logging
 import itertools
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from fnmatch import fnmatchcase

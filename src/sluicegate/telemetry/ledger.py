@@ -111,6 +111,7 @@ def _db_row(record: dict[str, Any]) -> dict[str, Any]:
 
 _LINGER_SECONDS = 0.05
 
+
 class Ledger:
     """The finish stage and its writer task."""
 
