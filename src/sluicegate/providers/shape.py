@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
+
+import orjson
 
 from sluicegate.errors import ErrorClass, UpstreamError
 
@@ -28,3 +30,16 @@ def upstream_shape(family: str, what: str) -> Callable[[Callable[P, T]], Callabl
         return guarded
 
     return decorate
+
+
+def load_object(body: bytes, family: str, what: str) -> dict[str, Any]:
+    """A provider's JSON object body, or the retryable upstream error that a malformed one is."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(ErrorClass.SERVER_ERROR, f"{family} sent a malformed {what}") from None
+    if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
+        data = data[0]  # (Gemini) a stream body read whole without alt=sse is a JSON array of one
+    if not isinstance(data, dict):
+        raise UpstreamError(ErrorClass.SERVER_ERROR, f"{family} sent a malformed {what}")
+    return data

@@ -6,12 +6,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from sluicegate.canonical import ChatChunk, ChatResponse, FinishReason, ToolCall, Usage
 from sluicegate.errors import ErrorClass, UpstreamError, scrub
 from sluicegate.providers.content import dumps_arguments
-from sluicegate.providers.shape import upstream_shape
+from sluicegate.providers.shape import load_object, upstream_shape
 
 # Anthropic stop_reason -> canonical finish_reason. `refusal` is Claude's safety stop.
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -64,13 +62,7 @@ def parse_usage(raw: Mapping[str, Any] | None) -> Usage:
 
 
 def load(body: bytes, what: str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(ErrorClass.SERVER_ERROR, f"Anthropic sent a malformed {what}") from None
-    if not isinstance(data, dict):
-        raise UpstreamError(ErrorClass.SERVER_ERROR, f"Anthropic sent a malformed {what}")
-    return data
+    return load_object(body, "Anthropic", what)
 
 
 @upstream_shape("Anthropic", "response")

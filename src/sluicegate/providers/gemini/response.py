@@ -6,13 +6,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from sluicegate.canonical import ChatChunk, ChatResponse, FinishReason, ToolCall, Usage
 from sluicegate.errors import ErrorClass, UpstreamError
 from sluicegate.providers.content import dumps_arguments
 from sluicegate.providers.gemini.errors import classify_payload
-from sluicegate.providers.shape import upstream_shape
+from sluicegate.providers.shape import load_object, upstream_shape
 
 # Gemini finishReason -> canonical. Safety-type stops are content_filter; a malformed or unexpected
 # function call is an upstream failure (retryable), never a silent `stop`.
@@ -56,14 +54,7 @@ def parse_usage(raw: Mapping[str, Any] | None) -> Usage:
 
 
 def load(body: bytes, what: str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(ErrorClass.SERVER_ERROR, f"Gemini sent a malformed {what}") from None
-    if isinstance(data, list) and len(data) == 1:
-        data = data[0]  # a stream body read whole without alt=sse is a JSON array
-    if not isinstance(data, dict):
-        raise UpstreamError(ErrorClass.SERVER_ERROR, f"Gemini sent a malformed {what}")
+    data = load_object(body, "Gemini", what)
     if isinstance(data.get("error"), dict):
         raise classify_payload(500, data, {})
     return data

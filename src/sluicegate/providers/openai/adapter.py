@@ -21,6 +21,7 @@ from sluicegate.providers.classify import classify_status, retry_after_seconds
 from sluicegate.providers.content import CACHE_HINTS, strip_cache_hints
 from sluicegate.providers.openai.quirks import OPENAI as OPENAI_QUIRKS
 from sluicegate.providers.openai.quirks import Quirks, quirks_for
+from sluicegate.providers.shape import load_object
 from sluicegate.providers.sse import SSEParser
 
 _RESPONSE_FIELDS = frozenset({"id", "object", "created", "model", "choices", "usage"})
@@ -44,13 +45,7 @@ def _extra(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _load(body: bytes, what: str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(ErrorClass.SERVER_ERROR, f"the provider sent a malformed {what}") from None
-    if not isinstance(data, dict):
-        raise UpstreamError(ErrorClass.SERVER_ERROR, f"the provider sent a malformed {what}")
-    return data
+    return load_object(body, "the provider", what)
 
 
 def _error_from_payload(status: int, data: Mapping[str, Any], headers: Mapping[str, str]) -> UpstreamError:
