@@ -63,6 +63,11 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
         response.headers.update(exc.headers)
         return response
 
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette re-raises after this answer; the gateway app logs it in one line, without a trace.
+        return _error(500, "The admin API failed to handle this request.", "server_error", "internal_error")
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]

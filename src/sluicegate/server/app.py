@@ -120,7 +120,12 @@ class GatewayApp:
             handler = self._routes.get((scope["method"], scope["path"]))
             if handler is None:
                 if scope["path"].startswith("/admin"):
-                    await self._admin(scope, receive, send)  # type: ignore[arg-type]
+                    try:
+                        await self._admin(scope, receive, send)  # type: ignore[arg-type]
+                    except Exception as exc:  # already answered as a 500; logged once, never with a trace
+                        log.error(
+                            "admin API error path=%s error=%s: %s", scope["path"], type(exc).__name__, scrub(str(exc))
+                        )
                     return
                 error = not_found(scope["path"])
                 await _send(send, 404, openai_wire.error_body(error), [_JSON])
