@@ -74,6 +74,9 @@ def test_emergency_rate_limit_and_economy_mode(gw: Proc) -> None:
     assert "emergency rate limit" in statuses[0].headers["x-sluice-operator-action"]
     assert statuses[2].json()["error"]["code"] == "rate_limit_exceeded"
 
+    details = httpx.get(f"{gw.url}/admin/keys/{key_id}", headers=MASTER, timeout=10).json()
+    assert [(a["rpm"], a["reason"]) for a in details["operator_actions"]] == [(2, "cost spike")]
+
     listed = cli(gw, "list")
     assert listed.returncode == 0 and f"key:{key_id}" in listed.stdout and "cost spike" in listed.stdout
     cleared = httpx.request(
@@ -83,6 +86,8 @@ def test_emergency_rate_limit_and_economy_mode(gw: Proc) -> None:
     assert chat().status_code == 200
 
     assert cli(gw, "economy", "team:spiky", "--minutes", "5").returncode == 0
+    team = httpx.get(f"{gw.url}/admin/teams/spiky", headers=MASTER, timeout=10).json()
+    assert [a["economy"] for a in team["operator_actions"]] == [True]
     economy = chat()
     assert economy.status_code == 200
     assert economy.headers["x-sluice-economy-from"] == "gpt-4o-mini"

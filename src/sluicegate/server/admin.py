@@ -4,6 +4,7 @@ A thin FastAPI layer over `AdminService`, which holds every rule about who may d
 in the same `{"error": {...}}` shape as the inference API.
 """
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -52,6 +53,11 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
 
     Actor = Annotated[Principal, Depends(actor)]
 
+    def with_actions(details: dict[str, Any], kind: str, entity_id: str) -> dict[str, Any]:
+        """An entity's details with the operator actions in force on it (emergency limit, economy mode)."""
+        actions = gateway.limits.overrides.active([f"{kind}:{entity_id}"])
+        return {**details, "operator_actions": [asdict(action) for action in actions]}
+
     @app.exception_handler(AdminError)
     async def admin_error(_: Request, exc: AdminError) -> JSONResponse:
         kind = {403: "permission_error", 404: "not_found_error", 409: "conflict_error"}.get(exc.status)
@@ -86,7 +92,7 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
 
     @app.get("/admin/keys/{key_id}", tags=["keys"])
     async def get_key(key_id: str, who: Actor) -> dict[str, Any]:
-        return await service.get_key(who, key_id)
+        return with_actions(await service.get_key(who, key_id), "key", key_id)
 
     @app.patch("/admin/keys/{key_id}", tags=["keys"])
     async def update_key(key_id: str, body: KeyUpdate, who: Actor) -> dict[str, Any]:
@@ -114,7 +120,7 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
 
     @app.get("/admin/tenants/{tenant_id}", tags=["tenants"])
     async def get_tenant(tenant_id: str, who: Actor) -> dict[str, Any]:
-        return await service.get_tenant(who, tenant_id)
+        return with_actions(await service.get_tenant(who, tenant_id), "tenant", tenant_id)
 
     @app.patch("/admin/tenants/{tenant_id}", tags=["tenants"])
     async def update_tenant(tenant_id: str, body: TenantBody, who: Actor) -> dict[str, Any]:
@@ -135,7 +141,7 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
 
     @app.get("/admin/teams/{team_id}", tags=["teams"])
     async def get_team(team_id: str, who: Actor) -> dict[str, Any]:
-        return await service.get_team(who, team_id)
+        return with_actions(await service.get_team(who, team_id), "team", team_id)
 
     @app.patch("/admin/teams/{team_id}", tags=["teams"])
     async def update_team(team_id: str, body: TeamBody, who: Actor) -> dict[str, Any]:
@@ -156,7 +162,7 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
 
     @app.get("/admin/users/{user_id}", tags=["users"])
     async def get_user(user_id: str, who: Actor) -> dict[str, Any]:
-        return await service.get_user(who, user_id)
+        return with_actions(await service.get_user(who, user_id), "user", user_id)
 
     @app.patch("/admin/users/{user_id}", tags=["users"])
     async def update_user(user_id: str, body: UserUpdate, who: Actor) -> dict[str, Any]:
