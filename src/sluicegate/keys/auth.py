@@ -38,6 +38,17 @@ def model_not_allowed(model: str, allowed: Iterable[str]) -> GatewayError:
     )
 
 
+def region_conflict(conflict: str) -> GatewayError:
+    """403: the key's standing configuration, not anything in the request, rules out every region."""
+    return GatewayError(
+        403,
+        f"This API key's data-residency restrictions leave no region to serve from ({conflict}); "
+        "an administrator must change them.",
+        type="permission_error",
+        code="region_conflict",
+    )
+
+
 def auth_unavailable() -> GatewayError:
     return GatewayError(
         503,
@@ -100,6 +111,8 @@ class VirtualKeyAuth:
         ctx.principal = principal
         if policy is None:
             return
+        if policy.region_conflict is not None:
+            raise region_conflict(policy.region_conflict)
         request = ctx.request
         if request is None:
             return

@@ -172,12 +172,26 @@ def _limits(args: argparse.Namespace) -> dict[str, Any]:
             body[name] = value
     if getattr(args, "budget_usd", None) is not None:
         body["budget_usd"] = args.budget_usd
+    if getattr(args, "regions", None) is not None:
+        body["allowed_regions"] = [r.strip() for r in args.regions.split(",") if r.strip()]
     return body
 
 
 # -- commands --------------------------------------------------------------------------------------
 
-_KEY_COLUMNS = ["key_id", "hint", "role", "team", "user", "models", "max_tokens", "budget_usd", "enabled", "expires_at"]
+_KEY_COLUMNS = [
+    "key_id",
+    "hint",
+    "role",
+    "team",
+    "user",
+    "models",
+    "max_tokens",
+    "budget_usd",
+    "allowed_regions",
+    "enabled",
+    "expires_at",
+]
 
 
 async def _keys_create(admin: Admin, args: argparse.Namespace) -> None:
@@ -349,6 +363,7 @@ def _limit_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-concurrency", dest="max_concurrency", type=int)
     parser.add_argument("--budget-usd", dest="budget_usd", help="exact dollars, e.g. 25.50")
     parser.add_argument("--budget-period", dest="budget_period", choices=["daily", "weekly", "monthly", "total"])
+    parser.add_argument("--regions", help="data residency: allowed regions or prefixes, comma separated (eu,us-east-1)")
 
 
 def add_commands(commands: Any) -> None:
@@ -382,9 +397,9 @@ def add_commands(commands: Any) -> None:
     rotate.set_defaults(func=_run(_keys_rotate))
 
     for kind, parent_flag, columns in (
-        ("tenants", None, ["id", "name", "rpm", "tpm", "budget_usd", "budget_period"]),
-        ("teams", "--tenant", ["id", "name", "tenant", "rpm", "tpm", "budget_usd", "budget_period"]),
-        ("users", "--team", ["id", "team", "email", "rpm", "tpm", "budget_usd", "budget_period"]),
+        ("tenants", None, ["id", "name", "rpm", "tpm", "budget_usd", "budget_period", "allowed_regions"]),
+        ("teams", "--tenant", ["id", "name", "tenant", "rpm", "tpm", "budget_usd", "budget_period", "allowed_regions"]),
+        ("users", "--team", ["id", "team", "email", "rpm", "tpm", "budget_usd", "budget_period", "allowed_regions"]),
     ):
         group = commands.add_parser(kind, help=f"manage {kind}").add_subparsers(dest="action", required=True)
         create_entity, list_entities, delete_entity = _entity_commands(kind, columns)

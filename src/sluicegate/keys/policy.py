@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import cast
 
 from sluicegate.keys.clock import as_utc
+from sluicegate.keys.residency import effective_regions, metadata_regions
 from sluicegate.principal import Budget, BudgetPeriod, Limits, Principal, Role, Scope, ScopeKind
 from sluicegate.store.directory import KeyRecord
 from sluicegate.store.models import LimitsColumns
@@ -38,6 +39,7 @@ class KeyPolicy:
     enabled: bool
     revoked: bool
     expires_at: float | None  # epoch seconds; for a rotated-out secret, the end of its grace period
+    region_conflict: str | None = None  # why no region is left when the restrictions do not overlap
 
     def allows_model(self, model: str) -> bool:
         return self.models is None or self.models.fullmatch(model) is not None
@@ -52,6 +54,17 @@ def policy_of(record: KeyRecord) -> KeyPolicy:
     if user is not None:
         scopes.append(Scope("user", user.id, limits_of(user)))
     scopes.append(Scope("key", key.id, limits_of(key)))
+    restrictions: list[tuple[str, Sequence[str] | None]] = [
+        (f"tenant '{tenant.id}'", tenant.allowed_regions),
+        (f"team '{team.id}'", team.allowed_regions),
+        (f"user '{user.id}'" if user else "user", user.allowed_regions if user else None),
+        (f"key '{key.id}'", key.allowed_regions),
+        (f"key '{key.id}' metadata", metadata_regions(key.key_metadata)),
+    ]
+    regions = effective_regions(r for _, r in restrictions)
+    conflict = None
+    if regions == ():
+        conflict = "; ".join(f"{who} allows {', '.join(r)}" for who, r in restrictions if r)
     principal = Principal(
         key_id=key.id,
         role=cast(Role, key.role),
@@ -60,6 +73,7 @@ def policy_of(record: KeyRecord) -> KeyPolicy:
         user_id=user.id if user else None,
         allowed_models=tuple(key.models or ()),
         max_tokens_cap=key.max_tokens,
+        allowed_regions=regions or (),
         guardrail_level=key.guardrail_level,
         metadata=MappingProxyType(dict(key.key_metadata or {})),
         scopes=tuple(scopes),
@@ -73,4 +87,5 @@ def policy_of(record: KeyRecord) -> KeyPolicy:
         enabled=key.enabled,
         revoked=key.revoked_at is not None,
         expires_at=min(deadlines) if deadlines else None,
+        region_conflict=conflict,
     )

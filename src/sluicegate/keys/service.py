@@ -11,12 +11,13 @@ import datetime as dt
 import re
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluicegate.keys.clock import Clock, as_utc, system_clock, utc
 from sluicegate.keys.material import hint, key_hash, new_id, new_key
+from sluicegate.keys.residency import normalize
 from sluicegate.pricing import micros_to_usd
 from sluicegate.principal import Principal
 from sluicegate.store.directory import Conflict, Directory
@@ -28,6 +29,7 @@ DEFAULT_TENANT = "default"
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_REGION = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # a region name or a prefix of one, e.g. "eu", "us-east-1"
 
 
 class AdminError(Exception):
@@ -51,6 +53,8 @@ class LimitsBody(_Body):
     max_concurrency: int | None = Field(None, ge=1)
     budget_usd: Decimal | None = Field(None, ge=0)
     budget_period: Literal["daily", "weekly", "monthly", "total"] | None = None
+    # data residency: region names or prefixes ("eu" admits "eu-west-1"); null or [] lifts the restriction
+    allowed_regions: list[Annotated[str, Field(pattern=_REGION)]] | None = Field(None, max_length=64)
 
 
 class TenantBody(LimitsBody):
@@ -136,6 +140,8 @@ def _limits_changes(body: LimitsBody) -> dict[str, Any]:
         changes["budget_period"] = body.budget_period or "monthly" if body.budget_usd is not None else None
     elif "budget_period" in fields:
         changes["budget_period"] = body.budget_period
+    if "allowed_regions" in fields:
+        changes["allowed_regions"] = list(normalize(body.allowed_regions or ())) or None
     return changes
 
 
@@ -150,6 +156,7 @@ def _limits_view(row: LimitsColumns) -> dict[str, Any]:
         "max_concurrency": row.max_concurrency,
         "budget_usd": micros_to_usd(row.budget_micros) if row.budget_micros is not None else None,
         "budget_period": row.budget_period,
+        "allowed_regions": list(row.allowed_regions) if row.allowed_regions else None,
     }
 
 

@@ -16,8 +16,9 @@ REGIONS_METADATA = "allowed_regions"
 def allowed_regions(principal: Principal | None) -> frozenset[str] | None:
     """The regions this request may be served from (None: anywhere).
 
-    `Principal.allowed_regions` when the key store sets it; until it does, a key's metadata entry
-    `allowed_regions` ("eu" or "eu,us-east-1") restricts that key.
+    `Principal.allowed_regions`, which the key store sets to the intersection of the tenant's, team's,
+    user's and key's restrictions (`keys.residency`); for a principal built elsewhere, its metadata entry
+    `allowed_regions` ("eu" or "eu,us-east-1") still restricts it.
     """
     if principal is None:
         return None

@@ -13,13 +13,15 @@ class Base(DeclarativeBase):
 
 
 class LimitsColumns:
-    """Limits and a budget, carried by tenants, teams, users and keys alike."""
+    """Limits, a budget and a data-residency restriction, carried by tenants, teams, users and keys alike."""
 
     rpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
     tpm: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True)
     budget_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     budget_period: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # region names or prefixes ("eu" admits "eu-west-1"); NULL or empty: no restriction
+    allowed_regions: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class Tenant(LimitsColumns, Base):
