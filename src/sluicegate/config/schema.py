@@ -123,7 +123,7 @@ class StoreConfig(_Strict):
     spool_fsync_interval_seconds: float = Field(1.0, gt=0)
     key_cache_ttl_seconds: float = Field(4.0, gt=0, le=3600)
     key_cache_max_entries: int = Field(100_000, ge=16)
-    ledger_batch_size: int = Field(500, ge=1, le=10_000)
+    ledger_batch_size: int = Field(100, ge=1, le=10_000)  # small batches keep event-loop pauses short
     timeout_seconds: float = Field(5.0, gt=0)
 
 

@@ -122,7 +122,7 @@ class Ledger:
         spool: Spool,
         table: SpendLedger,
         *,
-        batch_size: int = 500,
+        batch_size: int = 100,
         timeout: float = 5.0,
         clock: Clock = system_clock,
     ) -> None:
