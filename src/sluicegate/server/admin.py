@@ -7,6 +7,7 @@ in the same `{"error": {...}}` shape as the inference API.
 from dataclasses import asdict
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -24,6 +25,7 @@ from sluicegate.keys.service import (
 )
 from sluicegate.pipeline.auth import bearer_token
 from sluicegate.principal import Principal
+from sluicegate.routing import admin as routing_admin
 from sluicegate.server.gateway import Gateway
 
 
@@ -52,6 +54,22 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
         return principal
 
     Actor = Annotated[Principal, Depends(actor)]
+
+    async def master(who: Actor) -> Principal:
+        if who.role != "master":
+            raise GatewayError(403, "This endpoint needs the master key.", type="permission_error")
+        return who
+
+    Master = Annotated[Principal, Depends(master)]
+
+    async def json_body(request: Request) -> Any:
+        try:
+            return orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return None  # the handlers below answer a missing or broken body with a 400 saying what they expect
+
+    def json_response(result: Any, status: int = 200) -> Response:
+        return Response(orjson.dumps(result), status, media_type="application/json")
 
     def with_actions(details: dict[str, Any], kind: str, entity_id: str) -> dict[str, Any]:
         """An entity's details with the operator actions in force on it (emergency limit, economy mode)."""
@@ -172,6 +190,31 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
     async def delete_user(user_id: str, who: Actor) -> Response:
         await service.delete_user(who, user_id)
         return Response(status_code=204)
+
+    # -- routing and operator actions (master key) ------------------------------------------------------
+
+    @app.get("/admin/routing/deployments", tags=["routing"], summary="Deployments: breaker states and latency")
+    async def routing_deployments(who: Master) -> Response:
+        return json_response({"deployments": routing_admin.deployments_report(gateway.router)})
+
+    @app.put(
+        "/admin/routing/breakers",
+        tags=["routing"],
+        summary="Force a deployment's breaker open or closed, or give it back to the breaker (state: auto)",
+    )
+    async def routing_breaker(request: Request, who: Master) -> Response:
+        return json_response(routing_admin.override_breaker(gateway.router, await json_body(request)))
+
+    @app.api_route(
+        "/admin/limits/overrides",
+        methods=["GET", "PUT", "DELETE"],
+        tags=["limits"],
+        summary="Operator actions: emergency rate limits and economy mode, with an expiry",
+    )
+    async def limits_overrides(request: Request, who: Master) -> Response:
+        payload = None if request.method == "GET" else await json_body(request)
+        status, result = await gateway.limits.operator_action(request.method, payload)
+        return json_response(result, status)
 
     # -- spend ----------------------------------------------------------------------------------------
 

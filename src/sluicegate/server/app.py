@@ -108,10 +108,6 @@ class GatewayApp:
         self._routes[("GET", "/health/live")] = self._live
         self._routes[("GET", "/health/ready")] = self._ready
         self._routes[("GET", "/metrics")] = self._metrics
-        self._routes[("GET", "/admin/routing/deployments")] = self._routing_deployments
-        self._routes[("PUT", "/admin/routing/breakers")] = self._routing_breaker
-        for method in ("GET", "PUT", "DELETE"):
-            self._routes[(method, "/admin/limits/overrides")] = self._limits_overrides
         self._admin = create_admin_app(gateway)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -324,52 +320,6 @@ class GatewayApp:
             "breakers": routing_admin.breaker_states(gateway.router),
         }
         await _send(send, 200 if gateway.ready else 503, orjson.dumps(body), [_JSON])
-
-    async def _routing_admin(self, scope: Scope, receive: Receive, send: Send, body: bool) -> None:
-        """Routing's admin endpoints (master key only): breaker states and latency stats, breaker overrides."""
-        headers = _headers(scope)
-        try:
-            principal = await self.gateway.auth.authenticate(headers)
-            if principal.role != "master":
-                raise GatewayError(403, "The routing admin endpoints need the master key.", type="permission_error")
-            if body:
-                raw = await _read_body(receive, headers, self._max_body)
-                try:
-                    payload = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    payload = None
-                result: Any = routing_admin.override_breaker(self.gateway.router, payload)
-            else:
-                result = {"deployments": routing_admin.deployments_report(self.gateway.router)}
-        except GatewayError as error:
-            await _send(send, error.status, openai_wire.error_body(error), [_JSON])
-            return
-        await _send(send, 200, orjson.dumps(result), [_JSON])
-
-    async def _limits_overrides(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Operator actions (master key only): emergency rate limits and economy mode, with an expiry."""
-        headers = _headers(scope)
-        try:
-            principal = await self.gateway.auth.authenticate(headers)
-            if principal.role != "master":
-                raise GatewayError(403, "Operator actions need the master key.", type="permission_error")
-            payload = None
-            if scope["method"] != "GET":
-                try:
-                    payload = orjson.loads(await _read_body(receive, headers, self._max_body))
-                except orjson.JSONDecodeError:
-                    payload = None
-        except GatewayError as error:
-            await _send(send, error.status, openai_wire.error_body(error), [_JSON])
-            return
-        status, result = await self.gateway.limits.operator_action(scope["method"], payload)
-        await _send(send, status, orjson.dumps(result), [_JSON])
-
-    async def _routing_deployments(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._routing_admin(scope, receive, send, body=False)
-
-    async def _routing_breaker(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._routing_admin(scope, receive, send, body=True)
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         metrics = self.gateway.metrics
