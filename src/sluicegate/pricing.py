@@ -29,10 +29,11 @@ class Price:
     def cost_micros(self, usage: Usage) -> int:
         return cost_micros(usage, self)
 
-    def worst_case_micros(self, input_tokens: int, output_tokens: int) -> int:
-        """The most a call with this many prompt tokens and up to this many output tokens can cost."""
-        top_input = max(self.input, self.cache_write or self.input)
-        return math.ceil(Decimal(input_tokens) * top_input + Decimal(output_tokens) * self.output)
+    @property
+    def top_input(self) -> Decimal:
+        """The dearest a prompt token can be (a cache write may cost more than plain input): what a
+        worst-case reservation must price prompt tokens at."""
+        return max(self.input, self.cache_write or self.input)
 
 
 def cost_micros(usage: Usage, price: Price) -> int:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 
 from sluicegate.canonical import Usage
@@ -36,7 +37,7 @@ def test_fractional_micro_dollars_round_up_once_per_call() -> None:
 def test_worst_case_bounds_every_actual_cost() -> None:
     price = TABLE.lookup("claude-3-5-sonnet")
     assert price is not None
-    worst = price.worst_case_micros(2000, 500)
+    worst = math.ceil(2000 * price.top_input + 500 * price.output)
     for cached, written in ((0, 0), (2000, 0), (0, 2000), (1000, 1000)):
         usage = Usage(2000, 500, cached_input_tokens=cached, cache_write_tokens=written)
         assert price.cost_micros(usage) <= worst

@@ -161,7 +161,7 @@ class AdmissionStage:
             outputs = [d.max_output_tokens for d in deployments if d.max_output_tokens]
             cost = self._groups[group.name] = GroupCost(
                 models=tuple(dict.fromkeys(d.model for d in deployments)),
-                input_pico=None if unknown else max(_pico(max(p.input, p.cache_write or p.input)) for p in known),
+                input_pico=None if unknown else max(_pico(p.top_input) for p in known),
                 output_pico=None if unknown else max(_pico(p.output) for p in known),
                 max_output_tokens=max(outputs) if outputs else self._budgets.default_max_output_tokens,
                 hedged=group.routing.hedging.enabled,

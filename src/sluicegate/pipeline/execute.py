@@ -112,7 +112,6 @@ class OpenStream:
 
     def __init__(self, deployment: Deployment, upstream: UpstreamStream, stack: AsyncExitStack) -> None:
         self.deployment = deployment
-        self._upstream = upstream
         self._stack = stack
         self._raw = upstream.chunks().__aiter__()
         self._decoder = deployment.adapter.stream_decoder()

@@ -52,7 +52,6 @@ class Connection(asyncio.Protocol):
     def _reset(self) -> None:
         self.status = 0
         self.headers: dict[str, str] = {}
-        self._header_name = b""
         self._headers_done = False
         self._body: deque[bytes] = deque()
         self._buffered = 0

@@ -65,9 +65,3 @@ class RetryBudget:
             return False
         now_bucket[2] += 1
         return True
-
-    def totals(self) -> tuple[int, int]:
-        now_bucket = self._bucket()
-        oldest = now_bucket[0] - self._size + 1
-        live = [b for b in self._buckets if b[0] >= oldest]
-        return sum(b[1] for b in live), sum(b[2] for b in live)

@@ -97,7 +97,7 @@ def cost(
     prompt, output = needs.prompt_estimate, needs.output_estimate
     limit = needs.max_latency_s
     if limit is None:
-        ranked = heapq.nsmallest(k, candidates, key=lambda c: c.input_cost * prompt + c.output_cost * output)
+        ranked = heapq.nsmallest(k, candidates, key=lambda c: c.estimated_cost(prompt, output))
         return ranked, f"cost: cheapest of {len(candidates)}"
     stream = needs.stream
     meeting: list[tuple[float, int, DeploymentHealth]] = []
@@ -105,7 +105,7 @@ def cost(
     for i, c in enumerate(candidates):
         p = c.predicted_latency(stream)
         if p is None or p <= limit:
-            meeting.append((c.input_cost * prompt + c.output_cost * output, i, c))
+            meeting.append((c.estimated_cost(prompt, output), i, c))
         else:
             missing.append((p, i, c))
     if not meeting:

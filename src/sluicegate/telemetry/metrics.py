@@ -73,7 +73,7 @@ class GatewayMetrics:
         tokens: tuple[int, int, int, int] | None,
     ) -> None:
         """One finished request. `tokens` is (input, output, cached_input, reasoning)."""
-        model = model if model in self._models else UNKNOWN_MODEL
+        model = self.model_label(model)
         code = str(status)
         self._child(self.requests, model, endpoint, code).inc()
         self._child(self.latency, model, code).observe(latency)
