@@ -159,8 +159,7 @@ http {{
 def start_simulator(workdir: Path, port: int) -> Upstream:
     config = workdir / "simulator.yaml"
     config.write_text(
-        "seed: 1\ndefault: {latency_ms: 0, ttft_ms: 0, tokens_per_second: 0, "
-        f"output_tokens: {STREAM_EVENTS - 3}}}\n"
+        f"seed: 1\ndefault: {{latency_ms: 0, ttft_ms: 0, tokens_per_second: 0, output_tokens: {STREAM_EVENTS - 3}}}\n"
     )
     process = subprocess.Popen(
         [
@@ -184,25 +183,8 @@ def start_simulator(workdir: Path, port: int) -> Upstream:
     return Upstream(url, process)
 
 
-def start_gateway(workdir: Path, upstream: Upstream, kind: str, port: int) -> subprocess.Popen[bytes]:
-    json_base = f"{upstream.url}/json/v1" if kind == "nginx" else f"{upstream.url}/v1"
-    sse_base = f"{upstream.url}/sse/v1" if kind == "nginx" else f"{upstream.url}/v1"
-    config = workdir / "gateway.yaml"
-    config.write_text(
-        f"""
-server:
-  access_log: {{path: {workdir}/access.log}}
-store: {{database_url: "sqlite+aiosqlite:///{workdir}/bench.db", spool_dir: "{workdir}/spool"}}
-providers:
-  json: {{kind: openai, base_url: "{json_base}"}}
-  sse: {{kind: openai, base_url: "{sse_base}"}}
-models:
-  - name: bench-json
-    deployments: [{{provider: json, model: bench-model}}]
-  - name: bench-stream
-    deployments: [{{provider: sse, model: bench-model}}]
-"""
-    )
+def launch_gateway(config: Path, port: int) -> subprocess.Popen[bytes]:
+    """`sluicegate serve` on `config`, pinned to core 0, once it answers."""
     process = subprocess.Popen(
         [
             "taskset",
@@ -223,6 +205,28 @@ models:
     )
     wait_http(f"http://127.0.0.1:{port}/health/live")
     return process
+
+
+def start_gateway(workdir: Path, upstream: Upstream, kind: str, port: int) -> subprocess.Popen[bytes]:
+    json_base = f"{upstream.url}/json/v1" if kind == "nginx" else f"{upstream.url}/v1"
+    sse_base = f"{upstream.url}/sse/v1" if kind == "nginx" else f"{upstream.url}/v1"
+    config = workdir / "gateway.yaml"
+    config.write_text(
+        f"""
+server:
+  access_log: {{path: {workdir}/access.log}}
+store: {{database_url: "sqlite+aiosqlite:///{workdir}/bench.db", spool_dir: "{workdir}/spool"}}
+providers:
+  json: {{kind: openai, base_url: "{json_base}"}}
+  sse: {{kind: openai, base_url: "{sse_base}"}}
+models:
+  - name: bench-json
+    deployments: [{{provider: json, model: bench-model}}]
+  - name: bench-stream
+    deployments: [{{provider: sse, model: bench-model}}]
+"""
+    )
+    return launch_gateway(config, port)
 
 
 def virtual_key(port: int) -> str:

@@ -16,7 +16,6 @@ OpenAI egress), which is stable.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import statistics
@@ -29,7 +28,7 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from overhead import MASTER_KEY, PROMPT, Figures, free_port, start_simulator, wait_http, wrk
+from overhead import PROMPT, Figures, free_port, launch_gateway, start_simulator, wrk
 
 
 def start_gateway(workdir: Path, simulator_url: str, port: int) -> subprocess.Popen[bytes]:
@@ -49,26 +48,7 @@ models:
     deployments: [{{provider: anthropic-format, model: bench-model}}]
 """
     )
-    process = subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            "0",
-            sys.executable,
-            "-m",
-            "sluicegate",
-            "serve",
-            "--config",
-            str(config),
-            "--port",
-            str(port),
-        ],
-        env={**os.environ, "SLUICEGATE_MASTER_KEY": MASTER_KEY},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_http(f"http://127.0.0.1:{port}/health/live")
-    return process
+    return launch_gateway(config, port)
 
 
 def one_run(args: argparse.Namespace, figures: Figures, workdir: Path) -> None:
