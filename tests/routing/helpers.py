@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import random
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
 
 from sluicegate.canonical import ChatRequest
 from sluicegate.catalog import ModelCatalog
@@ -61,3 +66,21 @@ def needs(
     if router.needs_counting(catalog_group, n):
         count_prompt(n, request)
     return n
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def redis_prefix(name: str) -> AsyncIterator[str]:
+    """A key prefix of its own on the real Redis for one test, whose keys are deleted afterwards."""
+    client = aioredis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        await client.ping()
+    except Exception as exc:  # pragma: no cover - .ci/run starts Redis
+        pytest.skip(f"REDIS IS NOT REACHABLE at {REDIS_URL}: {exc}")
+    prefix = f"test:{secrets.token_hex(6)}:{name}:"
+    yield prefix
+    keys = [k async for k in client.scan_iter(f"{prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import AsyncIterator
 
@@ -13,9 +12,8 @@ import redis.asyncio as aioredis
 from sluicegate.routing.breaker import BreakerState
 from sluicegate.routing.router import Router
 from sluicegate.routing.shared import SharedBreakers
-from tests.routing.helpers import make_router
+from tests.routing.helpers import REDIS_URL, make_router, redis_prefix
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 GROUP = """
   - name: g
     routing: {breaker: {consecutive_failures: 3, min_open_s: 0.3, half_open_probes: 1}}
@@ -27,17 +25,8 @@ GROUP = """
 
 @pytest.fixture
 async def prefix() -> AsyncIterator[str]:
-    client = aioredis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        await client.ping()
-    except Exception as exc:  # pragma: no cover - .ci/run starts Redis
-        pytest.skip(f"REDIS IS NOT REACHABLE at {REDIS_URL}: {exc}")
-    prefix = f"test:{secrets.token_hex(6)}:breaker:"
-    yield prefix
-    keys = [k async for k in client.scan_iter(f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    async for value in redis_prefix("breaker"):
+        yield value
 
 
 def instance(prefix: str) -> tuple[Router, SharedBreakers]:

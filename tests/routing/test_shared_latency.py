@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
 from sluicegate.routing.shared_stats import SharedLatency
-from tests.routing.helpers import make_router, needs
+from tests.routing.helpers import REDIS_URL, make_router, needs, redis_prefix
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 GROUP = """
   - name: g
     routing: {strategy: latency}
@@ -23,17 +21,8 @@ GROUP = """
 
 @pytest.fixture
 async def prefix() -> AsyncIterator[str]:
-    client = aioredis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        await client.ping()
-    except Exception as exc:  # pragma: no cover - .ci/run starts Redis
-        pytest.skip(f"REDIS IS NOT REACHABLE at {REDIS_URL}: {exc}")
-    prefix = f"test:{secrets.token_hex(6)}:latency:"
-    yield prefix
-    keys = [k async for k in client.scan_iter(f"{prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    async for value in redis_prefix("latency"):
+        yield value
 
 
 async def test_an_instance_without_samples_routes_on_the_others_figures(prefix: str) -> None:
