@@ -27,7 +27,10 @@ class FlakyTable:
         self.batches = 0
         self.refuse: set[str] = set()
 
-    async def insert(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def prepare(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        return record
+
+    async def insert_prepared(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if self.down:
             raise ConnectionRefusedError("database down")
         if any(row["request_id"] in self.refuse for row in rows):
@@ -204,3 +207,27 @@ def test_hedged_losers_are_on_the_bill() -> None:
     assert (row["input_tokens"], row["output_tokens"], row["cost_micros"]) == (20, 8, 15 + 10 + 6)
     c.side_attempts.append(SideAttempt(unpriced, Usage(input_tokens=1), estimated=False))  # type: ignore[arg-type]
     assert ledger_row(c, 0.0)["cost_micros"] is None  # one unknown price: unknown, never an undercount
+
+
+async def test_a_writer_far_behind_reads_the_spool_with_memory_bounded(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, segment_bytes=8192)
+    spool.open()
+    table = FlakyTable()
+    table.down = True
+    ledger = Ledger(spool, table, batch_size=2)  # type: ignore[arg-type]  # holds at most 100 rows in memory
+    await ledger.start()
+    for n in range(40):
+        await ledger.on_finish(ctx(n))
+    await asyncio.sleep(0.05)
+    for n in range(40, 400):
+        await ledger.on_finish(ctx(n))
+        assert len(ledger._memory) <= 100
+    table.down = False
+    await wait_for(lambda: len(table.rows) == 400)
+    for n in range(400, 450):  # caught up again: new rows flow (from memory) after the replayed ones
+        await ledger.on_finish(ctx(n))
+    await wait_for(lambda: len(table.rows) == 450)
+    assert table.order == [f"req_{n:05d}" for n in range(450)]
+    await ledger.stop()
+    assert not ledger.pending()
+    spool.close()

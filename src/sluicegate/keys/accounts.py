@@ -71,5 +71,6 @@ class Accounts:
     async def stop(self, drain_seconds: float = 5.0) -> None:
         await self.revocations.stop()
         await self.ledger.stop(drain_seconds)
+        await self.spend.close()
         self.spool.close()
         await self.store.close()

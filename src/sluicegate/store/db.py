@@ -52,7 +52,7 @@ class Store:
             options.update(pool_size=5, max_overflow=5, pool_pre_ping=True, pool_timeout=timeout)
         self.engine: AsyncEngine = create_async_engine(self.url, connect_args=connect_args, **options)
         if self.dialect == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "connect", sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -84,7 +84,7 @@ class Store:
         await self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the ledger writer
     cursor.execute("PRAGMA synchronous=NORMAL")

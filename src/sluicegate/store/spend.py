@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+import math
+import sqlite3
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Literal
 
 from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
-from sluicegate.store.db import Store
+from sluicegate.keys.clock import utc
+from sluicegate.store.db import Store, sqlite_pragmas
 from sluicegate.store.models import LedgerEntry
 
 GroupBy = Literal["tenant", "team", "user", "key", "model", "feature", "day", "deployment", "end_user"]
@@ -74,40 +81,106 @@ def _pg_type(column: Any) -> str:
     return "text"
 
 
+PreparedRow = tuple[Any, ...]
+
+
 class SpendLedger:
+    """Rows go in as `prepare`d tuples, in column order with the dialect's own time value, so the writer does
+    no per-row work at insert time. With SQLite the inserts run on a connection of their own in one worker
+    thread (sqlite3 releases the GIL while it writes), so a batch never stalls the event loop; with
+    PostgreSQL each batch is one statement whose columns travel as arrays, encoded by asyncpg in C."""
+
     def __init__(self, store: Store) -> None:
         self._store = store
         self._columns = [c.name for c in LedgerEntry.__table__.columns]
-        self._ts_index = self._columns.index("ts")
-        getter = itemgetter(*self._columns)
-        self._values: Callable[[Mapping[str, Any]], list[Any]] = lambda row: list(getter(row))
+        self._getter = itemgetter(*self._columns)
         names = ", ".join(self._columns)
         if store.is_sqlite:
             source = f"VALUES ({', '.join('?' for _ in self._columns)})"
-        else:  # one statement per batch: each column travels as one array, encoded by asyncpg in C
+        else:
             arrays = ", ".join(f"${i + 1}::{_pg_type(c)}[]" for i, c in enumerate(LedgerEntry.__table__.columns))
             source = f"SELECT * FROM unnest({arrays})"
         self._insert_sql = f"INSERT INTO spend_ledger ({names}) {source} ON CONFLICT (request_id) DO NOTHING"
+        self._thread: ThreadPoolExecutor | None = None
+        self._sqlite: sqlite3.Connection | None = None
+        self._second, self._second_text, self._day = -1, "", ""
+
+    def prepare(self, record: Mapping[str, Any]) -> PreparedRow:
+        """The record (the spool's JSON-ready form, or with `ts` as a datetime) as the database takes it."""
+        ts = record["ts"]
+        when: Any
+        if self._store.is_sqlite and not isinstance(ts, dt.datetime):
+            when, day = self._sqlite_times(float(ts))
+        else:
+            moment = ts if isinstance(ts, dt.datetime) else utc(float(ts))
+            when, day = (_sqlite_time(moment) if self._store.is_sqlite else moment), moment.date().isoformat()
+        return tuple(self._getter({**record, "ts": when, "day": day}))
+
+    def _sqlite_times(self, ts: float) -> tuple[str, str]:
+        """`_sqlite_time` and the day of a Unix time; the date-and-second part is cached, since each second
+        sees many rows (this runs once per request)."""
+        fraction_of_second, whole = math.modf(ts)  # rounded as datetime.fromtimestamp rounds
+        second, fraction = int(whole), round(fraction_of_second * 1_000_000)
+        if fraction >= 1_000_000:
+            second, fraction = second + 1, fraction - 1_000_000
+        elif fraction < 0:
+            second, fraction = second - 1, fraction + 1_000_000
+        if second != self._second:
+            moment = utc(second)
+            self._second, self._second_text = second, moment.isoformat(" ")[:19]
+            self._day = moment.date().isoformat()
+        return f"{self._second_text}.{fraction:06d}", self._day
 
     async def insert(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Inserts the rows; a request id already present is skipped, so replaying a batch is harmless."""
+        await self.insert_prepared([self.prepare(row) for row in rows])
+
+    async def insert_prepared(self, rows: Sequence[PreparedRow]) -> None:
         if not rows:
             return
-        # Straight to the driver with positional tuples: SQLAlchemy's per-row parameter processing cost
-        # more CPU than the database itself, and this runs on the gateway's event loop.
         if self._store.is_sqlite:
-            at = self._ts_index
-            values = []
-            for row in rows:
-                row_values = self._values(row)
-                row_values[at] = _sqlite_time(row_values[at])
-                values.append(tuple(row_values))
-            async with self._store.engine.begin() as conn:
-                await conn.exec_driver_sql(self._insert_sql, values)
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-sqlite")
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._sqlite_insert, rows)
             return
-        columns = tuple(list(column) for column in zip(*(self._values(row) for row in rows), strict=True))
+        columns = [list(column) for column in zip(*rows, strict=True)]
         async with self._store.engine.begin() as conn:
-            await conn.exec_driver_sql(self._insert_sql, columns)
+            await conn.exec_driver_sql(self._insert_sql, tuple(columns))
+
+    def _sqlite_insert(self, rows: Sequence[PreparedRow]) -> None:
+        """In the writer thread. Errors come out as SQLAlchemy's, like every other store error."""
+        try:
+            if self._sqlite is None:
+                database = make_url(self._store.url).database or ""
+                self._sqlite = sqlite3.connect(
+                    database, timeout=self._store.timeout, isolation_level=None, check_same_thread=False
+                )
+                sqlite_pragmas(self._sqlite, None)
+            connection = self._sqlite
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.executemany(self._insert_sql, rows)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if isinstance(exc, sqlite3.OperationalError) and self._sqlite is not None:
+                self._sqlite.close()  # a fresh connection next time: the file may have moved or been locked
+                self._sqlite = None
+            raise DBAPIError.instance(self._insert_sql, None, exc, sqlite3.Error) from exc
+
+    async def close(self) -> None:
+        if self._thread is None:
+            return
+        thread, self._thread = self._thread, None
+        await asyncio.get_running_loop().run_in_executor(thread, self._close_sqlite)
+        thread.shutdown(wait=True)
+
+    def _close_sqlite(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
 
     async def report(self, by: str, where: SpendFilter = SpendFilter()) -> list[SpendRow]:
         column = _GROUP_COLUMNS[by]

@@ -1,9 +1,12 @@
 """The spend ledger: one row per request (refused ones included), spooled to disk, written in batches.
 
-The finish stage only appends a line to the spool (no database I/O on the request path). A writer task
-reads the spool in order and inserts batches with ON CONFLICT DO NOTHING on the request id; while the
-database is away it retries with backoff and the records wait on disk, so after an outage or a killed
-process every record arrives exactly once. Memory stays bounded by one batch, whatever the outage length.
+The finish stage appends a line to the spool (no database I/O on the request path) and, while the writer
+keeps up, hands the same row, already in the database's form, to the writer in memory. The writer inserts
+batches with ON CONFLICT DO NOTHING on the request id. When it falls behind by more than the in-memory
+allowance (a database outage, a long overload) it drops the in-memory copies and reads the spool instead,
+from where it stands, until it has caught up; after a restart it replays whatever the spool still holds.
+So after an outage or a killed process every record arrives exactly once, and memory stays bounded
+whatever the outage length.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from collections import deque
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
-from sluicegate.keys.clock import Clock, system_clock, utc
+from sluicegate.keys.clock import Clock, system_clock
 from sluicegate.pipeline.context import RequestContext
-from sluicegate.store.spend import SpendLedger
 from sluicegate.telemetry.spool import Cursor, Spool
 
 log = logging.getLogger("sluicegate.ledger")
@@ -104,12 +108,25 @@ def refused_as_data(exc: DBAPIError) -> bool:
     return isinstance(state, str) and state[:2] in ("22", "23")
 
 
-def _db_row(record: dict[str, Any]) -> dict[str, Any]:
-    moment = utc(float(record["ts"]))
-    return {**record, "ts": moment, "day": moment.date().isoformat()}
+class LedgerTable(Protocol):
+    """Where the rows go (`store.spend.SpendLedger`)."""
+
+    def prepare(self, record: Mapping[str, Any]) -> Any: ...
+
+    def insert_prepared(self, rows: Sequence[Any]) -> Awaitable[None]: ...
 
 
 _LINGER_SECONDS = 0.05
+_MEMORY_BATCHES = 50  # rows held in memory for the writer, in batches; beyond that it reads the spool
+
+
+class _Batch:
+    __slots__ = ("after", "records", "rows")
+
+    def __init__(self, records: list[dict[str, Any]], rows: list[Any], after: Cursor) -> None:
+        self.records = records
+        self.rows = rows
+        self.after = after
 
 
 class Ledger:
@@ -120,7 +137,7 @@ class Ledger:
     def __init__(
         self,
         spool: Spool,
-        table: SpendLedger,
+        table: LedgerTable,
         *,
         batch_size: int = 100,
         timeout: float = 5.0,
@@ -134,17 +151,31 @@ class Ledger:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._cursor = Cursor(0, 0)
+        # (record, prepared row, spool cursor after it) for every record after the writer's cursor, while
+        # `_in_memory`; otherwise the writer reads them back from the spool.
+        self._memory: deque[tuple[dict[str, Any], Any, Cursor]] = deque()
+        self._in_memory = False
+        self._memory_limit = batch_size * _MEMORY_BATCHES
         self.written = 0  # rows handed to the database (replayed duplicates included)
         self.failures = 0
         self.rejected = 0  # rows the database refused as data (kept in the spool's rejected file)
         self.healthy = True
 
     async def on_finish(self, ctx: RequestContext) -> None:
+        record = ledger_row(ctx, self._clock())
         try:
-            self._spool.append(ledger_row(ctx, self._clock()))
+            after = self._spool.append(record)
         except Exception as exc:  # a full disk must not fail the request; it is loud instead
             log.error("could not spool the ledger record of %s: %s", ctx.request_id, type(exc).__name__)
+            self._in_memory = False  # what follows may not be contiguous with the spool any more
+            self._memory.clear()
             return
+        if self._in_memory:
+            if len(self._memory) < self._memory_limit:
+                self._memory.append((record, self._table.prepare(record), after))
+            else:  # too far behind: the spool has it all, read from there
+                self._in_memory = False
+                self._memory.clear()
         self._wake.set()
 
     async def start(self) -> None:
@@ -168,10 +199,10 @@ class Ledger:
     def pending(self) -> bool:
         return not self._spool.caught_up(self._cursor)
 
-    async def _insert_each(self, records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
-        for record, row in zip(records, rows, strict=True):
+    async def _insert_each(self, batch: _Batch) -> None:
+        for record, row in zip(batch.records, batch.rows, strict=True):
             try:
-                await asyncio.wait_for(self._table.insert([row]), self._timeout)
+                await asyncio.wait_for(self._table.insert_prepared([row]), self._timeout)
             except DBAPIError as exc:
                 if not refused_as_data(exc):
                     raise
@@ -184,27 +215,54 @@ class Ledger:
                     self._spool.rejected_path,
                 )
 
+    def _next_batch(self) -> _Batch | None:
+        """The next rows after the cursor: from memory while it holds them, else from the spool."""
+        if self._in_memory:
+            if not self._memory:
+                return None
+            taken = [self._memory.popleft() for _ in range(min(self._batch_size, len(self._memory)))]
+            return _Batch([t[0] for t in taken], [t[1] for t in taken], taken[-1][2])
+        records, after = self._spool.read(self._cursor, self._batch_size)
+        if self._spool.caught_up(after):
+            # Nothing is in flight between here and the next await: every record appended from now on
+            # follows `after`, so memory can take over.
+            self._in_memory = True
+            self._memory.clear()
+        if not records:
+            self._advance(after)
+            return None
+        return _Batch(records, [self._table.prepare(r) for r in records], after)
+
+    def _advance(self, after: Cursor) -> None:
+        if self._spool.caught_up(after) and self._spool.size >= 256 * 1024:
+            self._spool.rotate()  # keeps what a restart must replay small
+            after = Cursor(self._spool.segment, 0)
+        if after != self._cursor:
+            self._cursor = after
+            self._spool.release_before(after)
+
+    async def _write(self, batch: _Batch) -> None:
+        try:
+            await asyncio.wait_for(self._table.insert_prepared(batch.rows), self._timeout)
+        except DBAPIError as exc:
+            if not refused_as_data(exc):
+                raise
+            await self._insert_each(batch)  # a refused row must not hold back the rest
+
     async def _run(self) -> None:
         delay = 0.1
+        batch: _Batch | None = None
         while True:
             await self._spool.sync_if_due()
-            records, after = self._spool.read(self._cursor, self._batch_size)
-            if not records:
-                if after != self._cursor:
-                    self._cursor = after
-                    self._spool.release_before(after)
+            if batch is None:
+                batch = self._next_batch()
+            if batch is None:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=0.5)
                 continue
-            rows = [_db_row(r) for r in records]
             try:
-                try:
-                    await asyncio.wait_for(self._table.insert(rows), self._timeout)
-                except DBAPIError as exc:
-                    if not refused_as_data(exc):
-                        raise
-                    await self._insert_each(records, rows)  # a refused row must not hold back the rest
+                await self._write(batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -214,17 +272,16 @@ class Ledger:
                 self.healthy = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-                continue
+                continue  # the same batch again: it is still in the spool should the process die meanwhile
             if not self.healthy:
                 log.warning("ledger database is back; replaying the spool")
             self.healthy = True
             delay = 0.1
-            self.written += len(records)
-            self._cursor = after
-            if self._spool.caught_up(after) and self._spool.size >= 256 * 1024:
-                self._spool.rotate()  # keeps what a restart must replay small
-            self._spool.release_before(after)
-            if len(records) < self._batch_size // 4:
+            self.written += len(batch.rows)
+            size = len(batch.rows)
+            self._advance(batch.after)
+            batch = None
+            if size < self._batch_size // 4:
                 # Let a small batch grow before the next transaction: fewer, larger inserts cost the event
                 # loop's process far less (the rows are already durable in the spool meanwhile).
                 await asyncio.sleep(_LINGER_SECONDS)

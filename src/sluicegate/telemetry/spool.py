@@ -64,6 +64,7 @@ class Spool:
         self._dirty = False
         self._last_sync = 0.0
         self._retired: list[int] = []
+        self._oldest = 0  # the oldest segment that may still be on disk
         self.appended = 0
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -88,6 +89,7 @@ class Spool:
         self.segment = (segments[-1] + 1) if segments else 1
         self._adopt_orphans()
         self._open_segment()
+        self._oldest = self.segments()[0]
 
     def _adopt_orphans(self) -> None:
         """Moves the segments of folders no live process holds (a killed instance's) behind our own, so
@@ -122,7 +124,8 @@ class Spool:
 
     # -- writing --------------------------------------------------------------------------------------
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: dict[str, Any]) -> Cursor:
+        """Writes the record and returns the cursor just after it."""
         line = orjson.dumps(record) + b"\n"
         os.write(self._fd, line)
         self._size += len(line)
@@ -133,6 +136,8 @@ class Spool:
             self._dirty = True
         if self._size >= self._segment_bytes:
             self.rotate()
+            return Cursor(self.segment, 0)
+        return Cursor(self.segment, self._size)
 
     async def sync_if_due(self, now: float | None = None) -> None:
         """Called by the ledger's writer loop: fsyncs (under "interval", at most every interval) and closes
@@ -212,10 +217,10 @@ class Spool:
 
     def release_before(self, cursor: Cursor) -> None:
         """Deletes the segments wholly before `cursor`: every record in them is in the database."""
-        for segment in self.segments():
-            if segment >= cursor.segment or segment >= self.segment:
-                break
+        end = min(cursor.segment, self.segment)
+        for segment in range(self._oldest, end):
             self._path(segment).unlink(missing_ok=True)
+        self._oldest = max(self._oldest, end)
 
     @property
     def rejected_path(self) -> Path:
