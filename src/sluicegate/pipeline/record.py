@@ -45,8 +45,12 @@ class Record:
             "route_reason": ctx.route_reason or None,
             "attempt_log": ctx.attempt_log or None,
             "side_attempts": [
-                {"deployment": a.deployment.name, "input_tokens": a.usage.input_tokens,
-                 "output_tokens": a.usage.output_tokens, "estimated": a.estimated}
+                {
+                    "deployment": a.deployment.name,
+                    "input_tokens": a.usage.input_tokens,
+                    "output_tokens": a.usage.output_tokens,
+                    "estimated": a.estimated,
+                }
                 for a in ctx.side_attempts
             ]
             or None,

@@ -1,4 +1,5 @@
-"""Runs the gateway (and, for the demo, the simulator beside it) under uvicorn with uvloop and httptools."""
+"""Runs the gateway (and, for the demo, the simulator beside it) under uvicorn with uvloop and httptools
+(its protocol, with whole responses coalesced into one write: `protocol.py`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import uvicorn
 from sluicegate.config.schema import GatewayConfig
 from sluicegate.server.app import GatewayApp
 from sluicegate.server.gateway import Gateway
+from sluicegate.server.protocol import CoalescingHttpToolsProtocol
 
 
 def uvicorn_config(app: Any, host: str, port: int, graceful_seconds: float = 30.0) -> uvicorn.Config:
@@ -24,7 +26,7 @@ def uvicorn_config(app: Any, host: str, port: int, graceful_seconds: float = 30.
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         lifespan="on",
         access_log=False,  # the gateway writes its own access log
         log_level="warning",
