@@ -30,6 +30,9 @@ class FlakyTable:
     def prepare(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
         return record
 
+    def as_record(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(row)
+
     async def insert_prepared(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if self.down:
             raise ConnectionRefusedError("database down")
@@ -214,7 +217,7 @@ async def test_a_writer_far_behind_reads_the_spool_with_memory_bounded(tmp_path:
     spool.open()
     table = FlakyTable()
     table.down = True
-    ledger = Ledger(spool, table, batch_size=2)  # type: ignore[arg-type]  # holds at most 100 rows in memory
+    ledger = Ledger(spool, table, batch_size=5)  # type: ignore[arg-type]  # holds at most 100 rows in memory
     await ledger.start()
     for n in range(40):
         await ledger.on_finish(ctx(n))
@@ -231,3 +234,31 @@ async def test_a_writer_far_behind_reads_the_spool_with_memory_bounded(tmp_path:
     await ledger.stop()
     assert not ledger.pending()
     spool.close()
+
+
+async def test_the_sqlite_writer_thread_yields_to_requests(tmp_path: Path) -> None:
+    """The ledger's SQLite inserts run on their own thread at the configured niceness, not the loop's."""
+    import os
+    import sys
+    import threading
+
+    import pytest
+
+    from sluicegate.store.db import Store
+    from sluicegate.store.spend import SpendLedger
+
+    if sys.platform != "linux":
+        pytest.skip("per-thread niceness is Linux's")
+    store = Store(f"sqlite+aiosqlite:///{tmp_path}/ledger.db")
+    await store.migrate()
+    spend = SpendLedger(store, writer_nice=10)
+    try:
+        await spend.insert([ledger_row(ctx(1), 1_790_000_000.0)])
+        assert await spend.count() == 1
+        loop = asyncio.get_running_loop()
+        writer = await loop.run_in_executor(spend._thread, threading.get_native_id)
+        assert writer != threading.get_native_id()
+        assert os.getpriority(os.PRIO_PROCESS, writer) == os.getpriority(os.PRIO_PROCESS, 0) + 10
+    finally:
+        await spend.close()
+        await store.close()

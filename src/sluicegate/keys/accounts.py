@@ -45,7 +45,7 @@ class Accounts:
         settings = config.store
         self.store = open_store(config, environ)
         self.directory = Directory(self.store)
-        self.spend = SpendLedger(self.store)
+        self.spend = SpendLedger(self.store, writer_nice=settings.ledger_writer_nice)
         self.auth = VirtualKeyAuth(
             master_key,
             self.directory,

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
+import os
 import sqlite3
+import sys
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -66,6 +69,16 @@ def _sqlite_time(value: dt.datetime) -> str:
     return text if len(text) > 19 else text + ".000000"  # isoformat drops a zero fraction
 
 
+def _lower_priority(nice: int) -> None:
+    """Makes the calling thread yield to the event loop's on a shared core (Linux has per-thread niceness;
+    elsewhere the id would name a process, so nothing is done)."""
+    if nice and sys.platform == "linux":
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError:
+            pass  # not allowed here: the writer runs at the process's priority
+
+
 def _pg_type(column: Any) -> str:
     kind = column.type
     if isinstance(kind, DateTime):
@@ -90,8 +103,9 @@ class SpendLedger:
     thread (sqlite3 releases the GIL while it writes), so a batch never stalls the event loop; with
     PostgreSQL each batch is one statement whose columns travel as arrays, encoded by asyncpg in C."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, writer_nice: int = 0) -> None:
         self._store = store
+        self._writer_nice = writer_nice
         self._columns = [c.name for c in LedgerEntry.__table__.columns]
         self._getter = itemgetter(*self._columns)
         names = ", ".join(self._columns)
@@ -131,6 +145,10 @@ class SpendLedger:
             self._day = moment.date().isoformat()
         return f"{self._second_text}.{fraction:06d}", self._day
 
+    def as_record(self, row: PreparedRow) -> dict[str, Any]:
+        """A prepared row by column name again (for an operator reading what the database refused)."""
+        return dict(zip(self._columns, row, strict=True))
+
     async def insert(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Inserts the rows; a request id already present is skipped, so replaying a batch is harmless."""
         await self.insert_prepared([self.prepare(row) for row in rows])
@@ -140,7 +158,7 @@ class SpendLedger:
             return
         if self._store.is_sqlite:
             if self._thread is None:
-                self._thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-sqlite")
+                self._thread = ThreadPoolExecutor(1, "ledger-sqlite", _lower_priority, (self._writer_nice,))
             await asyncio.get_running_loop().run_in_executor(self._thread, self._sqlite_insert, rows)
             return
         columns = [list(column) for column in zip(*rows, strict=True)]

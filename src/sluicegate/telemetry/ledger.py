@@ -115,15 +115,17 @@ class LedgerTable(Protocol):
 
     def insert_prepared(self, rows: Sequence[Any]) -> Awaitable[None]: ...
 
+    def as_record(self, row: Any) -> dict[str, Any]: ...
+
 
 _LINGER_SECONDS = 0.05
-_MEMORY_BATCHES = 50  # rows held in memory for the writer, in batches; beyond that it reads the spool
+_MEMORY_BATCHES = 20  # rows held in memory for the writer, in batches; beyond that it reads the spool
 
 
 class _Batch:
     __slots__ = ("after", "records", "rows")
 
-    def __init__(self, records: list[dict[str, Any]], rows: list[Any], after: Cursor) -> None:
+    def __init__(self, records: list[dict[str, Any]] | None, rows: list[Any], after: Cursor) -> None:
         self.records = records
         self.rows = rows
         self.after = after
@@ -151,9 +153,9 @@ class Ledger:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._cursor = Cursor(0, 0)
-        # (record, prepared row, spool cursor after it) for every record after the writer's cursor, while
+        # (prepared row, spool cursor after it) for every record after the writer's cursor, while
         # `_in_memory`; otherwise the writer reads them back from the spool.
-        self._memory: deque[tuple[dict[str, Any], Any, Cursor]] = deque()
+        self._memory: deque[tuple[Any, Cursor]] = deque()
         self._in_memory = False
         self._memory_limit = batch_size * _MEMORY_BATCHES
         self.written = 0  # rows handed to the database (replayed duplicates included)
@@ -172,7 +174,7 @@ class Ledger:
             return
         if self._in_memory:
             if len(self._memory) < self._memory_limit:
-                self._memory.append((record, self._table.prepare(record), after))
+                self._memory.append((self._table.prepare(record), after))
             else:  # too far behind: the spool has it all, read from there
                 self._in_memory = False
                 self._memory.clear()
@@ -200,7 +202,8 @@ class Ledger:
         return not self._spool.caught_up(self._cursor)
 
     async def _insert_each(self, batch: _Batch) -> None:
-        for record, row in zip(batch.records, batch.rows, strict=True):
+        records = batch.records or [self._table.as_record(row) for row in batch.rows]
+        for record, row in zip(records, batch.rows, strict=True):
             try:
                 await asyncio.wait_for(self._table.insert_prepared([row]), self._timeout)
             except DBAPIError as exc:
@@ -221,7 +224,7 @@ class Ledger:
             if not self._memory:
                 return None
             taken = [self._memory.popleft() for _ in range(min(self._batch_size, len(self._memory)))]
-            return _Batch([t[0] for t in taken], [t[1] for t in taken], taken[-1][2])
+            return _Batch(None, [t[0] for t in taken], taken[-1][1])
         records, after = self._spool.read(self._cursor, self._batch_size)
         if self._spool.caught_up(after):
             # Nothing is in flight between here and the next await: every record appended from now on
