@@ -5,8 +5,11 @@
 Starts a fixed-response upstream (Debian's nginx answering with OpenAI-format bodies, or the simulator in
 zero-latency mode) on core 1 and the gateway on core 0, then drives both with `wrk` (pinned to core 1,
 beside the upstream) one after the other in the same run: latency at concurrency 1 and 64, requests/s at
-saturation, streams/s (24-event streams), added time to first token, and the gateway's peak RSS.
-Prints a table of medians over --runs runs. Needs `wrk` and `nginx` (apt-get install wrk nginx-light).
+saturation, streams/s (24-event streams), added time to first token (against nginx, which sends all 24
+events in one write, and against the simulator streaming token by token, as providers do), the gateway's
+peak RSS, and how many ledger rows were still to be written to the database when the c=64 load ended
+(they wait in the spool meanwhile). Prints a table of medians over --runs runs.
+Needs `wrk` and `nginx` (apt-get install wrk nginx-light).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -35,6 +39,7 @@ PROMPT = [
     {"role": "user", "content": "Summarise the plot of Hamlet in two sentences."},
 ]
 STREAM_EVENTS = 24
+PACED_TOKENS_PER_SECOND = 200  # the token-by-token upstream: 5 ms between events
 
 
 def free_port() -> int:
@@ -156,10 +161,12 @@ http {{
     return Upstream(url, process)
 
 
-def start_simulator(workdir: Path, port: int) -> Upstream:
-    config = workdir / "simulator.yaml"
+def start_simulator(workdir: Path, port: int, tokens_per_second: float = 0) -> Upstream:
+    """The simulator in zero-latency mode, or streaming `tokens_per_second` (the first event at once)."""
+    config = workdir / f"simulator-{port}.yaml"
     config.write_text(
-        f"seed: 1\ndefault: {{latency_ms: 0, ttft_ms: 0, tokens_per_second: 0, output_tokens: {STREAM_EVENTS - 3}}}\n"
+        f"seed: 1\ndefault: {{latency_ms: 0, ttft_ms: 0, tokens_per_second: {tokens_per_second}, "
+        f"output_tokens: {STREAM_EVENTS - 3}}}\n"
     )
     process = subprocess.Popen(
         [
@@ -207,9 +214,12 @@ def launch_gateway(config: Path, port: int) -> subprocess.Popen[bytes]:
     return process
 
 
-def start_gateway(workdir: Path, upstream: Upstream, kind: str, port: int) -> subprocess.Popen[bytes]:
+def start_gateway(
+    workdir: Path, upstream: Upstream, kind: str, port: int, paced: Upstream | None = None
+) -> subprocess.Popen[bytes]:
     json_base = f"{upstream.url}/json/v1" if kind == "nginx" else f"{upstream.url}/v1"
     sse_base = f"{upstream.url}/sse/v1" if kind == "nginx" else f"{upstream.url}/v1"
+    paced_base = f"{(paced or upstream).url}/v1"
     config = workdir / "gateway.yaml"
     config.write_text(
         f"""
@@ -219,11 +229,14 @@ store: {{database_url: "sqlite+aiosqlite:///{workdir}/bench.db", spool_dir: "{wo
 providers:
   json: {{kind: openai, base_url: "{json_base}"}}
   sse: {{kind: openai, base_url: "{sse_base}"}}
+  paced: {{kind: openai, base_url: "{paced_base}"}}
 models:
   - name: bench-json
     deployments: [{{provider: json, model: bench-model}}]
   - name: bench-stream
     deployments: [{{provider: sse, model: bench-model}}]
+  - name: bench-paced
+    deployments: [{{provider: paced, model: bench-model}}]
 """
     )
     return launch_gateway(config, port)
@@ -239,6 +252,12 @@ def virtual_key(port: int) -> str:
     )
     response.raise_for_status()
     return str(response.json()["key"])
+
+
+def ledger_rows(workdir: Path) -> int:
+    """Rows in the gateway's SQLite ledger now."""
+    with sqlite3.connect(workdir / "bench.db", timeout=10) as db:
+        return int(db.execute("SELECT count(*) FROM spend_ledger").fetchone()[0])
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -342,7 +361,10 @@ def one_run(args: argparse.Namespace, figures: Figures, workdir: Path) -> None:
     upstream_port, gateway_port = free_port(), free_port()
     starter: Callable[[Path, int], Upstream] = start_nginx if args.upstream == "nginx" else start_simulator
     upstream = starter(workdir, upstream_port)
-    gateway = start_gateway(workdir, upstream, args.upstream, gateway_port)
+    # A provider streams token by token: the first event arrives alone. nginx sends all 24 at once, which
+    # makes its time to first event the time to relay the whole stream; this upstream measures the first.
+    paced = start_simulator(workdir, free_port(), tokens_per_second=PACED_TOKENS_PER_SECOND)
+    gateway = start_gateway(workdir, upstream, args.upstream, gateway_port, paced)
     try:
         direct_json = (
             f"{upstream.url}/json/v1/chat/completions"
@@ -363,7 +385,10 @@ def one_run(args: argparse.Namespace, figures: Figures, workdir: Path) -> None:
 
         for label, url, body in (("direct", direct_json, plain_direct), ("gateway", via, plain)):
             c1 = wrk(url, body, 1, d, workdir, key)
+            written = ledger_rows(workdir)
             c64 = wrk(url, body, 64, d, workdir, key)
+            if label == "gateway":  # how far the ledger's database writes trail the requests, at the end
+                figures.add("ledger lag", c64.rps * round(d) - (ledger_rows(workdir) - written))
             figures.add(f"{label} c1 p50", c1.p50_ms)
             figures.add(f"{label} c1 p99", c1.p99_ms)
             figures.add(f"{label} c64 p50", c64.p50_ms)
@@ -375,12 +400,18 @@ def one_run(args: argparse.Namespace, figures: Figures, workdir: Path) -> None:
             figures.add(f"{label} streams/s", load.rps)
             figures.add(f"{label} stream errors", load.errors)
             figures.add(f"{label} ttft", ttft_ms(url, body, args.ttft_samples, key))
+        paced_direct = streamed_direct
+        paced_via = orjson.dumps({"model": "bench-paced", "messages": PROMPT, "stream": True})
+        figures.add("direct paced ttft", ttft_ms(f"{paced.url}/v1/chat/completions", paced_direct, args.ttft_samples))
+        figures.add("gateway paced ttft", ttft_ms(via, paced_via, args.ttft_samples, key))
         figures.add("gateway peak rss", peak_rss_mb(gateway.pid))
     finally:
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(timeout=30)
         upstream.process.send_signal(signal.SIGQUIT if args.upstream == "nginx" else signal.SIGTERM)
         upstream.process.wait(timeout=10)
+        paced.process.send_signal(signal.SIGTERM)
+        paced.process.wait(timeout=10)
 
 
 def report(figures: Figures, runs: int) -> str:
@@ -408,6 +439,12 @@ def report(figures: Figures, runs: int) -> str:
             m("gateway streams/s") / m("direct streams/s"),
         ),
         ("time to first token c=1 (ms)", m("direct ttft"), m("gateway ttft"), m("gateway ttft") - m("direct ttft")),
+        (
+            "  same, token-by-token upstream",
+            m("direct paced ttft"),
+            m("gateway paced ttft"),
+            m("gateway paced ttft") - m("direct paced ttft"),
+        ),
     ]
     lines = [
         f"medians of {runs} run(s); gateway pinned to core 0, upstream and wrk to core 1",
@@ -417,6 +454,7 @@ def report(figures: Figures, runs: int) -> str:
     for name, direct, via, delta in rows:
         lines.append(f"{name:32} {direct:10.3f} {via:10.3f} {delta:14.3f}")
     lines.append(f"{'gateway peak RSS (MB)':32} {'':>10} {m('gateway peak rss'):10.1f}")
+    lines.append(f"{'ledger rows behind after c=64':32} {'':>10} {m('ledger lag'):10.0f}")
     errors = sum(sum(v) for k, v in figures.values.items() if "errors" in k)
     lines.append(f"{'errors (non-2xx or socket)':32} {errors:>10}")
     return "\n".join(lines)
