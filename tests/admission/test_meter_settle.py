@@ -84,6 +84,7 @@ async def test_a_disconnected_stream_commits_what_was_streamed() -> None:
     await admission.on_request(ctx)
     meter = StreamMeter(TokenCounter(), LimitMetrics(CollectorRegistry()))
     ctx.attempts = 1
+    ctx.deployment = admission._catalog.get("gpt-4").deployments[0]  # type: ignore[union-attr]
     for _ in range(3):
         meter.on_chunk(ctx, chunk(" river"))
     ctx.outcome, ctx.status = "cancelled", 499  # no usage ever arrived
@@ -107,3 +108,28 @@ async def test_estimation_error_is_exported_per_model() -> None:
     assert (
         registry.get_sample_value("sluicegate_prompt_token_estimate_error_ratio_bucket", {**labels, "le": "-0.2"}) == 1
     )
+
+
+async def test_the_budget_and_the_ledger_are_charged_the_same_bill() -> None:
+    """A disconnected stream (estimated from what was counted) and a hedged loser beside the answer: the
+    settle stage commits exactly what the ledger records."""
+    from sluicegate.pipeline.context import SideAttempt
+    from sluicegate.telemetry.ledger import ledger_row
+
+    admission = stage()
+    ctx = context(who=principal(budget_micros=10**7), max_tokens=100, stream=True)
+    await admission.on_request(ctx)
+    meter = StreamMeter(TokenCounter(), LimitMetrics(CollectorRegistry()))
+    ctx.attempts = 2
+    deployment = admission._catalog.get("gpt-4").deployments[0]  # type: ignore[union-attr]
+    ctx.deployment = deployment
+    for _ in range(4):
+        meter.on_chunk(ctx, chunk(" river"))
+    ctx.side_attempts = [SideAttempt(deployment, Usage(input_tokens=PROMPT, output_tokens=9), estimated=False)]
+    ctx.outcome, ctx.status = "cancelled", 499  # the client left before any usage arrived
+    await _settle(admission, ctx)
+    spent = (await admission.state.budget_status("acme", ctx.admission.plan.budgets[0])).spent_micros
+    row = ledger_row(ctx, 1_790_000_000.0)
+    assert row["cost_micros"] == spent == (PROMPT * 30 + 4 * 60) + (PROMPT * 30 + 9 * 60)
+    assert (row["input_tokens"], row["output_tokens"]) == (2 * PROMPT, 4 + 9)
+    assert row["usage_estimated"] is True

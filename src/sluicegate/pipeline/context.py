@@ -51,6 +51,7 @@ class RequestContext:
     outcome: str = "ok"  # ok | an ErrorClass value | client_error | cancelled | internal_error
     error_code: str | None = None
     cost_micros: int | None = None  # actual cost once settled; None while unknown (never guessed as 0)
+    bill: Any = None  # sluicegate.pipeline.bill.Bill: the whole request's cost, set once before finishing
     first_token_at: float | None = None
     finished_at: float | None = None
     response_headers: dict[str, str] = field(default_factory=dict)

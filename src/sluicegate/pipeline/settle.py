@@ -8,30 +8,24 @@ from __future__ import annotations
 import logging
 
 from sluicegate.pipeline.admission import AdmissionStage, Ticket
+from sluicegate.pipeline.bill import settle_bill
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.state.metrics import LimitMetrics
-from sluicegate.state.model import HotState, Settlement, output_micros
+from sluicegate.state.model import HotState, Settlement
 from sluicegate.telemetry.alerts import BudgetAlerts
 
 log = logging.getLogger("sluicegate.settle")
 
 
 def actual_cost(ctx: RequestContext, ticket: Ticket) -> int:
-    """What the request cost, in micro-dollars; estimated from what was counted when the provider never
-    reported usage (a stream cut or disconnected), never guessed as 0 when tokens were produced."""
-    if ctx.cost_micros is not None:
-        cost = ctx.cost_micros
-    elif ctx.usage is not None and ctx.deployment is not None and ctx.deployment.price is None:
-        cost = ticket.admission.reserved_micros  # unknown price, ceiling policy: the ceiling is spent
-    elif ctx.attempts > 0 and ticket.output_tokens:
-        cost = ticket.plan.input_micros + output_micros(ticket.output_tokens, ticket.output_pico)
-    else:
-        cost = 0
-    for side in ctx.side_attempts:
-        price = side.deployment.price
-        if price is not None:
-            cost += price.cost_micros(side.usage)
-    return cost
+    """What the budgets are charged, in micro-dollars: the request's bill (the same the ledger records,
+    estimates included). When a call on it has no known price, the reservation's ceiling is spent."""
+    bill = settle_bill(ctx)
+    if bill.micros is not None:
+        return bill.micros
+    if bill.usage is not None and bill.usage.total_tokens > 0:
+        return int(ticket.admission.reserved_micros)  # unknown price, ceiling policy
+    return 0
 
 
 class SettleStage:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -104,6 +104,8 @@ class LedgerEntry(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     status: Mapped[int] = mapped_column(Integer)
     stream: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the tokens (and so the cost) were counted by the gateway: the provider never reported usage
+    usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 Index("ix_spend_ledger_tenant_day", LedgerEntry.tenant_id, LedgerEntry.day)

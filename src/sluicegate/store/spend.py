@@ -95,6 +95,7 @@ def _pg_type(column: Any) -> str:
 
 
 PreparedRow = tuple[Any, ...]
+_DEFAULTS = {"usage_estimated": False}  # columns that records spooled by an earlier version lack
 
 
 class SpendLedger:
@@ -128,7 +129,7 @@ class SpendLedger:
         else:
             moment = ts if isinstance(ts, dt.datetime) else utc(float(ts))
             when, day = (_sqlite_time(moment) if self._store.is_sqlite else moment), moment.date().isoformat()
-        return tuple(self._getter({**record, "ts": when, "day": day}))
+        return tuple(self._getter({**_DEFAULTS, **record, "ts": when, "day": day}))
 
     def _sqlite_times(self, ts: float) -> tuple[str, str]:
         """`_sqlite_time` and the day of a Unix time; the date-and-second part is cached, since each second

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from sluicegate.keys.clock import Clock, system_clock
+from sluicegate.pipeline.bill import settle_bill
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.telemetry.spool import Cursor, Spool
 
@@ -43,18 +44,11 @@ def ledger_row(ctx: RequestContext, now: float) -> dict[str, Any]:
                 feature = metadata["feature"]
     if feature is None and principal is not None:
         feature = principal.metadata.get("feature")  # a key made for one feature
-    usage = ctx.usage
+    bill = settle_bill(ctx)  # the same bill the budgets were charged
+    usage = bill.usage
     deployment = ctx.deployment
     latency = ctx.latency
     ttft = ctx.time_to_first_token
-    cost = ctx.cost_micros
-    tokens = (
-        [usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, usage.reasoning_tokens]
-        if usage
-        else [0, 0, 0, 0]
-    )
-    if ctx.side_attempts:
-        cost, tokens = _with_side_attempts(ctx, cost, tokens)
     return {
         "request_id": ctx.request_id,
         "ts": now,
@@ -68,11 +62,12 @@ def ledger_row(ctx: RequestContext, now: float) -> dict[str, Any]:
         "model": ctx.model[:200],
         "deployment": deployment.name[:200] if deployment else None,
         "provider": deployment.endpoint.name[:64] if deployment else None,
-        "input_tokens": tokens[0],
-        "output_tokens": tokens[1],
-        "cached_input_tokens": tokens[2],
-        "reasoning_tokens": tokens[3],
-        "cost_micros": cost,
+        "input_tokens": usage.input_tokens if usage else 0,
+        "output_tokens": usage.output_tokens if usage else 0,
+        "cached_input_tokens": usage.cached_input_tokens if usage else 0,
+        "reasoning_tokens": usage.reasoning_tokens if usage else 0,
+        "cost_micros": bill.micros,
+        "usage_estimated": bill.estimated,
         "latency_ms": round(latency * 1000, 3) if latency is not None else None,
         "ttft_ms": round(ttft * 1000, 3) if ttft is not None else None,
         "cache_status": getattr(ctx, "cache_status", None),
@@ -80,24 +75,6 @@ def ledger_row(ctx: RequestContext, now: float) -> dict[str, Any]:
         "status": ctx.status,
         "stream": bool(getattr(request, "stream", False)),
     }
-
-
-def _with_side_attempts(ctx: RequestContext, cost: int | None, tokens: list[int]) -> tuple[int | None, list[int]]:
-    """Adds calls that cost tokens without giving the answer (hedged losers): the ledger is the bill.
-    One unknown price makes the row's cost unknown, never an undercount."""
-    if cost is None and ctx.usage is None:
-        cost = 0  # the answer cost nothing (it never ran); the side calls may still have
-    for side in ctx.side_attempts:
-        used = side.usage
-        tokens = [
-            tokens[0] + used.input_tokens,
-            tokens[1] + used.output_tokens,
-            tokens[2] + used.cached_input_tokens,
-            tokens[3] + used.reasoning_tokens,
-        ]
-        price = side.deployment.price
-        cost = None if cost is None or price is None else cost + price.cost_micros(used)
-    return cost, tokens
 
 
 def refused_as_data(exc: DBAPIError) -> bool:
