@@ -218,7 +218,7 @@ async def test_a_writer_far_behind_reads_the_spool_with_memory_bounded(tmp_path:
     spool.open()
     table = FlakyTable()
     table.down = True
-    ledger = Ledger(spool, table, batch_size=5)  # type: ignore[arg-type]  # holds at most 100 rows in memory
+    ledger = Ledger(spool, table, batch_size=10)  # type: ignore[arg-type]  # holds at most 100 rows in memory
     await ledger.start()
     for n in range(40):
         await ledger.on_finish(ctx(n))

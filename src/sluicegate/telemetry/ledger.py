@@ -96,7 +96,7 @@ class LedgerTable(Protocol):
 
 
 _LINGER_SECONDS = 0.05
-_MEMORY_BATCHES = 20  # rows held in memory for the writer, in batches; beyond that it reads the spool
+_MEMORY_BATCHES = 10  # rows held in memory for the writer, in batches; beyond that it reads the spool
 
 
 class _Batch:
