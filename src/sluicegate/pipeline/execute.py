@@ -118,12 +118,13 @@ class OpenStream:
         framer = getattr(deployment.adapter, "stream_framer", None)  # Bedrock frames its stream in binary
         self._parser = framer() if framer is not None else SSEParser()
         self.held: deque[ChatChunk] = deque()
+        self._events: deque[tuple[str | None, bytes]] = deque()  # read but not yet decoded
         self.ended = False
         self.attempt: _Attempt | None = None
         self.usage: Usage | None = None
 
     async def _read(self) -> bool:
-        """Decodes the next network read into `held`; False at the end of the body."""
+        """Splits the next network read into events (decoded later, as needed); False at the end of the body."""
         try:
             data = await self._raw.__anext__()
         except StopAsyncIteration:
@@ -133,25 +134,42 @@ class OpenStream:
                     ErrorClass.CONNECTION, "the provider ended the stream before it was complete"
                 ) from None
             return False
-        for event, payload in self._parser.feed(data):
+        self._events.extend(self._parser.feed(data))
+        return True
+
+    def _decode(self, until_token: bool) -> bool:
+        """Decodes pending events into `held`: all of them, or up to the first one carrying a token. True
+        when that token is held."""
+        events = self._events
+        while events:
+            event, payload = events.popleft()
+            found = False
             for chunk in self._decoder.decode(event, payload):
                 if chunk.usage is not None:
                     self.usage = chunk.usage
                 self.held.append(chunk)
-        return True
+                found = found or _has_token(chunk)
+            if until_token and found:
+                return True
+        return False
 
     async def fill_until_first_token(self) -> None:
-        while not any(_has_token(c) for c in self.held):
+        """Reads until the first token is held. Events after it in the same read wait undecoded, so the
+        first token leaves before the rest of a burst is worked on."""
+        while not self._decode(until_token=True):
             if not await self._read():
                 return
 
     async def batches(self) -> AsyncIterator[list[ChatChunk]]:
         """The chunks decoded from each network read, together (they are written to the client together)."""
         while True:
-            if self.held:
+            if self.held:  # first, what was decoded up to the first token
                 batch = list(self.held)
                 self.held.clear()
                 yield batch
+            if self._events:  # then the rest of that read
+                self._decode(until_token=False)
+                continue
             if self.ended or not await self._read():
                 return
 
