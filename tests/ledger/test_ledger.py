@@ -25,6 +25,7 @@ class FlakyTable:
         self.order: list[str] = []
         self.down = False
         self.batches = 0
+        self.sizes: list[int] = []
         self.refuse: set[str] = set()
 
     def prepare(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -39,6 +40,7 @@ class FlakyTable:
         if any(row["request_id"] in self.refuse for row in rows):
             raise DataError("INSERT INTO spend_ledger", {}, ValueError("value too long"))
         self.batches += 1
+        self.sizes.append(len(rows))
         for row in rows:
             if row["request_id"] not in self.rows:
                 self.rows[row["request_id"]] = row
@@ -218,14 +220,14 @@ async def test_a_writer_far_behind_reads_the_spool_with_memory_bounded(tmp_path:
     spool.open()
     table = FlakyTable()
     table.down = True
-    ledger = Ledger(spool, table, batch_size=10)  # type: ignore[arg-type]  # holds at most 100 rows in memory
+    ledger = Ledger(spool, table, batch_size=2)  # type: ignore[arg-type]  # holds at most 80 rows in memory
     await ledger.start()
     for n in range(40):
         await ledger.on_finish(ctx(n))
     await asyncio.sleep(0.05)
     for n in range(40, 400):
         await ledger.on_finish(ctx(n))
-        assert len(ledger._memory) <= 100
+        assert len(ledger._memory) <= 80
     table.down = False
     await wait_for(lambda: len(table.rows) == 400)
     for n in range(400, 450):  # caught up again: new rows flow (from memory) after the replayed ones
@@ -263,3 +265,19 @@ async def test_the_sqlite_writer_thread_yields_to_requests(tmp_path: Path) -> No
     finally:
         await spend.close()
         await store.close()
+
+
+async def test_a_writer_behind_takes_larger_batches_to_catch_up(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.open()
+    table = FlakyTable()
+    ledger = Ledger(spool, table, batch_size=10)  # type: ignore[arg-type]
+    await ledger.start()
+    await asyncio.sleep(0.05)  # caught up: rows now reach the writer in memory
+    for n in range(100):  # a burst the writer has no turn during
+        await ledger.on_finish(ctx(n))
+    await wait_for(lambda: len(table.rows) == 100)
+    assert table.sizes[0] == 40 and max(table.sizes) == 40  # four batches at a time while far behind
+    assert table.order == [f"req_{n:05d}" for n in range(100)]
+    await ledger.stop()
+    spool.close()
