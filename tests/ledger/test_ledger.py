@@ -281,3 +281,36 @@ async def test_a_writer_behind_takes_larger_batches_to_catch_up(tmp_path: Path) 
     assert table.order == [f"req_{n:05d}" for n in range(100)]
     await ledger.stop()
     spool.close()
+
+
+async def test_a_record_the_table_cannot_take_is_set_aside_and_the_rest_flow(tmp_path: Path) -> None:
+    """A spooled line that is not a record (or lacks what the table needs) never stops the writer."""
+    from sluicegate.store.db import Store
+    from sluicegate.store.spend import SpendLedger
+
+    first = Spool(tmp_path / "spool")
+    first.open()
+    first.append(ledger_row(ctx(1), 1_790_000_000.0))
+    first.append({"request_id": "half-a-record"})  # e.g. written by a version with other columns
+    with (first.directory / f"{first.segment:012d}.jsonl").open("ab") as raw:
+        raw.write(b"[1, 2, 3]\n")  # valid JSON, not a record
+    first.append(ledger_row(ctx(2), 1_790_000_001.0))
+    first.close()
+    store = Store(f"sqlite+aiosqlite:///{tmp_path}/ledger.db")
+    await store.migrate()
+    spend = SpendLedger(store)
+    spool = Spool(tmp_path / "spool")
+    spool.open()
+    ledger = Ledger(spool, spend, batch_size=10)
+    await ledger.start()
+    try:
+        await wait_for(lambda: ledger.rejected == 2)
+        await wait_for(lambda: not ledger.pending())
+        assert await spend.count() == 2
+        rejected = spool.rejected_path.read_text()
+        assert "half-a-record" in rejected and '"line":[1,2,3]' in rejected
+    finally:
+        await ledger.stop()
+        spool.close()
+        await spend.close()
+        await store.close()

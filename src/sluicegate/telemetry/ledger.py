@@ -151,7 +151,11 @@ class Ledger:
             return
         if self._in_memory:
             if len(self._memory) < self._memory_limit:
-                self._memory.append((self._table.prepare(record), after))
+                try:
+                    self._memory.append((self._table.prepare(record), after))
+                except Exception:  # the writer will meet it in the spool, and set it aside there
+                    self._in_memory = False
+                    self._memory.clear()
             else:  # too far behind: the spool has it all, read from there
                 self._in_memory = False
                 self._memory.clear()
@@ -211,10 +215,23 @@ class Ledger:
             # follows `after`, so memory can take over.
             self._in_memory = True
             self._memory.clear()
-        if not records:
+        kept, rows = [], []
+        for record in records:
+            try:
+                rows.append(self._table.prepare(record))
+            except Exception as exc:  # a line no version of the table can take: set aside, never a stall
+                self._set_aside(record, f"unreadable record ({type(exc).__name__})")
+                continue
+            kept.append(record)
+        if not kept:
             self._advance(after)
             return None
-        return _Batch(records, [self._table.prepare(r) for r in records], after)
+        return _Batch(kept, rows, after)
+
+    def _set_aside(self, record: Any, reason: str) -> None:
+        self._spool.reject(record if isinstance(record, dict) else {"line": record}, reason)
+        self.rejected += 1
+        log.error("a ledger record was set aside in %s: %s", self._spool.rejected_path, reason)
 
     def _advance(self, after: Cursor) -> None:
         if self._spool.caught_up(after) and self._spool.size >= 256 * 1024:
@@ -238,7 +255,12 @@ class Ledger:
         while True:
             await self._spool.sync_if_due()
             if batch is None:
-                batch = self._next_batch()
+                try:
+                    batch = self._next_batch()
+                except OSError as exc:  # the spool could not be read (a disk error): try again, loudly
+                    log.error("could not read the ledger spool: %s", type(exc).__name__)
+                    await asyncio.sleep(1.0)
+                    continue
             if batch is None:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
