@@ -146,20 +146,22 @@ class Ledger:
             after = self._spool.append(record)
         except Exception as exc:  # a full disk must not fail the request; it is loud instead
             log.error("could not spool the ledger record of %s: %s", ctx.request_id, type(exc).__name__)
-            self._in_memory = False  # what follows may not be contiguous with the spool any more
-            self._memory.clear()
+            self._leave_memory()  # what follows may not be contiguous with the spool any more
             return
         if self._in_memory:
             if len(self._memory) < self._memory_limit:
                 try:
                     self._memory.append((self._table.prepare(record), after))
                 except Exception:  # the writer will meet it in the spool, and set it aside there
-                    self._in_memory = False
-                    self._memory.clear()
+                    self._leave_memory()
             else:  # too far behind: the spool has it all, read from there
-                self._in_memory = False
-                self._memory.clear()
+                self._leave_memory()
         self._wake.set()
+
+    def _leave_memory(self) -> None:
+        """The writer reads the spool from its cursor on, until it has caught up again."""
+        self._in_memory = False
+        self._memory.clear()
 
     async def start(self) -> None:
         self._cursor = self._spool.start()
@@ -190,14 +192,7 @@ class Ledger:
             except DBAPIError as exc:
                 if not refused_as_data(exc):
                     raise
-                self._spool.reject(record, type(exc).__name__)
-                self.rejected += 1
-                log.error(
-                    "the database refused the ledger row of %s (%s); kept in %s",
-                    record.get("request_id"),
-                    type(exc).__name__,
-                    self._spool.rejected_path,
-                )
+                self._set_aside(record, type(exc).__name__)
 
     def _next_batch(self) -> _Batch | None:
         """The next rows after the cursor: from memory while it holds them, else from the spool."""
@@ -220,7 +215,7 @@ class Ledger:
             try:
                 rows.append(self._table.prepare(record))
             except Exception as exc:  # a line no version of the table can take: set aside, never a stall
-                self._set_aside(record, f"unreadable record ({type(exc).__name__})")
+                self._set_aside(record, f"unreadable record: {type(exc).__name__}")
                 continue
             kept.append(record)
         if not kept:
@@ -229,9 +224,17 @@ class Ledger:
         return _Batch(kept, rows, after)
 
     def _set_aside(self, record: Any, reason: str) -> None:
-        self._spool.reject(record if isinstance(record, dict) else {"line": record}, reason)
+        """Keeps a record the table cannot take in the spool's rejected file, loudly, so the rest flow."""
+        if not isinstance(record, dict):
+            record = {"line": record}
+        self._spool.reject(record, reason)
         self.rejected += 1
-        log.error("a ledger record was set aside in %s: %s", self._spool.rejected_path, reason)
+        log.error(
+            "the ledger row of %s was set aside (%s); kept in %s",
+            record.get("request_id"),
+            reason,
+            self._spool.rejected_path,
+        )
 
     def _advance(self, after: Cursor) -> None:
         if self._spool.caught_up(after) and self._spool.size >= 256 * 1024:
@@ -282,8 +285,8 @@ class Ledger:
                 log.warning("ledger database is back; replaying the spool")
             self.healthy = True
             delay = 0.1
-            self.written += len(batch.rows)
             size = len(batch.rows)
+            self.written += size
             self._advance(batch.after)
             batch = None
             if size < self._batch_size // 4:
