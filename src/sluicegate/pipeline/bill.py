@@ -55,7 +55,7 @@ def bill_of(ctx: RequestContext) -> Bill:
     return Bill(usage, micros, estimated)
 
 
-def settle_bill(ctx: RequestContext) -> Bill:
+def request_bill(ctx: RequestContext) -> Bill:
     """`ctx.bill`, computed on first use (the pipeline asks before the finish stages run)."""
     bill: Bill | None = ctx.bill
     if bill is None:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from sluicegate.canonical import ChatChunk, ChatResponse, EmbeddingResponse
 from sluicegate.errors import GatewayError, UpstreamError
-from sluicegate.pipeline.bill import settle_bill
+from sluicegate.pipeline.bill import request_bill
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.pipeline.execute import Execute, client_error
 
@@ -130,6 +130,6 @@ class Pipeline:
             ctx.error_code = error.code
             if ctx.outcome == "ok":
                 ctx.outcome = "client_error" if error.status < 500 else "internal_error"
-        settle_bill(ctx)  # once, for every finish stage: the budget and the ledger see the same bill
+        request_bill(ctx)  # once, for every finish stage: the budget and the ledger see the same bill
         for stage in self.finish_stages:
             await stage.on_finish(ctx)

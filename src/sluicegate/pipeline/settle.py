@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from sluicegate.pipeline.admission import AdmissionStage, Ticket
-from sluicegate.pipeline.bill import settle_bill
+from sluicegate.pipeline.bill import request_bill
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.state.metrics import LimitMetrics
 from sluicegate.state.model import HotState, Settlement
@@ -20,7 +20,7 @@ log = logging.getLogger("sluicegate.settle")
 def actual_cost(ctx: RequestContext, ticket: Ticket) -> int:
     """What the budgets are charged, in micro-dollars: the request's bill (the same the ledger records,
     estimates included). When a call on it has no known price, the reservation's ceiling is spent."""
-    bill = settle_bill(ctx)
+    bill = request_bill(ctx)
     if bill.micros is not None:
         return bill.micros
     if bill.usage is not None and bill.usage.total_tokens > 0:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from sluicegate.keys.clock import Clock, system_clock
-from sluicegate.pipeline.bill import settle_bill
+from sluicegate.pipeline.bill import request_bill
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.telemetry.spool import Cursor, Spool
 
@@ -44,7 +44,7 @@ def ledger_row(ctx: RequestContext, now: float) -> dict[str, Any]:
                 feature = metadata["feature"]
     if feature is None and principal is not None:
         feature = principal.metadata.get("feature")  # a key made for one feature
-    bill = settle_bill(ctx)  # the same bill the budgets were charged
+    bill = request_bill(ctx)  # the same bill the budgets were charged
     usage = bill.usage
     deployment = ctx.deployment
     latency = ctx.latency
