@@ -190,6 +190,20 @@ def start_simulator(workdir: Path, port: int, tokens_per_second: float = 0) -> U
     return Upstream(url, process)
 
 
+def gateway_config(workdir: Path, providers_and_models: str) -> Path:
+    """The benchmarks' gateway configuration: the default pipeline's access log (to a file) and store (the
+    SQLite ledger, `ledger_rows` reads it), with the given providers and models."""
+    config = workdir / "gateway.yaml"
+    config.write_text(
+        f"""
+server:
+  access_log: {{path: {workdir}/access.log}}
+store: {{database_url: "sqlite+aiosqlite:///{workdir}/bench.db", spool_dir: "{workdir}/spool"}}
+{providers_and_models}"""
+    )
+    return config
+
+
 def launch_gateway(config: Path, port: int) -> subprocess.Popen[bytes]:
     """`sluicegate serve` on `config`, pinned to core 0, once it answers."""
     process = subprocess.Popen(
@@ -220,12 +234,9 @@ def start_gateway(
     json_base = f"{upstream.url}/json/v1" if kind == "nginx" else f"{upstream.url}/v1"
     sse_base = f"{upstream.url}/sse/v1" if kind == "nginx" else f"{upstream.url}/v1"
     paced_base = f"{(paced or upstream).url}/v1"
-    config = workdir / "gateway.yaml"
-    config.write_text(
+    config = gateway_config(
+        workdir,
         f"""
-server:
-  access_log: {{path: {workdir}/access.log}}
-store: {{database_url: "sqlite+aiosqlite:///{workdir}/bench.db", spool_dir: "{workdir}/spool"}}
 providers:
   json: {{kind: openai, base_url: "{json_base}"}}
   sse: {{kind: openai, base_url: "{sse_base}"}}
@@ -237,7 +248,7 @@ models:
     deployments: [{{provider: sse, model: bench-model}}]
   - name: bench-paced
     deployments: [{{provider: paced, model: bench-model}}]
-"""
+""",
     )
     return launch_gateway(config, port)
 

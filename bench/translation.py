@@ -28,16 +28,13 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from overhead import PROMPT, Figures, free_port, launch_gateway, start_simulator, wrk
+from overhead import PROMPT, Figures, free_port, gateway_config, launch_gateway, start_simulator, wrk
 
 
 def start_gateway(workdir: Path, simulator_url: str, port: int) -> subprocess.Popen[bytes]:
-    config = workdir / "gateway.yaml"
-    config.write_text(
+    config = gateway_config(
+        workdir,
         f"""
-server:
-  access_log: {{path: {workdir}/access.log}}
-store: {{database_url: "sqlite+aiosqlite:///{workdir}/bench.db", spool_dir: "{workdir}/spool"}}
 providers:
   openai-format: {{kind: openai, base_url: "{simulator_url}/v1"}}
   anthropic-format: {{kind: anthropic, base_url: "{simulator_url}"}}
@@ -46,7 +43,7 @@ models:
     deployments: [{{provider: openai-format, model: bench-model}}]
   - name: via-anthropic
     deployments: [{{provider: anthropic-format, model: bench-model}}]
-"""
+""",
     )
     return launch_gateway(config, port)
 
