@@ -124,8 +124,8 @@ class StoreConfig(_Strict):
     key_cache_ttl_seconds: float = Field(4.0, gt=0, le=3600)
     key_cache_max_entries: int = Field(100_000, ge=16)
     ledger_batch_size: int = Field(100, ge=1, le=10_000)  # small batches keep event-loop pauses short
-    # SQLite on Linux: the niceness of the thread writing ledger batches, so requests come first on a busy
-    # core (0 = same as requests). The rows are safe in the spool whatever it is.
+    # SQLite on Linux: the niceness of the thread checkpointing the ledger's write-ahead log, so requests
+    # come first on a busy core (0 = same as requests). The rows are safe in the spool whatever it is.
     ledger_writer_nice: int = Field(10, ge=0, le=19)
     timeout_seconds: float = Field(5.0, gt=0)
 

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import math
-import os
-import sqlite3
-import sys
-import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Literal
 
 from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, func, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 
 from sluicegate.keys.clock import utc
 from sluicegate.store.db import Store, sqlite_pragmas
 from sluicegate.store.models import LedgerEntry
+from sluicegate.store.sqlite_writer import SqliteWriter
 
 GroupBy = Literal["tenant", "team", "user", "key", "model", "feature", "day", "deployment", "end_user"]
 
@@ -69,16 +63,6 @@ def _sqlite_time(value: dt.datetime) -> str:
     return text if len(text) > 19 else text + ".000000"  # isoformat drops a zero fraction
 
 
-def _lower_priority(nice: int) -> None:
-    """Makes the calling thread yield to the event loop's on a shared core (Linux has per-thread niceness;
-    elsewhere the id would name a process, so nothing is done)."""
-    if nice and sys.platform == "linux":
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-        except OSError:
-            pass  # not allowed here: the writer runs at the process's priority
-
-
 def _pg_type(column: Any) -> str:
     kind = column.type
     if isinstance(kind, DateTime):
@@ -100,9 +84,9 @@ _DEFAULTS = {"usage_estimated": False}  # columns that records spooled by an ear
 
 class SpendLedger:
     """Rows go in as `prepare`d tuples, in column order with the dialect's own time value, so the writer does
-    no per-row work at insert time. With SQLite the inserts run on a connection of their own in one worker
-    thread (sqlite3 releases the GIL while it writes), so a batch never stalls the event loop; with
-    PostgreSQL each batch is one statement whose columns travel as arrays, encoded by asyncpg in C."""
+    no per-row work at insert time. With SQLite the inserts run on a connection of their own, a few rows per
+    turn of the event loop (`sqlite_writer.py` says why); with PostgreSQL each batch is one statement whose
+    columns travel as arrays, encoded by asyncpg in C."""
 
     def __init__(self, store: Store, *, writer_nice: int = 0) -> None:
         self._store = store
@@ -116,8 +100,7 @@ class SpendLedger:
             arrays = ", ".join(f"${i + 1}::{_pg_type(c)}[]" for i, c in enumerate(LedgerEntry.__table__.columns))
             source = f"SELECT * FROM unnest({arrays})"
         self._insert_sql = f"INSERT INTO spend_ledger ({names}) {source} ON CONFLICT (request_id) DO NOTHING"
-        self._thread: ThreadPoolExecutor | None = None
-        self._sqlite: sqlite3.Connection | None = None
+        self._sqlite: SqliteWriter | None = None
         self._second, self._second_text, self._day = -1, "", ""
 
     def prepare(self, record: Mapping[str, Any]) -> PreparedRow:
@@ -158,48 +141,24 @@ class SpendLedger:
         if not rows:
             return
         if self._store.is_sqlite:
-            if self._thread is None:
-                self._thread = ThreadPoolExecutor(1, "ledger-sqlite", _lower_priority, (self._writer_nice,))
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._sqlite_insert, rows)
+            if self._sqlite is None:
+                self._sqlite = SqliteWriter(
+                    make_url(self._store.url).database or "",
+                    self._insert_sql,
+                    sqlite_pragmas,
+                    timeout=self._store.timeout,
+                    checkpoint_nice=self._writer_nice,
+                )
+            await self._sqlite.insert(rows)
             return
         columns = [list(column) for column in zip(*rows, strict=True)]
         async with self._store.engine.begin() as conn:
             await conn.exec_driver_sql(self._insert_sql, tuple(columns))
 
-    def _sqlite_insert(self, rows: Sequence[PreparedRow]) -> None:
-        """In the writer thread. Errors come out as SQLAlchemy's, like every other store error."""
-        try:
-            if self._sqlite is None:
-                database = make_url(self._store.url).database or ""
-                self._sqlite = sqlite3.connect(
-                    database, timeout=self._store.timeout, isolation_level=None, check_same_thread=False
-                )
-                sqlite_pragmas(self._sqlite, None)
-            connection = self._sqlite
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                connection.executemany(self._insert_sql, rows)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if isinstance(exc, sqlite3.OperationalError) and self._sqlite is not None:
-                self._sqlite.close()  # a fresh connection next time: the file may have moved or been locked
-                self._sqlite = None
-            raise DBAPIError.instance(self._insert_sql, None, exc, sqlite3.Error) from exc
-
     async def close(self) -> None:
-        if self._thread is None:
-            return
-        thread, self._thread = self._thread, None
-        await asyncio.get_running_loop().run_in_executor(thread, self._close_sqlite)
-        thread.shutdown(wait=True)
-
-    def _close_sqlite(self) -> None:
         if self._sqlite is not None:
-            self._sqlite.close()
-            self._sqlite = None
+            writer, self._sqlite = self._sqlite, None
+            await writer.close()
 
     async def report(self, by: str, where: SpendFilter = SpendFilter()) -> list[SpendRow]:
         column = _GROUP_COLUMNS[by]
