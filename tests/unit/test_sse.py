@@ -29,3 +29,17 @@ def test_any_split_gives_the_same_events(payloads: list[bytes], step: int) -> No
     for i in range(0, len(stream), step):
         events.extend(parser.feed(stream[i : i + step]))
     assert [data for _, data in events] == payloads
+
+
+def test_a_crlf_split_across_reads_is_one_line_end() -> None:
+    parser = SSEParser()
+    assert parser.feed(b"data: 1\r") == []
+    assert parser.feed(b"\ndata: 2\r\n\r\n") == [(None, b"1\n2")]  # one event of two data lines
+
+
+def test_events_are_taken_one_at_a_time_and_the_rest_waits() -> None:
+    parser = SSEParser()
+    parser.push(b"data: a\n\ndata: b\n\ndata: c")
+    assert parser.next_event() == (None, b"a")
+    parser.push(b"\n\n")  # more bytes before the rest was taken: nothing is lost or reordered
+    assert [parser.next_event(), parser.next_event(), parser.next_event()] == [(None, b"b"), (None, b"c"), None]

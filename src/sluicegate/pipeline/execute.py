@@ -118,13 +118,13 @@ class OpenStream:
         framer = getattr(deployment.adapter, "stream_framer", None)  # Bedrock frames its stream in binary
         self._parser = framer() if framer is not None else SSEParser()
         self.held: deque[ChatChunk] = deque()
-        self._events: deque[tuple[str | None, bytes]] = deque()  # read but not yet decoded
         self.ended = False
         self.attempt: _Attempt | None = None
         self.usage: Usage | None = None
 
     async def _read(self) -> bool:
-        """Splits the next network read into events (decoded later, as needed); False at the end of the body."""
+        """Hands the next network read to the parser (its events are split and decoded later, as needed);
+        False at the end of the body."""
         try:
             data = await self._raw.__anext__()
         except StopAsyncIteration:
@@ -134,28 +134,27 @@ class OpenStream:
                     ErrorClass.CONNECTION, "the provider ended the stream before it was complete"
                 ) from None
             return False
-        self._events.extend(self._parser.feed(data))
+        self._parser.push(data)
         return True
 
     def _decode(self, until_token: bool) -> bool:
-        """Decodes pending events into `held`: all of them, or up to the first one carrying a token. True
-        when that token is held."""
-        events = self._events
-        while events:
-            event, payload = events.popleft()
+        """Decodes the events read so far into `held`: all of them, or up to the first one carrying a
+        token. True when that token is held."""
+        parser, decoder, held = self._parser, self._decoder, self.held
+        while (event := parser.next_event()) is not None:
             found = False
-            for chunk in self._decoder.decode(event, payload):
+            for chunk in decoder.decode(*event):
                 if chunk.usage is not None:
                     self.usage = chunk.usage
-                self.held.append(chunk)
+                held.append(chunk)
                 found = found or _has_token(chunk)
             if until_token and found:
                 return True
         return False
 
     async def fill_until_first_token(self) -> None:
-        """Reads until the first token is held. Events after it in the same read wait undecoded, so the
-        first token leaves before the rest of a burst is worked on."""
+        """Reads until the first token is held. Events after it in the same read wait unsplit and undecoded,
+        so the first token leaves before the rest of a burst is worked on."""
         while not self._decode(until_token=True):
             if not await self._read():
                 return
@@ -163,12 +162,12 @@ class OpenStream:
     async def batches(self) -> AsyncIterator[list[ChatChunk]]:
         """The chunks decoded from each network read, together (they are written to the client together)."""
         while True:
-            if self.held:  # first, what was decoded up to the first token
+            if self.held:  # first, what was decoded up to the first token; then each read's chunks
                 batch = list(self.held)
                 self.held.clear()
                 yield batch
-            if self._events:  # then the rest of that read
-                self._decode(until_token=False)
+            self._decode(until_token=False)  # the rest of that read
+            if self.held:
                 continue
             if self.ended or not await self._read():
                 return

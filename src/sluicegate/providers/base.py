@@ -41,7 +41,12 @@ class StreamDecoder(Protocol):
 
 
 class StreamFramer(Protocol):
-    """Splits a provider's streamed body into (event name, data) pairs: SSE for most, AWS event-stream for Bedrock."""
+    """Splits a provider's streamed body into (event name, data) pairs: SSE for most, AWS event-stream for
+    Bedrock. `push` the bytes of each read, then take the events one at a time with `next_event`."""
+
+    def push(self, data: bytes) -> None: ...
+
+    def next_event(self) -> tuple[str | None, bytes] | None: ...
 
     def feed(self, data: bytes) -> list[tuple[str | None, bytes]]: ...
 

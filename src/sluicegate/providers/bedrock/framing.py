@@ -15,18 +15,28 @@ class EventStreamFramer:
     def __init__(self) -> None:
         self._buffer = EventStreamBuffer()
 
-    def feed(self, data: bytes) -> list[tuple[str | None, bytes]]:
+    def push(self, data: bytes) -> None:
         self._buffer.add_data(data)
-        events: list[tuple[str | None, bytes]] = []
+
+    def next_event(self) -> tuple[str | None, bytes] | None:
+        """The next complete frame as (event name, payload), or None until more bytes are pushed."""
         try:
-            for message in self._buffer:
-                headers = message.headers
-                kind = headers.get(":message-type")
-                if kind == "event":
-                    events.append((str(headers.get(":event-type")), message.payload))
-                else:  # "exception" or "error"
-                    name = headers.get(":exception-type") or headers.get(":error-code") or "InternalServerException"
-                    events.append((f"exception:{name}", message.payload))
+            message = next(self._buffer, None)
         except ParserError:
             raise UpstreamError(ErrorClass.SERVER_ERROR, "Bedrock sent a corrupt event-stream frame") from None
+        if message is None:
+            return None
+        headers = message.headers
+        if headers.get(":message-type") == "event":
+            return str(headers.get(":event-type")), message.payload
+        # "exception" or "error"
+        name = headers.get(":exception-type") or headers.get(":error-code") or "InternalServerException"
+        return f"exception:{name}", message.payload
+
+    def feed(self, data: bytes) -> list[tuple[str | None, bytes]]:
+        """Pushes `data` and returns every frame now complete."""
+        self.push(data)
+        events: list[tuple[str | None, bytes]] = []
+        while (event := self.next_event()) is not None:
+            events.append(event)
         return events
