@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
+import httpx
 
 from sluicegate.pricing import micros_to_usd
 from sluicegate.state.config import WebhookConfig
@@ -47,7 +47,7 @@ class BudgetAlerts:
         self._webhooks = webhooks
         self._on_result = on_result
         self._tasks: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
+        self._client: httpx.AsyncClient | None = None
 
     def notify(self, scope: BudgetScope, status: BudgetStatus, threshold: float) -> None:
         """Sends in the background; never delays or fails the request that crossed the threshold."""
@@ -63,19 +63,18 @@ class BudgetAlerts:
         task.add_done_callback(self._tasks.discard)
 
     async def _send_all(self, message: dict[str, Any]) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
+        if self._client is None:
+            self._client = httpx.AsyncClient()
         for hook in self._webhooks:
             try:
-                timeout = aiohttp.ClientTimeout(total=hook.timeout_seconds)
-                async with self._session.post(hook.url, json=message, timeout=timeout) as response:
-                    ok = response.status < 300
-            except (TimeoutError, aiohttp.ClientError) as exc:
+                response = await self._client.post(hook.url, json=message, timeout=hook.timeout_seconds)
+                ok = response.status_code < 300
+            except httpx.HTTPError as exc:
                 log.warning("budget alert webhook failed: %s", type(exc).__name__)
                 ok = False
             else:
                 if not ok:
-                    log.warning("budget alert webhook answered HTTP %d", response.status)
+                    log.warning("budget alert webhook answered HTTP %d", response.status_code)
             self._count("sent" if ok else "failed")
 
     def _count(self, outcome: str) -> None:
@@ -85,6 +84,6 @@ class BudgetAlerts:
     async def close(self) -> None:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
