@@ -78,7 +78,10 @@ async def test_chunked_stream_arrives_piece_by_piece() -> None:
     server, url = await _serve(handler)
     pool = ConnectionPool(url, limit=1)
     exchange = await _open(pool)
-    assert [part async for part in exchange.chunks()] == [b"data: 1\n\n", b"data: 2\n\n"]
+    parts = []
+    while (part := await exchange.read_chunk()) is not None:
+        parts.append(part)
+    assert parts == [b"data: 1\n\n", b"data: 2\n\n"]
     server.close()
     pool.close()
 

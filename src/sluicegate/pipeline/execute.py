@@ -11,7 +11,6 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
 from sluicegate.canonical import ChatChunk, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
@@ -110,10 +109,9 @@ class _Attempt:
 class OpenStream:
     """An upstream stream held until its first token; then relayed chunk by chunk."""
 
-    def __init__(self, deployment: Deployment, upstream: UpstreamStream, stack: AsyncExitStack) -> None:
+    def __init__(self, deployment: Deployment, upstream: UpstreamStream) -> None:
         self.deployment = deployment
-        self._stack = stack
-        self._raw = upstream.chunks().__aiter__()
+        self._upstream = upstream
         self._decoder = deployment.adapter.stream_decoder()
         framer = getattr(deployment.adapter, "stream_framer", None)  # Bedrock frames its stream in binary
         self._parser = framer() if framer is not None else SSEParser()
@@ -125,9 +123,8 @@ class OpenStream:
     async def _read(self) -> bool:
         """Hands the next network read to the parser (its events are split and decoded later, as needed);
         False at the end of the body."""
-        try:
-            data = await self._raw.__anext__()
-        except StopAsyncIteration:
+        data = await self._upstream.read()
+        if data is None:
             self.ended = True
             if not self._decoder.done:
                 raise UpstreamError(
@@ -172,8 +169,8 @@ class OpenStream:
             if self.ended or not await self._read():
                 return
 
-    async def close(self) -> None:
-        await self._stack.aclose()
+    def close(self) -> None:
+        self._upstream.close()
 
 
 class Execute:
@@ -224,20 +221,20 @@ class Execute:
     async def _open_once(self, ctx: RequestContext, deployment: Deployment, attempt: _Attempt) -> OpenStream:
         request = deployment.adapter.chat_request(deployment.endpoint, deployment.model, ctx.chat)
         timeouts = deployment.endpoint.config.timeouts
-        stack = AsyncExitStack()
+        upstream: UpstreamStream | None = None
         try:
             async with asyncio.timeout(timeouts.first_token or timeouts.first_byte):
-                upstream = await stack.enter_async_context(self._client.stream(deployment.endpoint, request))
+                upstream = await self._client.open_stream(deployment.endpoint, request)
                 if upstream.status >= 400:
                     body = await upstream.read_body()
                     raise deployment.adapter.classify_error(upstream.status, upstream.headers, body)
-                opened = OpenStream(deployment, upstream, stack)
+                opened = OpenStream(deployment, upstream)
                 await opened.fill_until_first_token()
-        except TimeoutError:
-            await stack.aclose()
-            raise UpstreamError(ErrorClass.TIMEOUT, "no first token from the provider in time") from None
-        except BaseException:
-            await stack.aclose()
+        except BaseException as exc:
+            if upstream is not None:
+                upstream.close()
+            if isinstance(exc, TimeoutError):
+                raise UpstreamError(ErrorClass.TIMEOUT, "no first token from the provider in time") from None
             raise
         attempt.first_token()
         opened.attempt = attempt  # the attempt is finished by the relay, when the stream ends
@@ -257,7 +254,7 @@ class Execute:
             raise
         finally:
             attempt.finish(error, opened.usage, cancelled=error is None and not finished)
-            await opened.close()
+            opened.close()
 
     # -- attempts over the chain ---------------------------------------------------------------------
 
@@ -464,7 +461,7 @@ class Execute:
                 prompt = count_prompt(plan.needs, ctx.request)
                 if result.attempt is not None:
                     result.attempt.finish(None, cancelled=True)
-                await result.close()
+                result.close()
                 ctx.side_attempts.append(SideAttempt(deployment, Usage(input_tokens=prompt), estimated=True))
             else:
                 ctx.side_attempts.append(SideAttempt(deployment, result.usage, estimated=False))

@@ -6,13 +6,10 @@ aiohttp for the hot path (docs/performance.md). HTTP/1.1 with keep-alive pooling
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sluicegate.config.schema import Timeouts
 from sluicegate.errors import ErrorClass, UpstreamError
 from sluicegate.providers.base import Endpoint, UpstreamRequest
 from sluicegate.providers.transport import ConnectionPool, Exchange, TransportError, TransportTimeout, open_exchange
@@ -28,13 +25,15 @@ class UpstreamReply:
 
 
 class UpstreamStream:
-    """An open streaming response. Iterate `chunks()` for raw body bytes as they arrive."""
+    """An open streaming response: `read()` its body bytes as they arrive, then `close()` it. The connection
+    goes back to the pool if the body was read to its end, and is closed otherwise (an abandoned stream
+    must not be reused half-read)."""
 
-    __slots__ = ("_exchange", "_timeouts", "headers", "status")
+    __slots__ = ("_exchange", "_first_byte", "headers", "status")
 
-    def __init__(self, exchange: Exchange, timeouts: Timeouts) -> None:
+    def __init__(self, exchange: Exchange, first_byte: float) -> None:
         self._exchange = exchange
-        self._timeouts = timeouts
+        self._first_byte = first_byte
         self.status = exchange.status
         self.headers: Mapping[str, str] = exchange.headers
 
@@ -44,14 +43,16 @@ class UpstreamStream:
         except TransportError as exc:
             raise _transport_error(exc) from None
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """Body bytes as they arrive; the first within `first_byte`, later ones within `idle` each."""
-        first = asyncio.get_running_loop().time() + self._timeouts.first_byte
+    async def read(self) -> bytes | None:
+        """The next body bytes, or None at the end: the first within `first_byte`, later ones within `idle`
+        each."""
         try:
-            async for data in self._exchange.chunks(first):
-                yield data
+            return await self._exchange.read_chunk(self._first_byte)
         except TransportError as exc:
             raise _transport_error(exc) from None
+
+    def close(self) -> None:
+        self._exchange.release()
 
 
 def _transport_error(exc: TransportError) -> UpstreamError:
@@ -119,15 +120,10 @@ class UpstreamClient:
             raise _transport_error(exc) from None
         return UpstreamReply(exchange.status, exchange.headers, body)
 
-    @asynccontextmanager
-    async def stream(self, endpoint: Endpoint, request: UpstreamRequest) -> AsyncIterator[UpstreamStream]:
-        """Opens a streaming call; leaving the block returns the connection to the pool if the response was
-        read to its end, and closes it otherwise (an abandoned stream must not be reused half-read)."""
+    async def open_stream(self, endpoint: Endpoint, request: UpstreamRequest) -> UpstreamStream:
+        """Sends a streaming call and waits for the response head; the caller closes the stream."""
         exchange = await self._open(endpoint, request)
-        try:
-            yield UpstreamStream(exchange, endpoint.config.timeouts)
-        finally:
-            exchange.release()
+        return UpstreamStream(exchange, endpoint.config.timeouts.first_byte)
 
     async def close(self) -> None:
         pools, self._pools = self._pools, {}

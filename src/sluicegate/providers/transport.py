@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httptools
@@ -261,7 +260,7 @@ def request_head(
 class Exchange:
     """One request on one pooled connection: read its head, then its body whole or in chunks."""
 
-    __slots__ = ("_connection", "_deadline", "_idle", "_loop", "_pool", "_released")
+    __slots__ = ("_connection", "_deadline", "_idle", "_loop", "_next_deadline", "_pool", "_released")
 
     def __init__(self, pool: ConnectionPool, connection: Connection, deadline: float, idle: float) -> None:
         self._pool = pool
@@ -269,6 +268,7 @@ class Exchange:
         self._deadline = deadline
         self._idle = idle
         self._loop = pool.loop
+        self._next_deadline: float | None = None  # of the next body read; None before the first
         self._released = False
 
     @property
@@ -285,19 +285,25 @@ class Exchange:
         finally:
             self.release()
 
-    async def chunks(self, first_deadline: float | None = None) -> AsyncIterator[bytes]:
-        """Body bytes as they arrive: the first by `first_deadline`, then each within `idle` seconds."""
-        connection = self._connection
-        deadline = min(first_deadline or self._deadline, self._deadline)
+    async def read_chunk(self, first_timeout: float | None = None) -> bytes | None:
+        """The next body bytes as they arrive, or None at the end of the body. The first read waits at most
+        `first_timeout` seconds, each later one `idle` seconds (never past the total deadline). At the end,
+        or on an error, the connection goes back to the pool (or is closed)."""
+        deadline = self._next_deadline
+        if deadline is None:
+            deadline = self._deadline
+            if first_timeout is not None:
+                deadline = min(self._loop.time() + first_timeout, deadline)
         try:
-            while True:
-                data = await connection.read_chunk(deadline)
-                if data is None:
-                    return
-                yield data
-                deadline = min(self._loop.time() + self._idle, self._deadline)
-        finally:
+            data = await self._connection.read_chunk(deadline)
+        except BaseException:
             self.release()
+            raise
+        if data is None:
+            self.release()
+            return None
+        self._next_deadline = min(self._loop.time() + self._idle, self._deadline)
+        return data
 
     def release(self) -> None:
         """Back to the pool if the response was read to its end, else the connection is closed."""
