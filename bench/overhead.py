@@ -1,6 +1,6 @@
 """Gateway overhead against a direct call, measured at the client.
 
-    python bench/overhead.py [--runs 3] [--duration 8] [--upstream nginx|simulator]
+    python bench/overhead.py [--runs 3] [--duration 8] [--upstream nginx|simulator] [--bare-proxy]
 
 Starts a fixed-response upstream (Debian's nginx answering with OpenAI-format bodies, or the simulator in
 zero-latency mode) on core 1 and the gateway on core 0, then drives both with `wrk` (pinned to core 1,
@@ -8,7 +8,9 @@ beside the upstream) one after the other in the same run: latency at concurrency
 saturation, streams/s (24-event streams), added time to first token (against nginx, which sends all 24
 events in one write, and against the simulator streaming token by token, as providers do), the gateway's
 peak RSS, and how many ledger rows were still to be written to the database when the c=64 load ended
-(they wait in the spool meanwhile). Prints a table of medians over --runs runs.
+(they wait in the spool meanwhile). With --bare-proxy, the same loads then go through a bare proxy hop
+(`bare_proxy.py`: what a Python proxy costs with no gateway features, on this machine today). Prints a
+table of medians over --runs runs.
 Needs `wrk` and `nginx` (apt-get install wrk nginx-light).
 """
 
@@ -229,6 +231,25 @@ def launch_gateway(config: Path, port: int) -> subprocess.Popen[bytes]:
     return process
 
 
+def start_bare_proxy(port: int, upstreams: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`bench/bare_proxy.py` (the reference hop: no gateway features) pinned to core 0, once it answers."""
+    process = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "0",
+            sys.executable,
+            str(Path(__file__).with_name("bare_proxy.py")),
+            str(port),
+            *(f"{model}={url}" for model, url in upstreams.items()),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_http(f"http://127.0.0.1:{port}/health")
+    return process
+
+
 def start_gateway(
     workdir: Path, upstream: Upstream, kind: str, port: int, paced: Upstream | None = None
 ) -> subprocess.Popen[bytes]:
@@ -408,6 +429,39 @@ class Figures:
         return statistics.median(self.values[name])
 
 
+@dataclass
+class Leg:
+    """One side of the comparison: where its requests go and what they ask for."""
+
+    label: str
+    json_url: str
+    sse_url: str
+    paced_url: str
+    plain: bytes
+    streamed: bytes
+    paced: bytes
+    key: str = MASTER_KEY
+
+
+def measure(leg: Leg, args: argparse.Namespace, figures: Figures, workdir: Path) -> None:
+    d, label, key = args.duration, leg.label, leg.key
+    c1 = wrk(leg.json_url, leg.plain, 1, d, workdir, key)
+    written = ledger_rows(workdir)
+    c64 = wrk(leg.json_url, leg.plain, 64, d, workdir, key)
+    if label == "gateway":  # how far the ledger's database writes trail the requests, at the end
+        figures.add("ledger lag", c64.rps * round(d) - (ledger_rows(workdir) - written))
+    figures.add(f"{label} c1 p50", c1.p50_ms)
+    figures.add(f"{label} c1 p99", c1.p99_ms)
+    figures.add(f"{label} c64 p50", c64.p50_ms)
+    figures.add(f"{label} c64 p99", c64.p99_ms)
+    figures.add(f"{label} rps", c64.rps)
+    streams = wrk(leg.sse_url, leg.streamed, 64, d, workdir, key)
+    figures.add(f"{label} streams/s", streams.rps)
+    figures.add(f"{label} errors", c1.errors + c64.errors + streams.errors)
+    figures.add(f"{label} ttft", ttft_ms(leg.sse_url, leg.streamed, args.ttft_samples, key))
+    figures.add(f"{label} paced ttft", ttft_ms(leg.paced_url, leg.paced, args.ttft_samples, key))
+
+
 def one_run(args: argparse.Namespace, figures: Figures, workdir: Path) -> None:
     upstream_port, gateway_port = free_port(), free_port()
     starter: Callable[[Path, int], Upstream] = start_nginx if args.upstream == "nginx" else start_simulator
@@ -416,6 +470,7 @@ def one_run(args: argparse.Namespace, figures: Figures, workdir: Path) -> None:
     # makes its time to first event the time to relay the whole stream; this upstream measures the first.
     paced = start_simulator(workdir, free_port(), tokens_per_second=PACED_TOKENS_PER_SECOND)
     gateway = start_gateway(workdir, upstream, args.upstream, gateway_port, paced)
+    bare: subprocess.Popen[bytes] | None = None
     try:
         direct_json = (
             f"{upstream.url}/json/v1/chat/completions"
@@ -423,88 +478,80 @@ def one_run(args: argparse.Namespace, figures: Figures, workdir: Path) -> None:
             else f"{upstream.url}/v1/chat/completions"
         )
         direct_sse = f"{upstream.url}/sse/v1/chat/completions" if args.upstream == "nginx" else direct_json
-        via = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
-        plain = orjson.dumps({"model": "bench-json", "messages": PROMPT})
-        plain_direct = orjson.dumps({"model": "bench-model", "messages": PROMPT})
-        streamed = orjson.dumps({"model": "bench-stream", "messages": PROMPT, "stream": True})
+        direct_paced = f"{paced.url}/v1/chat/completions"
         streamed_direct = orjson.dumps(
             {"model": "bench-model", "messages": PROMPT, "stream": True, "stream_options": {"include_usage": True}}
         )
-        d = args.duration
+        plain = orjson.dumps({"model": "bench-json", "messages": PROMPT})
+        streamed = orjson.dumps({"model": "bench-stream", "messages": PROMPT, "stream": True})
+        paced_body = orjson.dumps({"model": "bench-paced", "messages": PROMPT, "stream": True})
+        direct = Leg(
+            "direct",
+            direct_json,
+            direct_sse,
+            direct_paced,
+            orjson.dumps({"model": "bench-model", "messages": PROMPT}),
+            streamed_direct,
+            streamed_direct,
+        )
+        via = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
         key = virtual_key(gateway_port) if args.virtual_key else MASTER_KEY
         wrk(via, plain, 8, 2, workdir, key)  # warm the gateway's pools and caches
-
-        for label, url, body in (("direct", direct_json, plain_direct), ("gateway", via, plain)):
-            c1 = wrk(url, body, 1, d, workdir, key)
-            written = ledger_rows(workdir)
-            c64 = wrk(url, body, 64, d, workdir, key)
-            if label == "gateway":  # how far the ledger's database writes trail the requests, at the end
-                figures.add("ledger lag", c64.rps * round(d) - (ledger_rows(workdir) - written))
-            figures.add(f"{label} c1 p50", c1.p50_ms)
-            figures.add(f"{label} c1 p99", c1.p99_ms)
-            figures.add(f"{label} c64 p50", c64.p50_ms)
-            figures.add(f"{label} c64 p99", c64.p99_ms)
-            figures.add(f"{label} rps", c64.rps)
-            figures.add(f"{label} errors", c1.errors + c64.errors)
-        for label, url, body in (("direct", direct_sse, streamed_direct), ("gateway", via, streamed)):
-            load = wrk(url, body, 64, d, workdir, key)
-            figures.add(f"{label} streams/s", load.rps)
-            figures.add(f"{label} stream errors", load.errors)
-            figures.add(f"{label} ttft", ttft_ms(url, body, args.ttft_samples, key))
-        paced_direct = streamed_direct
-        paced_via = orjson.dumps({"model": "bench-paced", "messages": PROMPT, "stream": True})
-        figures.add("direct paced ttft", ttft_ms(f"{paced.url}/v1/chat/completions", paced_direct, args.ttft_samples))
-        figures.add("gateway paced ttft", ttft_ms(via, paced_via, args.ttft_samples, key))
+        measure(direct, args, figures, workdir)
+        measure(Leg("gateway", via, via, via, plain, streamed, paced_body, key), args, figures, workdir)
         figures.add("gateway peak rss", peak_rss_mb(gateway.pid))
-    finally:
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(timeout=30)
+        if args.bare_proxy:  # the same loads through a hop with no gateway features, on the same core
+            bare_port = free_port()
+            bare = start_bare_proxy(
+                bare_port, {"bench-json": direct_json, "bench-stream": direct_sse, "bench-paced": direct_paced}
+            )
+            hop = f"http://127.0.0.1:{bare_port}/v1/chat/completions"
+            wrk(hop, plain, 8, 2, workdir)
+            measure(Leg("bare", hop, hop, hop, plain, streamed, paced_body), args, figures, workdir)
+            figures.add("bare peak rss", peak_rss_mb(bare.pid))
+    finally:
+        for process in (gateway, bare):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
         upstream.process.send_signal(signal.SIGQUIT if args.upstream == "nginx" else signal.SIGTERM)
         upstream.process.wait(timeout=10)
         paced.process.send_signal(signal.SIGTERM)
         paced.process.wait(timeout=10)
 
 
+_ROWS = (  # (figure, key, compared as a difference (added) or as a ratio)
+    ("latency c=1 p50 (ms)", "c1 p50", "added"),
+    ("latency c=1 p99 (ms)", "c1 p99", "added"),
+    ("latency c=64 p50 (ms)", "c64 p50", "added"),
+    ("latency c=64 p99 (ms)", "c64 p99", "added"),
+    ("requests/s, c=64", "rps", "ratio"),
+    ("streams/s (24 events), c=64", "streams/s", "ratio"),
+    ("time to first token c=1 (ms)", "ttft", "added"),
+    ("  same, token-by-token upstream", "paced ttft", "added"),
+)
+
+
 def report(figures: Figures, runs: int) -> str:
     m = figures.median
-    rows = [
-        ("latency c=1 p50 (ms)", m("direct c1 p50"), m("gateway c1 p50"), m("gateway c1 p50") - m("direct c1 p50")),
-        ("latency c=1 p99 (ms)", m("direct c1 p99"), m("gateway c1 p99"), m("gateway c1 p99") - m("direct c1 p99")),
-        (
-            "latency c=64 p50 (ms)",
-            m("direct c64 p50"),
-            m("gateway c64 p50"),
-            m("gateway c64 p50") - m("direct c64 p50"),
-        ),
-        (
-            "latency c=64 p99 (ms)",
-            m("direct c64 p99"),
-            m("gateway c64 p99"),
-            m("gateway c64 p99") - m("direct c64 p99"),
-        ),
-        ("requests/s, c=64", m("direct rps"), m("gateway rps"), m("gateway rps") / m("direct rps")),
-        (
-            "streams/s (24 events), c=64",
-            m("direct streams/s"),
-            m("gateway streams/s"),
-            m("gateway streams/s") / m("direct streams/s"),
-        ),
-        ("time to first token c=1 (ms)", m("direct ttft"), m("gateway ttft"), m("gateway ttft") - m("direct ttft")),
-        (
-            "  same, token-by-token upstream",
-            m("direct paced ttft"),
-            m("gateway paced ttft"),
-            m("gateway paced ttft") - m("direct paced ttft"),
-        ),
-    ]
+    legs = ["gateway"] + (["bare"] if "bare rps" in figures.values else [])
+    header = f"{'figure':32} {'direct':>10}" + "".join(f" {leg:>10} {'added/ratio':>12}" for leg in legs)
     lines = [
-        f"medians of {runs} run(s); gateway pinned to core 0, upstream and wrk to core 1",
+        f"medians of {runs} run(s); gateway{' and bare proxy' if len(legs) > 1 else ''} pinned to core 0, "
+        "upstream and wrk to core 1",
         "",
-        f"{'figure':32} {'direct':>10} {'gateway':>10} {'added / ratio':>14}",
+        header,
     ]
-    for name, direct, via, delta in rows:
-        lines.append(f"{name:32} {direct:10.3f} {via:10.3f} {delta:14.3f}")
-    lines.append(f"{'gateway peak RSS (MB)':32} {'':>10} {m('gateway peak rss'):10.1f}")
+    for name, key, compare in _ROWS:
+        direct = m(f"direct {key}")
+        line = f"{name:32} {direct:10.3f}"
+        for leg in legs:
+            value = m(f"{leg} {key}")
+            line += f" {value:10.3f} {(value - direct if compare == 'added' else value / direct):12.3f}"
+        lines.append(line)
+    lines.append(f"{'peak RSS (MB)':32} {'':>10}" + "".join(f" {m(f'{leg} peak rss'):10.1f} {'':>12}" for leg in legs))
     lines.append(f"{'ledger rows behind after c=64':32} {'':>10} {m('ledger lag'):10.0f}")
     errors = sum(sum(v) for k, v in figures.values.items() if "errors" in k)
     lines.append(f"{'errors (non-2xx or socket)':32} {errors:>10}")
@@ -519,6 +566,11 @@ def main() -> None:
     parser.add_argument("--upstream", choices=("nginx", "simulator"), default="nginx")
     parser.add_argument(
         "--virtual-key", action="store_true", help="gateway leg authenticates with a virtual key (warm auth cache)"
+    )
+    parser.add_argument(
+        "--bare-proxy",
+        action="store_true",
+        help="also measure bench/bare_proxy.py (uvicorn, aiohttp, orjson; no gateway features) on the same core",
     )
     parser.add_argument(
         "--translation",
