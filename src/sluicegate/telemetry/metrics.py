@@ -1,17 +1,49 @@
-"""Prometheus metrics. Labels are bounded sets (configured model names, status codes): never keys or users."""
+"""Prometheus metrics. Labels are bounded sets (configured model names, status codes): never keys or users.
+
+The request metrics are counted in plain dictionaries on the event loop and turned into Prometheus
+families when scraped, by a collector on the registry: prometheus_client's own counters and histograms
+take a lock and check their state on every increment, which measured as about 6% of the gateway's
+requests/s at saturation (a no-op `observe` against theirs, side by side). Exposition is still
+prometheus_client's. Every increment and every scrape happens on the event loop's thread, so the
+dictionaries need no lock.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.utils import floatToGoString
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_BUCKET_LABELS = (*(floatToGoString(b) for b in _LATENCY_BUCKETS), "+Inf")
 
 UNKNOWN_MODEL = "unknown"
 _TOKEN_KINDS = ("input", "output", "cached_input", "reasoning")
+
+
+class _Histogram:
+    """Counts per bucket (the last one above every bound) and the sum of what was observed."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_LATENCY_BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(_LATENCY_BUCKETS, value)] += 1  # a value equal to a bound is in its bucket
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        cumulative, running = [], 0
+        for label, count in zip(_BUCKET_LABELS, self.counts, strict=True):
+            running += count
+            cumulative.append((label, float(running)))
+        return cumulative
 
 
 class GatewayMetrics:
@@ -20,47 +52,12 @@ class GatewayMetrics:
     def __init__(self, models: Iterable[str]) -> None:
         self._models = frozenset(models)
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "sluicegate_requests",
-            "Requests answered, by logical model, endpoint and HTTP status.",
-            ("model", "endpoint", "status"),
-            registry=self.registry,
-        )
-        self.errors = Counter(
-            "sluicegate_errors",
-            "Requests that failed, by logical model and outcome (an upstream error class or a client error).",
-            ("model", "outcome"),
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "sluicegate_request_duration_seconds",
-            "Time from request received to response complete, by logical model and HTTP status.",
-            ("model", "status"),
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.ttft = Histogram(
-            "sluicegate_time_to_first_token_seconds",
-            "Time from request received to the first streamed token, by logical model.",
-            ("model",),
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.tokens = Counter(
-            "sluicegate_tokens",
-            "Tokens reported by providers, by logical model and kind (input, output, cached_input, reasoning).",
-            ("model", "kind"),
-            registry=self.registry,
-        )
-        # Labelled children looked up once per label set: `labels()` is costly on the hot path.
-        self._children: dict[tuple[str, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (metric._name, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+        self._requests: dict[tuple[str, str, str], int] = {}  # (model, endpoint, status)
+        self._errors: dict[tuple[str, str], int] = {}  # (model, outcome)
+        self._latency: dict[tuple[str, str], _Histogram] = {}  # (model, status)
+        self._ttft: dict[str, _Histogram] = {}  # model
+        self._tokens: dict[tuple[str, str], int] = {}  # (model, kind)
+        self.registry.register(_RequestCollector(self))
 
     def observe(
         self,
@@ -75,19 +72,75 @@ class GatewayMetrics:
         """One finished request. `tokens` is (input, output, cached_input, reasoning)."""
         model = self.model_label(model)
         code = str(status)
-        self._child(self.requests, model, endpoint, code).inc()
-        self._child(self.latency, model, code).observe(latency)
+        requests = self._requests
+        key = (model, endpoint, code)
+        requests[key] = requests.get(key, 0) + 1
+        histogram = self._latency.get((model, code))
+        if histogram is None:
+            histogram = self._latency[(model, code)] = _Histogram()
+        histogram.observe(latency)
         if outcome != "ok":
-            self._child(self.errors, model, outcome).inc()
+            errors = self._errors
+            errors[(model, outcome)] = errors.get((model, outcome), 0) + 1
         if ttft is not None:
-            self._child(self.ttft, model).observe(ttft)
+            histogram = self._ttft.get(model)
+            if histogram is None:
+                histogram = self._ttft[model] = _Histogram()
+            histogram.observe(ttft)
         if tokens is not None:
+            counted = self._tokens
             for kind, count in zip(_TOKEN_KINDS, tokens, strict=True):
                 if count:
-                    self._child(self.tokens, model, kind).inc(count)
+                    counted[(model, kind)] = counted.get((model, kind), 0) + count
 
     def model_label(self, model: str) -> str:
         return model if model in self._models else UNKNOWN_MODEL
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def families(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "sluicegate_requests",
+            "Requests answered, by logical model, endpoint and HTTP status.",
+            labels=("model", "endpoint", "status"),
+        )
+        for request_labels, count in self._requests.items():
+            requests.add_metric(request_labels, count)
+        errors = CounterMetricFamily(
+            "sluicegate_errors",
+            "Requests that failed, by logical model and outcome (an upstream error class or a client error).",
+            labels=("model", "outcome"),
+        )
+        for error_labels, count in self._errors.items():
+            errors.add_metric(error_labels, count)
+        latency = HistogramMetricFamily(
+            "sluicegate_request_duration_seconds",
+            "Time from request received to response complete, by logical model and HTTP status.",
+            labels=("model", "status"),
+        )
+        for latency_labels, histogram in self._latency.items():
+            latency.add_metric(latency_labels, histogram.buckets(), histogram.total)
+        ttft = HistogramMetricFamily(
+            "sluicegate_time_to_first_token_seconds",
+            "Time from request received to the first streamed token, by logical model.",
+            labels=("model",),
+        )
+        for model, histogram in self._ttft.items():
+            ttft.add_metric((model,), histogram.buckets(), histogram.total)
+        tokens = CounterMetricFamily(
+            "sluicegate_tokens",
+            "Tokens reported by providers, by logical model and kind (input, output, cached_input, reasoning).",
+            labels=("model", "kind"),
+        )
+        for token_labels, count in self._tokens.items():
+            tokens.add_metric(token_labels, count)
+        yield from (requests, errors, latency, ttft, tokens)
+
+
+class _RequestCollector:
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return self._metrics.families()
