@@ -54,6 +54,7 @@ class RequestContext:
     bill: Any = None  # sluicegate.pipeline.bill.Bill: the whole request's cost, set once before finishing
     first_token_at: float | None = None
     finished_at: float | None = None
+    sealed: bool = False  # outcome and bill fixed, the ledger row written (`Pipeline.seal`)
     response_headers: dict[str, str] = field(default_factory=dict)
 
     @property

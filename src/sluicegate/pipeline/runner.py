@@ -4,6 +4,9 @@ A stage is a small object with a `name` and any of these hooks:
 - `async on_request(ctx)`: may add to the context or stop the request by raising `GatewayError`;
 - `on_chunk(ctx, chunk) -> chunk | None`: sees every stream chunk in order (None drops it);
 - `async on_finish(ctx)`: runs once when the request is over, whatever its outcome (settle, record).
+  A finish stage with `before_reply = True` (the ledger) runs before the client receives the last bytes
+  of its answer (`Pipeline.seal`), so no answer a client received can be missing from it, even if the
+  process is killed right after; the others run once the answer has gone (`Pipeline.finish`).
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ class Pipeline:
         self.execute = execute
         self.chunk_stages = tuple(chunk_stages)
         self.finish_stages = tuple(finish_stages)
+        self._before_reply = tuple(s for s in finish_stages if getattr(s, "before_reply", False))
+        self._after_reply = tuple(s for s in finish_stages if not getattr(s, "before_reply", False))
 
     async def admit(self, ctx: RequestContext) -> None:
         """Runs the request stages; the request is then ready to execute."""
@@ -122,7 +127,12 @@ class Pipeline:
         finally:
             await upstream.aclose()  # type: ignore[attr-defined]
 
-    async def finish(self, ctx: RequestContext, error: GatewayError | None = None) -> None:
+    async def seal(self, ctx: RequestContext, error: GatewayError | None = None) -> None:
+        """The request's outcome is known: fixes it and its bill, and runs the stages that must be done
+        before the client receives the end of the answer. Once per request; `finish` seals if not yet."""
+        if ctx.sealed:
+            return
+        ctx.sealed = True
         if ctx.finished_at is None:
             ctx.finished_at = time.perf_counter()
         if error is not None:
@@ -131,5 +141,10 @@ class Pipeline:
             if ctx.outcome == "ok":
                 ctx.outcome = "client_error" if error.status < 500 else "internal_error"
         request_bill(ctx)  # once, for every finish stage: the budget and the ledger see the same bill
-        for stage in self.finish_stages:
+        for stage in self._before_reply:
+            await stage.on_finish(ctx)
+
+    async def finish(self, ctx: RequestContext, error: GatewayError | None = None) -> None:
+        await self.seal(ctx, error)
+        for stage in self._after_reply:
             await stage.on_finish(ctx)

@@ -165,7 +165,9 @@ class GatewayApp:
                 await self._stream(wire, ctx, ctx.request, receive, send)
                 return
             response = await pipeline.complete(ctx)
-            await _send(send, 200, wire.chat_response_body(response), self._response_headers(ctx))
+            body = wire.chat_response_body(response)
+            await pipeline.seal(ctx)
+            await _send(send, 200, body, self._response_headers(ctx))
         except GatewayError as error:
             await self._fail(wire, ctx, send, error)
             return
@@ -207,10 +209,12 @@ class GatewayApp:
                 if parts:  # one write for what arrived together: fewer syscalls, same order and timing
                     await send({"type": "http.response.body", "body": b"".join(parts), "more_body": True})
             state["done"] = True
+            await pipeline.seal(ctx)  # the ledger has it before the client sees the stream end
             await send({"type": "http.response.body", "body": encoder.finish()})
         except GatewayError as error:  # the upstream failed after the stream started
             state["done"] = True
             ctx.error_code = error.code
+            await pipeline.seal(ctx)
             await send({"type": "http.response.body", "body": encoder.error(error)})
         except asyncio.CancelledError:
             if not state["disconnected"]:
@@ -220,7 +224,9 @@ class GatewayApp:
             ctx.status = 499  # the client closed the request (nginx's convention)
         except Exception as exc:
             state["done"] = True
-            await send({"type": "http.response.body", "body": encoder.error(self._internal(ctx, exc))})
+            body = encoder.error(self._internal(ctx, exc))
+            await pipeline.seal(ctx)
+            await send({"type": "http.response.body", "body": body})
         finally:
             state["done"] = True
             watcher.cancel()
@@ -234,7 +240,9 @@ class GatewayApp:
         try:
             ctx.request = openai_wire.parse_embedding_request(await _read_body(receive, headers, self._max_body))
             response = await pipeline.embed(ctx)
-            await _send(send, 200, openai_wire.embedding_response_body(response), self._response_headers(ctx))
+            body = openai_wire.embedding_response_body(response)
+            await pipeline.seal(ctx)
+            await _send(send, 200, body, self._response_headers(ctx))
         except GatewayError as error:
             await self._fail(openai_wire.OpenAIWire(), ctx, send, error)
             return
@@ -293,7 +301,9 @@ class GatewayApp:
         if ctx.route_reason:
             headers.append((b"x-sluice-route-reason", ctx.route_reason.encode("latin-1", "replace")))
         headers.extend(_encode_headers(error.headers))
-        await _send(send, error.status, wire.error_body(error), headers)
+        body = wire.error_body(error)
+        await self.gateway.pipeline.seal(ctx, error)
+        await _send(send, error.status, body, headers)
         await self.gateway.pipeline.finish(ctx, error)
 
     # -- operations ----------------------------------------------------------------------------------

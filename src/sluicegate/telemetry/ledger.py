@@ -109,9 +109,11 @@ class _Batch:
 
 
 class Ledger:
-    """The finish stage and its writer task."""
+    """The finish stage and its writer task. Its row is spooled before the client receives the end of its
+    answer (`before_reply`): a process killed at any moment loses no answer a client got."""
 
     name = "ledger"
+    before_reply = True
 
     def __init__(
         self,
