@@ -38,6 +38,8 @@ class ProviderConfig(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts = Timeouts()
     max_connections: int = Field(512, ge=1)
+    # Offer HTTP/2 by ALPN (https only): calls in flight share connections instead of one socket each.
+    http2: bool = False
     # Request parameters this provider cannot honour: dropped (documented per family) or refused with a 400.
     unsupported_params: Literal["drop", "refuse"] = "drop"
     # openai_compatible: a known server's quirks (providers/openai/quirks.py)
@@ -49,6 +51,12 @@ class ProviderConfig(_Strict):
     aws_access_key_id_env: str = Field("AWS_ACCESS_KEY_ID", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     aws_secret_access_key_env: str = Field("AWS_SECRET_ACCESS_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     aws_session_token_env: str = Field("AWS_SESSION_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _http2_over_tls(self) -> ProviderConfig:
+        if self.http2 and not self.base_url.startswith("https://"):
+            raise ValueError("http2 is negotiated by TLS (ALPN): it needs an https:// base_url")
+        return self
 
     @model_validator(mode="after")
     def _bedrock_region_known(self) -> ProviderConfig:

@@ -1,7 +1,8 @@
 """The one place provider HTTP calls happen: pooled keep-alive connections, timeouts, transport errors.
 
 The connections come from `providers.transport` (httptools over asyncio), chosen by measurement over
-aiohttp for the hot path (docs/performance.md). HTTP/1.1 with keep-alive pooling; TLS for https.
+aiohttp for the hot path (docs/performance.md): HTTP/1.1 with keep-alive pooling, TLS for https; and, for
+a provider configured with `http2: true`, from `providers.http2` when its https origin selects h2.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from urllib.parse import urlsplit
 
 from sluicegate.errors import ErrorClass, UpstreamError
 from sluicegate.providers.base import Endpoint, UpstreamRequest
-from sluicegate.providers.transport import ConnectionPool, Exchange, TransportError, TransportTimeout, open_exchange
+from sluicegate.providers.http2 import H2Exchange, Http2Pool
+from sluicegate.providers.transport import ConnectionPool, Exchange, TransportError, TransportTimeout
+
+AnyExchange = Exchange | H2Exchange
 
 _USER_AGENT = "sluicegate/0.1"
 
@@ -31,7 +35,7 @@ class UpstreamStream:
 
     __slots__ = ("_exchange", "_first_byte", "headers", "status")
 
-    def __init__(self, exchange: Exchange, first_byte: float) -> None:
+    def __init__(self, exchange: AnyExchange, first_byte: float) -> None:
         self._exchange = exchange
         self._first_byte = first_byte
         self.status = exchange.status
@@ -76,10 +80,10 @@ class UpstreamClient:
     """Owns one connection pool per provider endpoint and origin, created lazily inside the running loop."""
 
     def __init__(self) -> None:
-        self._pools: dict[tuple[str, str], ConnectionPool] = {}
+        self._pools: dict[tuple[str, str], ConnectionPool | Http2Pool] = {}
         self._targets: dict[str, tuple[str, str]] = {}
 
-    def _pool(self, endpoint: Endpoint, url: str) -> tuple[ConnectionPool, str]:
+    def _pool(self, endpoint: Endpoint, url: str) -> tuple[ConnectionPool | Http2Pool, str]:
         split = self._targets.get(url)
         if split is None:
             split = self._targets[url] = _split(url)
@@ -87,16 +91,19 @@ class UpstreamClient:
         key = (endpoint.name, origin)
         pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[key] = ConnectionPool(origin, endpoint.config.max_connections)
+            config = endpoint.config
+            if config.http2 and origin.startswith("https://"):
+                pool = self._pools[key] = Http2Pool(origin, config.max_connections)
+            else:
+                pool = self._pools[key] = ConnectionPool(origin, config.max_connections)
         return pool, target
 
-    async def _open(self, endpoint: Endpoint, request: UpstreamRequest) -> Exchange:
+    async def _open(self, endpoint: Endpoint, request: UpstreamRequest) -> AnyExchange:
         pool, target = self._pool(endpoint, request.url)
         headers = {"user-agent": _USER_AGENT, **request.headers}
         t = endpoint.config.timeouts
         try:
-            return await open_exchange(
-                pool,
+            return await pool.open(
                 "POST",
                 target,
                 headers,

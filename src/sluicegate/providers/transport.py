@@ -224,6 +224,23 @@ class ConnectionPool:
             raise
         return protocol, False
 
+    async def open(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        connect: float,
+        first_byte: float,
+        idle: float,
+        total: float,
+    ) -> Exchange:
+        """Sends a request on a pooled connection and waits for the response head (`open_exchange`)."""
+        return await open_exchange(
+            self, method, target, headers, body, connect=connect, first_byte=first_byte, idle=idle, total=total
+        )
+
     def release(self, connection: Connection) -> None:
         if connection.reusable:
             self._idle.append((connection, self.loop.time()))
