@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from sluicegate.providers.transport import ConnectionPool, TransportError, TransportTimeout, open_exchange
+from sluicegate.providers.transport import ConnectionPool, TransportError, TransportTimeout
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -29,7 +29,7 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
 
 async def _open(pool: ConnectionPool, **timeouts: float):  # type: ignore[no-untyped-def]
     limits = {"connect": 2.0, "first_byte": 2.0, "idle": 2.0, "total": 5.0, **timeouts}
-    return await open_exchange(pool, "POST", "/v1/x", {"content-type": "application/json"}, b'{"a":1}', **limits)
+    return await pool.open("POST", "/v1/x", {"content-type": "application/json"}, b'{"a":1}', **limits)
 
 
 @pytest.fixture

@@ -27,44 +27,41 @@ import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
 
-from sluicegate.providers.transport import ConnectionPool, Exchange, TransportError, TransportTimeout
+from sluicegate.providers.transport import (
+    ConnectionPool,
+    Exchange,
+    TransportError,
+    TransportTimeout,
+    Waiting,
+    first_read_deadline,
+)
 
 _STREAM_WINDOW = 1 << 20  # what one stream may have buffered and unread (as the HTTP/1.1 path pauses at 1 MiB)
 _CONNECTION_WINDOW = 16 << 20
 _HOP_BY_HOP = frozenset({"host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"})
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
+def _expire_sender(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
-        waiter.set_exception(TransportTimeout("timed out", received=False))
+        waiter.set_exception(TransportTimeout("timed out sending to the provider", received=False))
 
 
-class _Stream:
+class _Stream(Waiting):
     """One request's response as it arrives."""
 
-    __slots__ = ("body", "complete", "error", "headers", "id", "received", "status", "waiter")
+    __slots__ = ("body", "complete", "headers", "id", "status")
 
     def __init__(self, stream_id: int) -> None:
+        super().__init__()
         self.id = stream_id
         self.status = 0
         self.headers: dict[str, str] = {}
         self.body: deque[tuple[bytes, int]] = deque()  # (data, its flow-controlled length)
         self.complete = False
-        self.received = False
-        self.error: TransportError | None = None
-        self.waiter: asyncio.Future[None] | None = None
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     def fail(self, error: TransportError) -> None:
-        if self.error is None and not self.complete:
-            self.error = error
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(error)
+        if not self.complete:  # a whole response stays readable whatever happens to the connection after
+            super().fail(error)
 
 
 class H2Connection(asyncio.Protocol):
@@ -238,25 +235,11 @@ class H2Connection(asyncio.Protocol):
     async def _wait_window(self, deadline: float) -> None:
         waiter = self._loop.create_future()
         self._senders.append(waiter)
-        timer = self._loop.call_at(deadline, _expire, waiter)
+        timer = self._loop.call_at(deadline, _expire_sender, waiter)
         try:
             await waiter
         finally:
             timer.cancel()
-
-    async def wait(self, stream: _Stream, deadline: float) -> None:
-        """Until something arrives on the stream (or it ends, fails, or the deadline passes)."""
-        if stream.error is not None:
-            raise stream.error
-        waiter = stream.waiter = self._loop.create_future()
-        timer = self._loop.call_at(deadline, _expire, waiter)
-        try:
-            await waiter
-        except TransportTimeout:
-            raise TransportTimeout("timed out waiting for the provider", received=stream.received) from None
-        finally:
-            timer.cancel()
-            stream.waiter = None
 
     def acknowledge(self, stream: _Stream, size: int) -> None:
         """Hands `size` bytes of window back to the server once the consumer has taken them."""
@@ -325,7 +308,7 @@ class H2Exchange:
                     taken += 1
                 if stream.complete:
                     return b"".join(data for data, _ in stream.body)
-                await connection.wait(stream, self._deadline)
+                await stream.wait(self._loop, self._deadline)
         finally:
             self.release()
 
@@ -334,15 +317,13 @@ class H2Exchange:
         stream, connection = self._stream, self._connection
         deadline = self._next_deadline
         if deadline is None:
-            deadline = self._deadline
-            if first_timeout is not None:
-                deadline = min(self._loop.time() + first_timeout, deadline)
+            deadline = first_read_deadline(self._loop, self._deadline, first_timeout)
         try:
             while not stream.body:
                 if stream.complete:
                     self.release()
                     return None
-                await connection.wait(stream, deadline)
+                await stream.wait(self._loop, deadline)
         except BaseException:
             self.release()
             raise
@@ -406,7 +387,7 @@ class Http2Pool:
                 stream = await connection.send_request(target, headers, body, deadline)
                 head_by = min(self.loop.time() + first_byte, deadline)
                 while not stream.status:
-                    await connection.wait(stream, head_by)
+                    await stream.wait(self.loop, head_by)
             except TransportError as exc:
                 if stream is not None:
                     connection.forget(stream)

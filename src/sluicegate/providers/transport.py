@@ -35,15 +35,56 @@ def _expire(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(TransportTimeout("timed out", received=False))
 
 
-class Connection(asyncio.Protocol):
+def first_read_deadline(loop: asyncio.AbstractEventLoop, total_deadline: float, first_timeout: float | None) -> float:
+    """When the first read of a body must have happened: `first_timeout` from now, within the total."""
+    if first_timeout is None:
+        return total_deadline
+    return min(loop.time() + first_timeout, total_deadline)
+
+
+class Waiting:
+    """What a response's reader waits on: bytes arriving, the end, a failure, or the deadline."""
+
+    __slots__ = ("error", "received", "waiter")
+
+    def __init__(self) -> None:
+        self.waiter: asyncio.Future[None] | None = None
+        self.error: TransportError | None = None
+        self.received = False  # whether any byte of the response has arrived
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def fail(self, error: TransportError) -> None:
+        self.error = error
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+
+    async def wait(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        if self.error is not None:
+            raise self.error
+        waiter = self.waiter = loop.create_future()
+        timer = loop.call_at(deadline, _expire, waiter)
+        try:
+            await waiter
+        except TransportTimeout:
+            raise TransportTimeout("timed out waiting for the provider", received=self.received) from None
+        finally:
+            timer.cancel()
+            self.waiter = None
+
+
+class Connection(asyncio.Protocol, Waiting):
     """One HTTP/1.1 connection carrying one request at a time."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        Waiting.__init__(self)
         self._loop = loop
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._error: TransportError | None = None
         self._paused = False
         self.closed = False
         self._reset()
@@ -56,7 +97,7 @@ class Connection(asyncio.Protocol):
         self._buffered = 0
         self._complete = False
         self._keep_alive = False
-        self._received = False
+        self.received = False
 
     # -- asyncio.Protocol --------------------------------------------------------------------------
 
@@ -64,11 +105,11 @@ class Connection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]  # uvloop's transports are not subclasses
 
     def data_received(self, data: bytes) -> None:
-        self._received = True
+        self.received = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError:
-            self._fail(TransportError("the provider sent a malformed HTTP response", received=True))
+            self.fail(TransportError("the provider sent a malformed HTTP response", received=True))
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -81,10 +122,10 @@ class Connection(asyncio.Protocol):
         ):
             # A response delimited by the connection closing (no length, not chunked) ends here.
             self._complete = True
-            self._wake()
+            self.wake()
             return
         if not self._complete:
-            self._fail(TransportError("the provider closed the connection", received=self._received))
+            self.fail(TransportError("the provider closed the connection", received=self.received))
 
     # -- httptools callbacks ----------------------------------------------------------------------
 
@@ -96,7 +137,7 @@ class Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
         self._headers_done = True
-        self._wake()
+        self.wake()
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -104,38 +145,14 @@ class Connection(asyncio.Protocol):
         if self._buffered > _MAX_BUFFER and not self._paused and self._transport is not None:
             self._paused = True
             self._transport.pause_reading()
-        self._wake()
+        self.wake()
 
     def on_message_complete(self) -> None:
         self._keep_alive = self._parser.should_keep_alive()  # the parser forgets it once this returns
         self._complete = True
-        self._wake()
+        self.wake()
 
     # -- used by the pool and the client -----------------------------------------------------------
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _fail(self, error: TransportError) -> None:
-        self._error = error
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(error)
-
-    async def _wait(self, deadline: float) -> None:
-        if self._error is not None:
-            raise self._error
-        waiter = self._waiter = self._loop.create_future()
-        timer = self._loop.call_at(deadline, _expire, waiter)
-        try:
-            await waiter
-        except TransportTimeout:
-            raise TransportTimeout("timed out waiting for the provider", received=self._received) from None
-        finally:
-            timer.cancel()
-            self._waiter = None
 
     def send(self, data: bytes) -> None:
         self._reset()
@@ -144,14 +161,14 @@ class Connection(asyncio.Protocol):
 
     async def read_head(self, deadline: float) -> None:
         while not self._headers_done:
-            await self._wait(deadline)
+            await self.wait(self._loop, deadline)
 
     async def read_chunk(self, deadline: float) -> bytes | None:
         """The next body bytes, or None at the end of the response."""
         while not self._body:
             if self._complete:
                 return None
-            await self._wait(deadline)
+            await self.wait(self._loop, deadline)
         data = self._body.popleft()
         self._buffered -= len(data)
         if self._paused and self._buffered < _MAX_BUFFER // 2 and self._transport is not None:
@@ -161,14 +178,14 @@ class Connection(asyncio.Protocol):
 
     async def read_body(self, deadline: float) -> bytes:
         while not self._complete:
-            await self._wait(deadline)
+            await self.wait(self._loop, deadline)
         data = b"".join(self._body)
         self._body.clear()
         return data
 
     @property
     def reusable(self) -> bool:
-        return self._complete and self._keep_alive and not self.closed and self._error is None
+        return self._complete and self._keep_alive and not self.closed and self.error is None
 
     def close(self) -> None:
         self.closed = True
@@ -236,10 +253,27 @@ class ConnectionPool:
         idle: float,
         total: float,
     ) -> Exchange:
-        """Sends a request on a pooled connection and waits for the response head (`open_exchange`)."""
-        return await open_exchange(
-            self, method, target, headers, body, connect=connect, first_byte=first_byte, idle=idle, total=total
-        )
+        """Sends a request and waits for the response head. A reused connection that the provider had
+        already closed (no byte of the response received) is replaced once by a fresh one."""
+        loop = self.loop
+        deadline = loop.time() + total
+        data = request_head(method, target, self.host_header, headers, len(body)) + body
+        for attempt in range(2):
+            connection, reused = await self.acquire(connect)
+            try:
+                connection.send(data)
+                await connection.read_head(min(loop.time() + first_byte, deadline))
+            except TransportError as exc:
+                self.release(connection)
+                if reused and not exc.received and not isinstance(exc, TransportTimeout) and attempt == 0:
+                    continue
+                raise
+            except BaseException:
+                connection.close()
+                self.release(connection)
+                raise
+            return Exchange(self, connection, deadline, idle)
+        raise AssertionError("unreachable")
 
     def release(self, connection: Connection) -> None:
         if connection.reusable:
@@ -308,9 +342,7 @@ class Exchange:
         or on an error, the connection goes back to the pool (or is closed)."""
         deadline = self._next_deadline
         if deadline is None:
-            deadline = self._deadline
-            if first_timeout is not None:
-                deadline = min(self._loop.time() + first_timeout, deadline)
+            deadline = first_read_deadline(self._loop, self._deadline, first_timeout)
         try:
             data = await self._connection.read_chunk(deadline)
         except BaseException:
@@ -327,38 +359,3 @@ class Exchange:
         if not self._released:
             self._released = True
             self._pool.release(self._connection)
-
-
-async def open_exchange(
-    pool: ConnectionPool,
-    method: str,
-    target: str,
-    headers: dict[str, str],
-    body: bytes,
-    *,
-    connect: float,
-    first_byte: float,
-    idle: float,
-    total: float,
-) -> Exchange:
-    """Sends a request and waits for the response head. A reused connection that the provider had already
-    closed (no byte of the response received) is replaced once by a fresh one."""
-    loop = pool.loop
-    deadline = loop.time() + total
-    data = request_head(method, target, pool.host_header, headers, len(body)) + body
-    for attempt in range(2):
-        connection, reused = await pool.acquire(connect)
-        try:
-            connection.send(data)
-            await connection.read_head(min(loop.time() + first_byte, deadline))
-        except TransportError as exc:
-            pool.release(connection)
-            if reused and not exc.received and not isinstance(exc, TransportTimeout) and attempt == 0:
-                continue
-            raise
-        except BaseException:
-            connection.close()
-            pool.release(connection)
-            raise
-        return Exchange(pool, connection, deadline, idle)
-    raise AssertionError("unreachable")
