@@ -129,10 +129,6 @@ class SpendLedger:
             self._day = moment.date().isoformat()
         return f"{self._second_text}.{fraction:06d}", self._day
 
-    def as_record(self, row: PreparedRow) -> dict[str, Any]:
-        """A prepared row by column name again (for an operator reading what the database refused)."""
-        return dict(zip(self._columns, row, strict=True))
-
     async def insert(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Inserts the rows; a request id already present is skipped, so replaying a batch is harmless."""
         await self.insert_prepared([self.prepare(row) for row in rows])

@@ -1,7 +1,8 @@
 """The spend ledger: one row per request (refused ones included), spooled to disk, written in batches.
 
-The finish stage appends a line to the spool (no database I/O on the request path) and, while the writer
-keeps up, hands the same row, already in the database's form, to the writer in memory. The writer inserts
+The finish stage appends a line to the spool before the client receives the end of its answer (no
+database I/O on the request path) and, while the writer keeps up, hands the same record to the writer in
+memory, which puts it in the database's form when it takes it. The writer inserts
 batches with ON CONFLICT DO NOTHING on the request id. When it falls behind by more than the in-memory
 allowance (a database outage, a long overload) it drops the in-memory copies and reads the spool instead,
 from where it stands, until it has caught up; after a restart it replays whatever the spool still holds.
@@ -92,8 +93,6 @@ class LedgerTable(Protocol):
 
     def insert_prepared(self, rows: Sequence[Any]) -> Awaitable[None]: ...
 
-    def as_record(self, row: Any) -> dict[str, Any]: ...
-
 
 _LINGER_SECONDS = 0.05
 _MEMORY_BATCHES = 40  # rows held in memory for the writer, in batches; beyond that it reads the spool
@@ -102,7 +101,7 @@ _MEMORY_BATCHES = 40  # rows held in memory for the writer, in batches; beyond t
 class _Batch:
     __slots__ = ("after", "records", "rows")
 
-    def __init__(self, records: list[dict[str, Any]] | None, rows: list[Any], after: Cursor) -> None:
+    def __init__(self, records: list[dict[str, Any]], rows: list[Any], after: Cursor) -> None:
         self.records = records
         self.rows = rows
         self.after = after
@@ -132,9 +131,10 @@ class Ledger:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._cursor = Cursor(0, 0)
-        # (prepared row, spool cursor after it) for every record after the writer's cursor, while
-        # `_in_memory`; otherwise the writer reads them back from the spool.
-        self._memory: deque[tuple[Any, Cursor]] = deque()
+        # (record, spool cursor after it) for every record after the writer's cursor, while `_in_memory`;
+        # otherwise the writer reads them back from the spool. Either way the writer prepares the rows for
+        # the database, off the request's path (the record is spooled before the client's answer goes).
+        self._memory: deque[tuple[dict[str, Any], Cursor]] = deque()
         self._in_memory = False
         self._memory_limit = batch_size * _MEMORY_BATCHES
         self.written = 0  # rows handed to the database (replayed duplicates included)
@@ -152,10 +152,7 @@ class Ledger:
             return
         if self._in_memory:
             if len(self._memory) < self._memory_limit:
-                try:
-                    self._memory.append((self._table.prepare(record), after))
-                except Exception:  # the writer will meet it in the spool, and set it aside there
-                    self._leave_memory()
+                self._memory.append((record, after))  # put in the database's form by the writer, later
             else:  # too far behind: the spool has it all, read from there
                 self._leave_memory()
         self._wake.set()
@@ -187,8 +184,7 @@ class Ledger:
         return not self._spool.caught_up(self._cursor)
 
     async def _insert_each(self, batch: _Batch) -> None:
-        records = batch.records or [self._table.as_record(row) for row in batch.rows]
-        for record, row in zip(records, batch.rows, strict=True):
+        for record, row in zip(batch.records, batch.rows, strict=True):
             try:
                 await asyncio.wait_for(self._table.insert_prepared([row]), self._timeout)
             except DBAPIError as exc:
@@ -205,13 +201,14 @@ class Ledger:
             # event loop, not the database, stop being what limits it. Memory mode costs the loop little.
             size = self._batch_size if len(self._memory) <= 2 * self._batch_size else 4 * self._batch_size
             taken = [self._memory.popleft() for _ in range(min(size, len(self._memory)))]
-            return _Batch(None, [t[0] for t in taken], taken[-1][1])
-        records, after = self._spool.read(self._cursor, self._batch_size)
-        if self._spool.caught_up(after):
-            # Nothing is in flight between here and the next await: every record appended from now on
-            # follows `after`, so memory can take over.
-            self._in_memory = True
-            self._memory.clear()
+            records, after = [t[0] for t in taken], taken[-1][1]
+        else:
+            records, after = self._spool.read(self._cursor, self._batch_size)
+            if self._spool.caught_up(after):
+                # Nothing is in flight between here and the next await: every record appended from now on
+                # follows `after`, so memory can take over.
+                self._in_memory = True
+                self._memory.clear()
         kept, rows = [], []
         for record in records:
             try:
