@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -55,6 +55,7 @@ class RequestContext:
     first_token_at: float | None = None
     finished_at: float | None = None
     sealed: bool = False  # outcome and bill fixed, the ledger row written (`Pipeline.seal`)
+    after_reply: list[Callable[[], None]] = field(default_factory=list)  # bookkeeping `Pipeline.finish` runs
     response_headers: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -11,6 +11,7 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from sluicegate.canonical import ChatChunk, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
@@ -77,12 +78,19 @@ class _Attempt:
         if self.ttft is None:
             self.ttft = self._clock() - self.started
 
-    def finish(self, error: UpstreamError | None, usage: Usage | None = None, cancelled: bool = False) -> None:
+    def succeed_after_reply(self, usage: Usage | None) -> None:
+        """A whole answer arrived: its bookkeeping (breaker, latency statistics, in-flight count) is done by
+        `finish` once the client has it, timed as of now; until then the call counts as in flight."""
+        self._ctx.after_reply.append(partial(self.finish, None, usage, at=self._clock()))
+
+    def finish(
+        self, error: UpstreamError | None, usage: Usage | None = None, cancelled: bool = False, at: float | None = None
+    ) -> None:
         if self._done:
             return
         self._done = True
         health = self._health
-        now = self._clock()
+        now = self._clock() if at is None else at
         duration = now - self.started
         health.limit.in_flight -= 1
         if usage is not None:
@@ -205,7 +213,7 @@ class Execute:
         if reply.status >= 400:
             raise deployment.adapter.classify_error(reply.status, reply.headers, reply.body)
         response = deployment.adapter.chat_response(reply.body)
-        attempt.finish(None, response.usage)
+        attempt.succeed_after_reply(response.usage)
         return response
 
     async def _embed_once(self, ctx: RequestContext, deployment: Deployment, attempt: _Attempt) -> EmbeddingResponse:
@@ -215,7 +223,7 @@ class Execute:
         if reply.status >= 400:
             raise deployment.adapter.classify_error(reply.status, reply.headers, reply.body)
         response = deployment.adapter.embedding_response(reply.body)
-        attempt.finish(None, response.usage)
+        attempt.succeed_after_reply(response.usage)
         return response
 
     async def _open_once(self, ctx: RequestContext, deployment: Deployment, attempt: _Attempt) -> OpenStream:

@@ -145,6 +145,11 @@ class Pipeline:
             await stage.on_finish(ctx)
 
     async def finish(self, ctx: RequestContext, error: GatewayError | None = None) -> None:
-        await self.seal(ctx, error)
+        try:
+            await self.seal(ctx, error)
+        finally:
+            deferred, ctx.after_reply = ctx.after_reply, []
+            for callback in deferred:  # whatever happened, an upstream call's slot and statistics settle
+                callback()
         for stage in self._after_reply:
             await stage.on_finish(ctx)
