@@ -96,7 +96,7 @@ async def test_downgrade_tier_moves_to_the_cheaper_group_at_ninety_percent() -> 
     admission.used["key:k1"] = 0.91
     ctx = context(who=who, max_tokens=10)
     await admission.on_request(ctx)
-    assert ctx.model == "cheap"
+    assert ctx.model == "cheap" and ctx.requested_model == "gpt-4"  # the ledger keeps what the client asked
     assert ctx.response_headers["x-sluice-budget-downgraded-from"] == "gpt-4"
 
 

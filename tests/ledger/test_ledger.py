@@ -364,3 +364,80 @@ async def test_a_record_the_table_cannot_take_is_set_aside_and_the_rest_flow(tmp
         spool.close()
         await spend.close()
         await store.close()
+
+
+async def test_a_spool_line_written_before_the_decision_columns_replays(tmp_path: Path) -> None:
+    """An older version's line (no requested_model, route_tier, ...) reaches the table with NULLs."""
+    from sqlalchemy import text
+
+    from sluicegate.store.db import Store
+    from sluicegate.store.spend import SpendLedger
+
+    first = Spool(tmp_path / "spool")
+    first.open()
+    current = ledger_row(ctx(1), 1_790_000_000.0)
+    older = {k: v for k, v in ledger_row(ctx(2), 1_790_000_001.0).items() if k in _COLUMNS_BEFORE_0004}
+    first.append(current)
+    first.append(older)
+    first.close()
+    store = Store(f"sqlite+aiosqlite:///{tmp_path}/ledger.db")
+    await store.migrate()
+    spend = SpendLedger(store)
+    spool = Spool(tmp_path / "spool")
+    spool.open()
+    ledger = Ledger(spool, spend, batch_size=10)
+    await ledger.start()
+    try:
+        await wait_for(lambda: not ledger.pending())
+        assert ledger.rejected == 0
+        async with store.engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT request_id, requested_model, model FROM spend_ledger"))).all()
+        assert sorted(tuple(r) for r in rows) == [
+            ("req_00001", "gpt-4o-mini", "gpt-4o-mini"),
+            ("req_00002", None, "gpt-4o-mini"),
+        ]
+    finally:
+        await ledger.stop()
+        spool.close()
+        await spend.close()
+        await store.close()
+
+
+_COLUMNS_BEFORE_0004 = [
+    "request_id",
+    "ts",
+    "tenant_id",
+    "team_id",
+    "user_id",
+    "key_id",
+    "feature",
+    "end_user",
+    "endpoint",
+    "model",
+    "deployment",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "reasoning_tokens",
+    "cost_micros",
+    "latency_ms",
+    "ttft_ms",
+    "cache_status",
+    "outcome",
+    "status",
+    "stream",
+]
+
+
+def test_the_ledger_keeps_the_model_the_client_asked_for_and_the_stages_decisions() -> None:
+    c = ctx(5)
+    assert ledger_row(c, 0.0)["requested_model"] == "gpt-4o-mini"
+    c.model_changed_from, c.request.model = "gpt-4o-mini", "cheap"  # type: ignore[union-attr]
+    c.guardrail_categories = ("pii", "email")
+    c.trace_id, c.cache_status, c.saved_micros, c.complexity = "ab" * 16, "hit", 42, 0.5
+    row = ledger_row(c, 0.0)
+    assert (row["requested_model"], row["model"]) == ("gpt-4o-mini", "cheap")
+    assert row["guardrail_categories"] == "email,pii" and row["trace_id"] == "ab" * 16
+    assert (row["cache_status"], row["saved_micros"], row["complexity"]) == ("hit", 42, 0.5)
+    assert ledger_row(RequestContext("r", "chat", "openai", {}, None), 0.0)["requested_model"] is None

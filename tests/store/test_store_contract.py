@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,3 +160,73 @@ async def test_a_bad_row_is_told_apart_from_an_outage(store: Store) -> None:
     with pytest.raises(DBAPIError) as caught:
         await SpendLedger(store).insert([row("bad", model=None)])  # NOT NULL violated
     assert refused_as_data(caught.value)
+
+
+async def test_ledger_decision_columns_round_trip_and_older_records_take_their_defaults(store: Store) -> None:
+    from sqlalchemy import select
+
+    from sluicegate.store.models import LedgerEntry
+
+    ledger = SpendLedger(store)
+    decided = row(
+        "new",
+        requested_model="gpt-4o",
+        route_tier="small",
+        task_type="code",
+        complexity=0.25,
+        guardrail_action="redact",
+        guardrail_categories="email,pii",
+        cache_status="hit",
+        saved_micros=1_234,
+        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+        usage_estimated=True,
+    )
+    await ledger.insert([decided, row("old")])  # "old": a record spooled before these columns existed
+    async with store.session() as session:
+        found = {e.request_id: e for e in (await session.execute(select(LedgerEntry))).scalars()}
+    new, old = found["new"], found["old"]
+    assert (new.requested_model, new.route_tier, new.task_type, new.complexity) == ("gpt-4o", "small", "code", 0.25)
+    assert (new.guardrail_action, new.guardrail_categories, new.cache_status) == ("redact", "email,pii", "hit")
+    assert (new.saved_micros, new.trace_id, new.usage_estimated) == (1_234, "4bf92f3577b34da6a3ce929d0e0e4736", True)
+    assert old.usage_estimated is False
+    assert [old.requested_model, old.route_tier, old.task_type, old.complexity, old.guardrail_action] == [None] * 5
+    assert [old.guardrail_categories, old.cache_status, old.saved_micros, old.trace_id] == [None] * 4
+
+
+async def test_rows_written_before_the_decision_columns_survive_the_migration(store: Store) -> None:
+    """A database at revision 0003 with ledger rows upgrades to the head in place; the old rows read NULL."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+    from sqlalchemy.engine import Connection
+
+    import sluicegate.store.db as db
+
+    def to(revision: str) -> Any:
+        def run(connection: Connection) -> None:
+            config = Config()
+            config.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+
+        return run
+
+    async with store.engine.begin() as conn:
+        await conn.run_sync(to("0003"))
+        columns = [c for c in row("before") if c not in ("ts", "day")]
+        values = {**row("before"), "ts": dt.datetime.fromtimestamp(NOW, dt.UTC), "usage_estimated": False}
+        await conn.execute(
+            text(
+                f"INSERT INTO spend_ledger ({', '.join(['ts', 'day', 'usage_estimated', *columns])}) "
+                f"VALUES ({', '.join(':' + c for c in ['ts', 'day', 'usage_estimated', *columns])})"
+            ),
+            values,
+        )
+    await store.migrate()
+    async with store.engine.connect() as conn:
+        result = await conn.execute(
+            text("SELECT request_id, requested_model, saved_micros, trace_id, cost_micros FROM spend_ledger")
+        )
+        assert [tuple(r) for r in result] == [("before", None, None, None, 100)]
+    await SpendLedger(store).insert([row("after", requested_model="gpt-4o")])
+    assert await SpendLedger(store).count() == 2

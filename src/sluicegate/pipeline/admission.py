@@ -488,6 +488,8 @@ def _priority(ctx: RequestContext) -> int:
 
 def _set_model(ctx: RequestContext, model: str) -> None:
     assert ctx.request is not None
+    if ctx.model_changed_from is None:
+        ctx.model_changed_from = ctx.request.model
     ctx.request.model = model
 
 

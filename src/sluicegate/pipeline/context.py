@@ -57,10 +57,25 @@ class RequestContext:
     sealed: bool = False  # outcome and bill fixed, the ledger row written (`Pipeline.seal`)
     after_reply: list[Callable[[], None]] = field(default_factory=list)  # bookkeeping `Pipeline.finish` runs
     response_headers: dict[str, str] = field(default_factory=dict)
+    model_changed_from: str | None = None  # what the client asked for, once a stage changed `request.model`
+    # What optional stages decided, for the ledger; None (or empty) while the stage is off or did not apply.
+    route_tier: str | None = None
+    task_type: str | None = None
+    complexity: float | None = None  # 0..1
+    guardrail_action: str | None = None  # allow | flag | redact | block
+    guardrail_categories: tuple[str, ...] = ()
+    cache_status: str | None = None  # e.g. hit | miss
+    saved_micros: int | None = None  # the provider cost a local answer avoided
+    trace_id: str | None = None
 
     @property
     def model(self) -> str:
         return self.request.model if self.request is not None else ""
+
+    @property
+    def requested_model(self) -> str:
+        """The model the client asked for, whatever a later stage (economy mode, a budget downgrade) chose."""
+        return self.model_changed_from if self.model_changed_from is not None else self.model
 
     @property
     def chat(self) -> ChatRequest:

@@ -106,6 +106,15 @@ class LedgerEntry(Base):
     stream: Mapped[bool] = mapped_column(Boolean, default=False)
     # the tokens (and so the cost) were counted by the gateway: the provider never reported usage
     usage_estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # What optional stages decided (NULL when the stage is off or did not apply); migration 0004.
+    requested_model: Mapped[str | None] = mapped_column(String(200), nullable=True)  # as the client asked
+    route_tier: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    task_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    complexity: Mapped[float | None] = mapped_column(Float, nullable=True)  # 0..1, from the classifier
+    guardrail_action: Mapped[str | None] = mapped_column(String(16), nullable=True)  # allow|flag|redact|block
+    guardrail_categories: Mapped[str | None] = mapped_column(String(200), nullable=True)  # sorted, comma-joined
+    saved_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # provider cost a cache hit avoided
+    trace_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # W3C trace id, 32 hex digits
 
 
 Index("ix_spend_ledger_tenant_day", LedgerEntry.tenant_id, LedgerEntry.day)

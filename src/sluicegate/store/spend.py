@@ -79,7 +79,18 @@ def _pg_type(column: Any) -> str:
 
 
 PreparedRow = tuple[Any, ...]
-_DEFAULTS = {"usage_estimated": False}  # columns that records spooled by an earlier version lack
+# Columns that records spooled by an earlier version lack, with the value such a record stands for.
+_DEFAULTS: dict[str, Any] = {
+    "usage_estimated": False,
+    "requested_model": None,
+    "route_tier": None,
+    "task_type": None,
+    "complexity": None,
+    "guardrail_action": None,
+    "guardrail_categories": None,
+    "saved_micros": None,
+    "trace_id": None,
+}
 
 
 class SpendLedger:

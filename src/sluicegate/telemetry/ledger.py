@@ -71,10 +71,18 @@ def ledger_row(ctx: RequestContext, now: float) -> dict[str, Any]:
         "usage_estimated": bill.estimated,
         "latency_ms": round(latency * 1000, 3) if latency is not None else None,
         "ttft_ms": round(ttft * 1000, 3) if ttft is not None else None,
-        "cache_status": getattr(ctx, "cache_status", None),
+        "cache_status": ctx.cache_status[:16] if ctx.cache_status else None,
         "outcome": ctx.outcome[:32],
         "status": ctx.status,
         "stream": bool(getattr(request, "stream", False)),
+        "requested_model": ctx.requested_model[:200] if request is not None else None,
+        "route_tier": ctx.route_tier[:32] if ctx.route_tier else None,
+        "task_type": ctx.task_type[:32] if ctx.task_type else None,
+        "complexity": ctx.complexity,
+        "guardrail_action": ctx.guardrail_action[:16] if ctx.guardrail_action else None,
+        "guardrail_categories": ",".join(sorted(ctx.guardrail_categories))[:200] or None,
+        "saved_micros": ctx.saved_micros,
+        "trace_id": ctx.trace_id[:32] if ctx.trace_id else None,
     }
 
 
