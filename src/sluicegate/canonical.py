@@ -127,3 +127,4 @@ class EmbeddingResponse:
     model: str
     data: list[dict[str, Any]]  # OpenAI-shaped embedding objects
     usage: Usage
+    usage_reported: bool = True  # False: the provider reports no usage (Gemini); the gateway counts the input

@@ -125,6 +125,7 @@ async def test_unknown_price_fails_closed_or_reserves_the_ceiling() -> None:
     with pytest.raises(GatewayError) as caught:
         await stage().on_request(context("mystery", who=principal(budget_micros=10**9)))
     assert caught.value.code == "price_unknown"
+    assert caught.value.status == 403  # a configuration error: not retried by SDKs, unlike any 5xx
     admission = stage(config(budgets={"unknown_price": {"policy": "ceiling", "ceiling_usd": "0.5"}}))
     ctx = context("mystery", who=principal(budget_micros=10**9))
     await admission.on_request(ctx)

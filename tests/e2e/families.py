@@ -68,6 +68,11 @@ models:
     deployments:
       - provider: sim-openai
         model: text-embedding-3-small
+  - name: embed-gemini
+    kind: embedding
+    deployments:
+      - provider: sim-gemini
+        model: text-embedding-004
 """
 
 

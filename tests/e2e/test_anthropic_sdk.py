@@ -34,6 +34,7 @@ def client(families_gateway: Proc) -> anthropic.Anthropic:  # noqa: F811
 def test_plain_message(client: anthropic.Anthropic, model: str) -> None:
     message = client.messages.create(model=model, max_tokens=200, system=SYSTEM, messages=MESSAGES)  # type: ignore[arg-type]
     assert message.type == "message" and message.role == "assistant" and message.id.startswith("msg_")
+    assert message.model, "the model that answered is named, whichever family served it"
     assert message.stop_reason == "end_turn"
     [block] = message.content
     assert block.type == "text" and block.text
@@ -54,6 +55,7 @@ def test_streamed_message_has_the_exact_event_sequence_and_final_usage(client: a
     assert set(raw_kinds[2:-3]) == {"content_block_delta"}
     assert final.content[0].text == whole.content[0].text  # type: ignore[union-attr]
     assert final.stop_reason == "end_turn"
+    assert final.model, "the model that answered is named, whichever family served it"
     assert (final.usage.input_tokens, final.usage.output_tokens) == (
         whole.usage.input_tokens,
         whole.usage.output_tokens,

@@ -148,3 +148,49 @@ def test_header_values_cannot_break_the_framing() -> None:
 
     with pytest.raises(ValueError):
         request_head("POST", "/", "h", {"x-evil": "a\r\nInjected: 1"}, 0)
+
+
+def _big_body_handler(size: int, *, chunked: bool) -> Handler:
+    body = bytes(range(256)) * (size // 256)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        if chunked:
+            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            for start in range(0, len(body), 64 * 1024):
+                part = body[start : start + 64 * 1024]
+                writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+            writer.write(b"0\r\n\r\n")
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+
+    return handler
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_whole_bodies_over_the_stream_buffer_arrive_whole(chunked: bool) -> None:
+    """A whole-body read never pauses the connection, however large the body (the provider was paid)."""
+    size = 6 * 1024 * 1024
+    server, url = await _serve(_big_body_handler(size, chunked=chunked))
+    pool = ConnectionPool(url, limit=1)
+    exchange = await _open(pool, total=5.0)
+    await asyncio.sleep(0.2)  # the body arrives (and used to pause the connection) before anyone reads it
+    body = await exchange.read_body()
+    assert len(body) == size and body[:256] == bytes(range(256))
+    server.close()
+    pool.close()
+
+
+async def test_streamed_bodies_over_the_buffer_arrive_whole_when_read_slowly() -> None:
+    size = 6 * 1024 * 1024
+    server, url = await _serve(_big_body_handler(size, chunked=True))
+    pool = ConnectionPool(url, limit=1)
+    exchange = await _open(pool, total=5.0)
+    await asyncio.sleep(0.2)  # a slow consumer: reading pauses above the buffer, and resumes as it reads
+    received = 0
+    while (part := await exchange.read_chunk()) is not None:
+        received += len(part)
+    assert received == size
+    server.close()
+    pool.close()

@@ -275,7 +275,7 @@ async def _spend_report(admin: Admin, args: argparse.Namespace) -> None:
         "feature": args.feature,
     }
     rows = (await admin.call("GET", "/admin/spend", query=query))["rows"]
-    columns = ["group", "requests", "input_tokens", "output_tokens", "cost_usd"]
+    columns = ["group", "requests", "input_tokens", "output_tokens", "cost_usd", "unpriced_requests"]
     if args.format == "json":
         _print_json({"rows": rows})
     elif args.format == "csv":

@@ -342,12 +342,13 @@ class AdmissionStage:
             if input_pico is None or output_pico is None:
                 unknown = self._budgets.unknown_price
                 if unknown.policy == "refuse":
+                    # 403, not 503: a configuration error that retrying cannot fix (SDKs retry every 5xx)
                     raise GatewayError(
-                        503,
+                        403,
                         f"The model '{ctx.model}' has a deployment without a known price, so its cost cannot be "
-                        "reserved against your budget. The operator can set a price or "
+                        "reserved against your budget. An administrator must set a price or "
                         "budgets.unknown_price.policy: ceiling.",
-                        type="server_error",
+                        type="permission_error",
                         code="price_unknown",
                     )
                 input_pico, output_pico = 0, 0

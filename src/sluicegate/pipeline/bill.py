@@ -28,7 +28,7 @@ NOTHING = Bill(None, None, False)
 def answer_usage(ctx: RequestContext) -> tuple[Usage | None, bool]:
     """The answer's tokens and whether the gateway counted them itself."""
     if ctx.usage is not None:
-        return ctx.usage, ctx.cut_off
+        return ctx.usage, ctx.cut_off or ctx.usage_estimated
     ticket = ctx.admission
     if ctx.attempts > 0 and ticket is not None and ticket.output_tokens:
         return Usage(input_tokens=ticket.prompt_tokens, output_tokens=ticket.output_tokens), True

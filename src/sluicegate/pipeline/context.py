@@ -47,6 +47,7 @@ class RequestContext:
     cut_off: bool = False  # the meter ended the stream (the reservation would have been overrun)
     usage_extension: dict[str, Any] | None = None  # added to the usage object as `sluicegate`
     usage: Usage | None = None
+    usage_estimated: bool = False  # `usage` was counted by the gateway: the provider reported none
     status: int = 200
     outcome: str = "ok"  # ok | an ErrorClass value | client_error | cancelled | internal_error
     error_code: str | None = None

@@ -25,6 +25,7 @@ from sluicegate.routing.health import DeploymentHealth
 from sluicegate.routing.needs import count_prompt
 from sluicegate.routing.retry import backoff_delay
 from sluicegate.routing.router import RoutePlan, Router
+from sluicegate.tokens import count_text
 
 T = TypeVar("T")
 HEDGE_HEADER = "x-sluice-hedge"
@@ -47,6 +48,14 @@ def client_error(ctx: RequestContext, error: UpstreamError) -> GatewayError:
     ctx.outcome = str(error.error_class)
     deployment = ctx.deployment.name if ctx.deployment else "unknown"
     return upstream_to_client(error, deployment)
+
+
+def embedding_input_tokens(value: str | list[str] | list[int] | list[list[int]]) -> int:
+    """The input tokens of an embedding request: token arrays as given, text by the gateway's tokenizer."""
+    items: list[Any] = [value] if isinstance(value, str) else list(value)
+    if items and isinstance(items[0], int):
+        return len(items)
+    return sum(len(item) if isinstance(item, list) else count_text(item) for item in items)
 
 
 def _has_token(chunk: ChatChunk) -> bool:
@@ -151,6 +160,8 @@ class OpenStream:
             for chunk in decoder.decode(*event):
                 if chunk.usage is not None:
                     self.usage = chunk.usage
+                if not chunk.model:  # Bedrock's ConverseStream names no model: the client is told which
+                    chunk.model = self.deployment.model
                 held.append(chunk)
                 found = found or _has_token(chunk)
             if until_token and found:
@@ -192,11 +203,20 @@ class Execute:
 
     async def complete(self, ctx: RequestContext) -> ChatResponse:
         response = await self._run(ctx, self._complete_once, stream=False)
+        if not response.model and ctx.deployment is not None:  # Bedrock's Converse names no model
+            response.model = ctx.deployment.model
         ctx.usage = response.usage
         return response
 
     async def embed(self, ctx: RequestContext) -> EmbeddingResponse:
         response = await self._run(ctx, self._embed_once, stream=False)
+        if not response.model and ctx.deployment is not None:  # Gemini's batchEmbedContents names none
+            response.model = ctx.deployment.model
+        if not response.usage_reported:
+            # Unknown is not zero: the provider was paid for these tokens, so the gateway counts them
+            assert isinstance(ctx.request, EmbeddingRequest)
+            response.usage = Usage(input_tokens=embedding_input_tokens(ctx.request.input))
+            ctx.usage_estimated = True
         ctx.usage = response.usage
         return response
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-_MAX_BUFFER = 1 << 20  # pause reading a stream the consumer is not keeping up with
+_MAX_BUFFER = 1 << 20  # pause reading a stream the consumer is not keeping up with (never a whole-body read)
 
 
 class TransportError(Exception):
@@ -97,6 +97,7 @@ class Connection(asyncio.Protocol, Waiting):
         self._buffered = 0
         self._complete = False
         self._keep_alive = False
+        self._whole = False  # the reader wants the whole body: buffering it is the point, never pause
         self.received = False
 
     # -- asyncio.Protocol --------------------------------------------------------------------------
@@ -142,7 +143,7 @@ class Connection(asyncio.Protocol, Waiting):
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
         self._buffered += len(body)
-        if self._buffered > _MAX_BUFFER and not self._paused and self._transport is not None:
+        if self._buffered > _MAX_BUFFER and not self._paused and not self._whole and self._transport is not None:
             self._paused = True
             self._transport.pause_reading()
         self.wake()
@@ -171,12 +172,18 @@ class Connection(asyncio.Protocol, Waiting):
             await self.wait(self._loop, deadline)
         data = self._body.popleft()
         self._buffered -= len(data)
-        if self._paused and self._buffered < _MAX_BUFFER // 2 and self._transport is not None:
-            self._paused = False
-            self._transport.resume_reading()
+        if self._buffered < _MAX_BUFFER // 2:
+            self._resume()
         return data
 
+    def _resume(self) -> None:
+        if self._paused and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
+
     async def read_body(self, deadline: float) -> bytes:
+        self._whole = True
+        self._resume()  # what arrived before this call may have paused the connection
         while not self._complete:
             await self.wait(self._loop, deadline)
         data = b"".join(self._body)

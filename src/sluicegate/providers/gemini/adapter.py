@@ -63,7 +63,8 @@ class GeminiAdapter:
         return EmbeddingResponse(
             model="",
             data=[{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
-            usage=Usage(),  # batchEmbedContents reports no token usage
+            usage=Usage(),
+            usage_reported=False,  # batchEmbedContents reports no token usage: the gateway counts it
         )
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -18,7 +19,7 @@ from sluicegate.providers.simulator.chat import chat_completions
 from sluicegate.providers.simulator.config import SimulatorConfig
 from sluicegate.providers.simulator.control import PREFIX as CONTROL_PREFIX
 from sluicegate.providers.simulator.control import control
-from sluicegate.providers.simulator.embeddings import embeddings
+from sluicegate.providers.simulator.embeddings import embeddings, gemini_embeddings
 from sluicegate.providers.simulator.family import Format, route, serve
 from sluicegate.providers.simulator.family_formats import FORMATS, azure_model, credential_of
 from sluicegate.providers.simulator.faults import FaultBook
@@ -65,6 +66,9 @@ class SimulatorApp:
             handler = self._json_routes.get((method, path))
             if handler is not None:
                 await handler(self.runtime, _parse_json(await read_body(receive)), receive, send)
+            elif method == "POST" and path.endswith(":batchEmbedContents") and "/models/" in path:
+                model = unquote(path.split("/models/", 1)[1].rpartition(":")[0])
+                await gemini_embeddings(self.runtime, _parse_json(await read_body(receive)), model, receive, send)
             elif method == "POST" and (family := route(path)) is not None:
                 fmt: Format = FORMATS[family[0]]
                 body = _parse_json(await read_body(receive))

@@ -1,4 +1,5 @@
-"""POST /v1/embeddings: deterministic vectors in which texts that share tokens point the same way.
+"""POST /v1/embeddings (and Gemini's `:batchEmbedContents`): deterministic vectors in which texts that
+share tokens point the same way.
 
 Each token (and each adjacent token pair) adds +-1 at a few hashed positions, then the vector is
 normalised: the same input always gets the same vector, and similar texts get a high cosine
@@ -76,9 +77,31 @@ async def embeddings(runtime: Runtime, body: Any, receive: Receive, send: Send) 
         raise Rejected(400, wire.missing_parameter("model"))
     if "input" not in body:
         raise Rejected(400, wire.missing_parameter("input"))
+    await _embed(runtime, body, model, body.get("dimensions"), receive, send, gemini=False)
+
+
+async def gemini_embeddings(runtime: Runtime, body: Any, model: str, receive: Receive, send: Send) -> None:
+    """Gemini's batchEmbedContents: `{"requests": [{"content": {"parts": [{"text": ...}]}}]}` in,
+    `{"embeddings": [{"values": [...]}]}` out, and, as Gemini does, no token usage."""
+    requests = body.get("requests") if isinstance(body, dict) else None
+    if not isinstance(requests, list) or not requests:
+        raise Rejected(400, wire.missing_parameter("requests"))
+    texts = []
+    for item in requests:
+        parts = ((item or {}).get("content") or {}).get("parts") if isinstance(item, dict) else None
+        if not isinstance(parts, list):
+            raise Rejected(400, wire.invalid_parameter("requests", "content parts"))
+        texts.append("".join(str(part.get("text", "")) for part in parts if isinstance(part, dict)))
+    dimensions = requests[0].get("outputDimensionality")
+    await _embed(runtime, {"input": texts}, model, dimensions, receive, send, gemini=True)
+
+
+async def _embed(
+    runtime: Runtime, body: dict[str, Any], model: str, dimensions: Any, receive: Receive, send: Send, *, gemini: bool
+) -> None:
     inputs = _token_lists(body["input"])
     behaviour = runtime.config.behaviour_for(model)
-    dimensions = body.get("dimensions") or behaviour.embedding_dimensions
+    dimensions = dimensions or behaviour.embedding_dimensions
     if not isinstance(dimensions, int) or not 0 < dimensions <= _MAX_DIMENSIONS:
         raise Rejected(400, wire.invalid_parameter("dimensions", f"an integer between 1 and {_MAX_DIMENSIONS}"))
     stats = runtime.stats.for_model(model)
@@ -97,7 +120,10 @@ async def embeddings(runtime: Runtime, body: Any, receive: Receive, send: Send) 
         vectors = [embed(tokens, dimensions, runtime.config.seed) for tokens in inputs]
         encoded: list[Any] = [_as_base64(v) for v in vectors] if body.get("encoding_format") == "base64" else vectors
         prompt_tokens = sum(len(tokens) for tokens in inputs)
-        reply = orjson.dumps(wire.embedding_list(model, encoded, prompt_tokens))
+        if gemini:
+            reply = orjson.dumps({"embeddings": [{"values": vector} for vector in vectors]})
+        else:
+            reply = orjson.dumps(wire.embedding_list(model, encoded, prompt_tokens))
         delay_s = embedding_delay_s(
             behaviour, draw.slow_factor, seed=runtime.config.seed, model=model, content=body["input"]
         )
