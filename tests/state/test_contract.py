@@ -195,3 +195,39 @@ async def test_operator_overrides_are_stored_and_cleared(state: HotState) -> Non
     assert await state.all_overrides() == {"team:t1": '{"entity": "team:t1"}', "key:k1": '{"entity": "key:k1"}'}
     await state.put_override("team:t1", None, 0)
     assert list(await state.all_overrides()) == ["key:k1"]
+
+
+async def test_every_choice_is_reserved_and_charged(state: HotState) -> None:
+    scope = (RateScope("key:k1", tpm=10_000),)
+    many = AdmissionPlan(
+        request_id=rid(),
+        tenant="acme",
+        rates=scope,
+        budgets=(budget(10_000),),
+        input_tokens=10,
+        input_micros=100,
+        output_pico_per_token=2_500_000,  # 2.5 micro-dollars per token
+        max_output_tokens=300,
+        min_output_tokens=16,
+        choices=8,
+    )
+    admitted = await state.admit(many)
+    # 9,900 micro-dollars left for output: 8 choices x 495 tokens would cost it, so 300 each fit
+    assert admitted.admitted and admitted.output_tokens == 300
+    assert admitted.reserved_micros == 100 + 8 * 300 * 5 // 2
+    assert admitted.charged_tokens == 10 + 8 * 300
+    squeezed = await state.admit(
+        AdmissionPlan(
+            request_id=rid(),
+            tenant="acme",
+            budgets=(budget(10_000),),
+            input_micros=100,
+            output_pico_per_token=2_500_000,
+            max_output_tokens=300,
+            min_output_tokens=16,
+            choices=8,
+        )
+    )
+    # 3,900 left: 3,800 for output pays 8 x 190 tokens (each choice is granted 190)
+    assert squeezed.admitted and squeezed.output_tokens == 190
+    assert squeezed.reserved_micros == 100 + 8 * 190 * 5 // 2

@@ -17,6 +17,7 @@ from sluicegate.errors import GatewayError, unauthorized
 from sluicegate.keys.clock import Clock, system_clock, utc
 from sluicegate.keys.material import key_hash
 from sluicegate.keys.policy import KeyPolicy, policy_of
+from sluicegate.pipeline.admission import announce_clamp
 from sluicegate.pipeline.auth import bearer_token
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.principal import MASTER, Principal
@@ -121,7 +122,7 @@ class VirtualKeyAuth:
         cap = principal.max_tokens_cap
         if cap is not None and isinstance(request, ChatRequest):
             if request.max_tokens is not None and request.max_tokens > cap:
-                ctx.response_headers["x-sluice-max-tokens-clamped"] = str(cap)
+                announce_clamp(ctx, request.max_tokens, cap, "key_cap")
                 request.max_tokens = cap
             elif request.max_tokens is None:
                 request.max_tokens = cap

@@ -41,6 +41,8 @@ from sluicegate.tokens import TokenCounter
 PRIORITIES = {"low": 0, "normal": 1, "high": 2, "critical": 3}
 SESSION_HEADER = "x-sluice-session-id"
 PRIORITY_HEADER = "x-sluice-priority"
+CLAMPED_HEADER = "x-sluice-max-tokens-clamped"
+CLAMPED_REASON_HEADER = "x-sluice-max-tokens-clamped-reason"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +66,11 @@ class Ticket:
     prompt_exact: bool
     input_pico: int
     output_pico: int
-    output_tokens: int = 0  # counted as a stream flows (with the estimate's margin for other families)
+    output_tokens: int = 0  # counted as a stream flows, every choice (with the estimate's margin for other families)
     raw_output_tokens: int = 0
     cut_off: bool = False
     settled: bool = False
+    finished_choices: set[int] | None = None  # choices of a stream that already ended (for a cut-off)
 
 
 def _pico(value: Decimal) -> int:
@@ -271,6 +274,8 @@ class AdmissionStage:
         ):
             # Always bound the output when a budget applies: what the remaining budget can pay for, at most
             # the deployment's limit; a provider's own default could be larger than what was reserved.
+            if admission.output_tokens < ticket.plan.max_output_tokens:
+                announce_clamp(ctx, request.max_tokens, admission.output_tokens, "budget")
             request.max_tokens = admission.output_tokens
         ctx.response_headers.update(ratelimit_headers(admission.rates))
 
@@ -332,10 +337,12 @@ class AdmissionStage:
             if request.max_tokens is not None:
                 max_out = min(max_out, request.max_tokens)
             min_out = min(self._budgets.min_output_tokens, max_out)
+            choices = output_choices(request)
         else:
             assert isinstance(request, EmbeddingRequest)
             counted = self._counter.count_prompt(cost.models, [], _embedding_text(request.input))
             max_out = min_out = 0
+            choices = 1
         input_pico, output_pico = cost.input_pico, cost.output_pico
         input_micros = 0
         if budgets:
@@ -368,6 +375,7 @@ class AdmissionStage:
             output_pico_per_token=output_pico or 0,
             max_output_tokens=max_out,
             min_output_tokens=min_out,
+            choices=choices,
             reservation_ttl=self._budgets.reservation_ttl_seconds,
         )
         ticket = Ticket(plan, Admission(False), counted.tokens, counted.exact, input_pico or 0, output_pico or 0)
@@ -461,6 +469,30 @@ class AdmissionStage:
             code="rate_limit_exceeded" if kind != "concurrency" else "concurrency_limit_exceeded",
             headers=headers,
         )
+
+
+def output_choices(request: ChatRequest) -> int:
+    """How many answers the upstream may write for this request, each up to `max_tokens`: `n`, or
+    `best_of` where a provider honours it (it generates that many candidates and bills them all)."""
+    choices = 1
+    for name in ("n", "best_of"):
+        value = request.params.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > choices:
+            choices = value
+    return choices
+
+
+def announce_clamp(ctx: RequestContext, asked: int | None, granted: int, reason: str) -> None:
+    """Says that `max_tokens` was lowered (header and `usage.sluicegate`), so a `finish_reason: length`
+    can be told apart from the model's own stop. `reason`: `key_cap` or `budget`."""
+    ctx.response_headers[CLAMPED_HEADER] = str(granted)
+    ctx.response_headers[CLAMPED_REASON_HEADER] = reason
+    extension = ctx.usage_extension if ctx.usage_extension is not None else {}
+    earlier = extension.get("max_tokens_clamped")
+    if earlier is not None:  # lowered twice (key cap, then budget): the client's own value is the one to show
+        asked = earlier["requested"]
+    extension["max_tokens_clamped"] = {"requested": asked, "granted": granted, "reason": reason}
+    ctx.usage_extension = extension
 
 
 def _micros(budget: BudgetConfig) -> int:

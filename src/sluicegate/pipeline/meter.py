@@ -19,18 +19,17 @@ CUT_OFF_NOTE = {
 }
 
 
-def _delta_text(choices: list[dict[str, Any]]) -> str:
+def _delta_text(choice: dict[str, Any]) -> str:
+    delta = choice.get("delta") or {}
     parts = []
-    for choice in choices:
-        delta = choice.get("delta") or {}
-        if delta.get("content"):
-            parts.append(delta["content"])
-        if delta.get("refusal"):
-            parts.append(delta["refusal"])
-        for call in delta.get("tool_calls") or ():
-            function = call.get("function") or {}
-            parts.append(function.get("name") or "")
-            parts.append(function.get("arguments") or "")
+    if delta.get("content"):
+        parts.append(delta["content"])
+    if delta.get("refusal"):
+        parts.append(delta["refusal"])
+    for call in delta.get("tool_calls") or ():
+        function = call.get("function") or {}
+        parts.append(function.get("name") or "")
+        parts.append(function.get("arguments") or "")
     return "".join(parts)
 
 
@@ -47,18 +46,29 @@ class StreamMeter:
             return chunk
         if ticket.cut_off:
             return None
-        text = _delta_text(chunk.choices)
-        if not text:
-            return chunk
         model = ctx.deployment.model if ctx.deployment is not None else ctx.model
-        raw = ticket.raw_output_tokens + self._counter.count_output(model, text)
-        produced = math.ceil(raw * (1 + self._counter.margin_for(model)))
-        spend = ticket.plan.input_micros + output_micros(produced, ticket.output_pico)
-        if produced <= ticket.admission.output_tokens and spend <= ticket.admission.reserved_micros:
+        counted = 0
+        ended: list[int] = []
+        for choice in chunk.choices:  # each choice counted alone: n answers cost the sum of their tokens
+            text = _delta_text(choice)
+            if text:
+                counted += self._counter.count_output(model, text)
+            if choice.get("finish_reason") is not None:
+                ended.append(int(choice.get("index", 0)))
+        if counted:
+            raw = ticket.raw_output_tokens + counted
+            produced = math.ceil(raw * (1 + self._counter.margin_for(model)))
+            spend = ticket.plan.input_micros + output_micros(produced, ticket.output_pico)
+            granted = ticket.admission.output_tokens * ticket.plan.choices
+            if produced > granted or spend > ticket.admission.reserved_micros:
+                return self._cut(ctx, ticket, chunk)
             ticket.output_tokens = produced
             ticket.raw_output_tokens = raw
-            return chunk
-        return self._cut(ctx, ticket, chunk)
+        if ended and ticket.plan.choices > 1:
+            if ticket.finished_choices is None:
+                ticket.finished_choices = set()
+            ticket.finished_choices.update(ended)
+        return chunk
 
     def _cut(self, ctx: RequestContext, ticket: Ticket, chunk: ChatChunk) -> ChatChunk:
         ticket.cut_off = True
@@ -68,9 +78,13 @@ class StreamMeter:
         deployment = ctx.deployment
         if deployment is not None and deployment.price is not None:
             ctx.cost_micros = deployment.price.cost_micros(usage)
-        ctx.usage_extension = dict(CUT_OFF_NOTE)
+        ctx.usage_extension = {**(ctx.usage_extension or {}), **CUT_OFF_NOTE}
         self._metrics.cutoffs.labels(ctx.model).inc()
-        indexes = sorted({int(choice.get("index", 0)) for choice in chunk.choices}) or [0]
+        # every choice still open ends here, not only those in this chunk
+        finished = ticket.finished_choices or set()
+        indexes = [i for i in range(ticket.plan.choices) if i not in finished]
+        indexes += sorted({int(c.get("index", 0)) for c in chunk.choices} - set(indexes) - finished)
+        indexes = indexes or [0]
         return ChatChunk(
             id=chunk.id,
             model=chunk.model,

@@ -165,7 +165,7 @@ class GatewayApp:
                 await self._stream(wire, ctx, ctx.request, receive, send)
                 return
             response = await pipeline.complete(ctx)
-            body = wire.chat_response_body(response)
+            body = wire.chat_response_body(response, ctx.usage_extension)  # e.g. max_tokens lowered to fit
             await pipeline.seal(ctx)
             await _send(send, 200, body, self._response_headers(ctx))
         except GatewayError as error:

@@ -125,17 +125,18 @@ class MemoryState:
         edge = now - window
 
         grant = plan.max_output_tokens
+        pico = plan.output_pico_per_token * plan.choices  # one granted token costs this across every choice
         budget_scope: str | None = None
         balances = [self._balance(scope) for scope in plan.budgets]
         for bscope, balance in zip(plan.budgets, balances, strict=True):
             balance.purge(now)
             room = bscope.usable_micros - balance.spent - balance.reserved - plan.input_micros
-            fit = _affordable(room, plan.output_pico_per_token, plan.max_output_tokens)
+            fit = _affordable(room, pico, plan.max_output_tokens)
             if fit < grant:
                 grant, budget_scope = fit, bscope.name
         if plan.budgets and grant < min(plan.min_output_tokens, plan.max_output_tokens):
             return self._refused(plan, "budget", budget_scope, None, balances)
-        charged = plan.input_tokens + grant
+        charged = plan.input_tokens + grant * plan.choices
 
         requests: list[_Window | None] = []
         tokens: list[_Window | None] = []
@@ -165,7 +166,7 @@ class MemoryState:
             requests.append(req)
             tokens.append(tok)
 
-        reserve = plan.input_micros + output_micros(grant, plan.output_pico_per_token) if plan.budgets else 0
+        reserve = plan.input_micros + output_micros(grant, pico) if plan.budgets else 0
         statuses = []
         for scope, req, tok in zip(plan.rates, requests, tokens, strict=True):
             if req is not None:

@@ -41,8 +41,9 @@ class AdmissionPlan:
     input_tokens: int = 0
     input_micros: int = 0  # worst-case cost of the prompt
     output_pico_per_token: int = 0  # price of one output token, in pico-dollars
-    max_output_tokens: int = 0  # the most the request may produce (client's max_tokens or the model's)
+    max_output_tokens: int = 0  # the most the request may produce per choice (client's max_tokens or the model's)
     min_output_tokens: int = 1  # refuse rather than grant fewer than this
+    choices: int = 1  # output multiplier: the upstream writes up to this many answers (`n`, `best_of`) of the grant
     reservation_ttl: float = 900.0
 
 
@@ -74,9 +75,9 @@ class BudgetStatus:
 @dataclass(frozen=True, slots=True)
 class Admission:
     admitted: bool
-    output_tokens: int = 0  # granted output tokens (the max_tokens the upstream gets)
-    reserved_micros: int = 0  # reserved in every budget scope
-    charged_tokens: int = 0  # charged to every TPM window
+    output_tokens: int = 0  # granted output tokens per choice (the max_tokens the upstream gets)
+    reserved_micros: int = 0  # reserved in every budget scope (the prompt and every choice's grant)
+    charged_tokens: int = 0  # charged to every TPM window (the prompt and every choice's grant)
     refusal: RefusalKind | None = None
     refused_scope: str | None = None
     retry_after: float | None = None  # seconds; None when waiting cannot help

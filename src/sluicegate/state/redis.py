@@ -97,9 +97,10 @@ class RedisState:
             _us(plan.reservation_ttl),
             plan.input_tokens,
             plan.input_micros,
-            plan.output_pico_per_token,
+            plan.output_pico_per_token * plan.choices,
             plan.max_output_tokens,
             plan.min_output_tokens,
+            plan.choices,
         ]
         for rate in plan.rates:
             keys += [self._key(plan.tenant, rate.name, x) for x in ("req", "tok", "toks", "live")]

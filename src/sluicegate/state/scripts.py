@@ -51,9 +51,9 @@ end
 
 # KEYS: per rate scope (requests zset, tokens zset, tokens hash, live zset), then per budget
 # (balance hash, reservations zset).
-# ARGV: now, request id, window, #rates, #budgets, ttl, input tokens, input micros, output pico per token,
-# max output tokens, min output tokens, then per rate (rpm, tpm, max concurrency), then per budget
-# (usable micros, time to keep in ms or 0).
+# ARGV: now, request id, window, #rates, #budgets, ttl, input tokens, input micros, output pico per granted
+# token (every choice's), max output tokens, min output tokens, choices, then per rate (rpm, tpm,
+# max concurrency), then per budget (usable micros, time to keep in ms or 0).
 # Returns {admitted, grant, reserve, charged, refusal, refused index, retry-after us, now,
 #          per rate: requests, tokens, oldest request, oldest token entry; per budget: spent, reserved}.
 ADMIT = (
@@ -70,7 +70,8 @@ local in_mic = tonumber(ARGV[8])
 local pico = tonumber(ARGV[9])
 local max_out = tonumber(ARGV[10])
 local min_out = tonumber(ARGV[11])
-local ra = 11
+local choices = tonumber(ARGV[12])
+local ra = 12
 local ba = ra + 3 * nrate
 local bk = 4 * nrate
 local spent, reserved = {}, {}
@@ -108,7 +109,7 @@ end
 if nbud > 0 and grant < math.min(min_out, max_out) then
   return refuse('budget', short, -1)
 end
-local charged = in_tok + grant
+local charged = in_tok + grant * choices
 local edge = now - window
 
 for i = 1, nrate do

@@ -1,0 +1,98 @@
+"""Output multipliers and announced clamps: `n` choices are reserved, granted and metered as `n` answers,
+and a `max_tokens` lowered to fit the budget is said so."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from sluicegate.canonical import ChatChunk, Usage
+from sluicegate.pipeline.meter import StreamMeter
+from sluicegate.state.metrics import LimitMetrics
+from sluicegate.tokens import TokenCounter, count_chat_prompt
+from tests.admission.helpers import MESSAGES, context, principal, stage
+
+PROMPT = count_chat_prompt(MESSAGES)
+
+
+def choices_chunk(*texts: str | None) -> ChatChunk:
+    choices = [
+        {"index": i, "delta": {"content": t} if t is not None else {}, "finish_reason": None}
+        for i, t in enumerate(texts)
+    ]
+    return ChatChunk("c1", "gpt-4", 1, choices)
+
+
+async def test_n_choices_are_reserved_and_the_grant_is_per_choice() -> None:
+    admission = stage()
+    budget = PROMPT * 30 + 8 * 50 * 60  # the prompt and exactly 50 output tokens in each of 8 choices
+    ctx = context(who=principal(budget_micros=budget, tpm=100_000), max_tokens=300)
+    ctx.chat.params["n"] = 8
+    await admission.on_request(ctx)
+    ticket = ctx.admission
+    assert ctx.chat.max_tokens == 50  # 8 x 50 is what the budget pays for, not 1 x 300
+    assert ticket.admission.reserved_micros == budget
+    assert ticket.admission.charged_tokens == PROMPT + 8 * 50
+    again = context(who=principal(budget_micros=budget), max_tokens=300)
+    again.chat.params["n"] = 8
+    try:
+        await admission.on_request(again)
+    except Exception as error:  # nothing is left: the second request cannot be paid for
+        assert getattr(error, "code", None) in ("budget_exceeded", "budget_reserved")
+    else:
+        raise AssertionError("a fully reserved budget admitted another 8-choice request")
+
+
+async def test_best_of_counts_as_candidates_the_provider_bills() -> None:
+    admission = stage()
+    ctx = context(who=principal(budget_micros=10**9), max_tokens=10)
+    ctx.chat.params["best_of"] = 5
+    await admission.on_request(ctx)
+    assert ctx.admission.admission.reserved_micros == PROMPT * 30 + 5 * 10 * 60
+
+
+async def test_the_meter_counts_every_choice_and_ends_them_all_at_the_cut() -> None:
+    admission = stage()
+    budget = PROMPT * 30 + 3 * 20 * 60  # 20 output tokens per choice, 3 choices
+    ctx = context(who=principal(budget_micros=budget), stream=True)
+    ctx.chat.params["n"] = 3
+    await admission.on_request(ctx)
+    assert ctx.chat.max_tokens == 20
+    meter = StreamMeter(TokenCounter(), LimitMetrics(CollectorRegistry()))
+    last = None
+    for _ in range(20):  # 3 tokens a chunk: 60 in all, exactly the grant of 3 x 20
+        last = meter.on_chunk(ctx, choices_chunk(" river", " river", " river"))
+        assert last is not None and not ctx.cut_off
+    ended = meter.on_chunk(ctx, ChatChunk("c1", "gpt-4", 1, [{"index": 1, "delta": {}, "finish_reason": "stop"}]))
+    assert ended is not None
+    final = meter.on_chunk(ctx, choices_chunk(" river", None, " river"))
+    assert ctx.cut_off and final is not None
+    assert final.choices == [
+        {"index": 0, "delta": {}, "finish_reason": "length"},
+        {"index": 2, "delta": {}, "finish_reason": "length"},
+    ]
+    assert final.usage == Usage(input_tokens=PROMPT, output_tokens=60)
+
+
+async def test_a_max_tokens_lowered_to_fit_the_budget_is_announced() -> None:
+    admission = stage()
+    ctx = context(who=principal(budget_micros=PROMPT * 30 + 71 * 60), max_tokens=500)
+    await admission.on_request(ctx)
+    assert ctx.chat.max_tokens == 71
+    assert ctx.response_headers["x-sluice-max-tokens-clamped"] == "71"
+    assert ctx.response_headers["x-sluice-max-tokens-clamped-reason"] == "budget"
+    assert ctx.usage_extension == {"max_tokens_clamped": {"requested": 500, "granted": 71, "reason": "budget"}}
+    plenty = context(who=principal(budget_micros=10**9), max_tokens=500)
+    await admission.on_request(plenty)
+    assert "x-sluice-max-tokens-clamped" not in plenty.response_headers and plenty.usage_extension is None
+
+
+async def test_a_cut_keeps_the_clamp_note() -> None:
+    admission = stage()
+    ctx = context(who=principal(budget_micros=PROMPT * 30 + 20 * 60), max_tokens=500, stream=True)
+    await admission.on_request(ctx)
+    meter = StreamMeter(TokenCounter(), LimitMetrics(CollectorRegistry()))
+    for _ in range(21):
+        meter.on_chunk(ctx, choices_chunk(" river"))
+    assert ctx.cut_off and ctx.usage_extension is not None
+    assert ctx.usage_extension["cut_off"] == "budget_reservation"
+    assert ctx.usage_extension["max_tokens_clamped"]["granted"] == 20

@@ -1,0 +1,119 @@
+"""Budgets against a running gateway with virtual keys: `n` choices never overspend, and a `max_tokens`
+lowered to fit the budget is announced in the header and in `usage.sluicegate`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import MASTER_KEY, UPSTREAM_KEY, Proc, free_port, start_gateway, start_process
+
+MASTER = {"authorization": f"Bearer {MASTER_KEY}"}
+
+SIMULATOR = f"""
+seed: 12
+api_key: {UPSTREAM_KEY}
+default:
+  ttft_ms: 0
+  latency_ms: 0
+  tokens_per_second: 0
+  output_tokens: 1000
+"""
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    workdir = tmp_path_factory.mktemp("budget-overspend")
+    (workdir / "sim.yaml").write_text(SIMULATOR)
+    port = free_port()
+    simulator = start_process(
+        ["simulator", "--port", str(port), "--config", str(workdir / "sim.yaml")],
+        port,
+        workdir,
+        "simulator",
+        ready_path="/_sim/stats",
+    )
+    try:
+        gateway = start_gateway(simulator, workdir, "gateway")
+    except BaseException:
+        simulator.stop()
+        raise
+    yield gateway
+    gateway.stop()
+    simulator.stop()
+
+
+def create_key(gw: Proc, **body: Any) -> dict[str, Any]:
+    response = httpx.post(f"{gw.url}/admin/keys", json=body, headers=MASTER, timeout=10)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def ledger_micros(gw: Proc, key_id: str, requests: int) -> int:
+    """The key's spend in the ledger, in micro-dollars, once it holds `requests` rows."""
+    deadline = time.monotonic() + 15
+    while True:
+        response = httpx.get(f"{gw.url}/admin/spend", params={"by": "key", "key_id": key_id}, headers=MASTER)
+        assert response.status_code == 200, response.text
+        rows = response.json()["rows"]
+        if sum(r["requests"] for r in rows) >= requests or time.monotonic() > deadline:
+            return sum(int(Decimal(r["cost_usd"]) * 1_000_000) for r in rows)
+        time.sleep(0.1)
+
+
+def _events(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+
+
+def chat(gw: Proc, key: str, **body: Any) -> httpx.Response:
+    payload = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Tell me about rivers."}], **body}
+    return httpx.post(
+        f"{gw.url}/v1/chat/completions", json=payload, headers={"authorization": f"Bearer {key}"}, timeout=30
+    )
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_n_choices_never_take_a_key_over_its_budget(gw: Proc, stream: bool) -> None:
+    created = create_key(gw, team="money", budget_usd="0.001")
+    served = 0
+    for _ in range(12):
+        extra: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}} if stream else {}
+        response = chat(gw, created["key"], max_tokens=300, n=8, **extra)
+        if response.status_code != 200:
+            assert response.status_code == 402, response.text
+            assert response.json()["error"]["code"] == "budget_exceeded"
+            break
+        served += 1
+        if stream:  # every one of the 8 answers ends (none is starved by the others' tokens)
+            ended = {c["index"] for e in _events(response.text) for c in e.get("choices", []) if c["finish_reason"]}
+            assert ended == set(range(8))
+        else:
+            body = response.json()
+            assert len(body["choices"]) == 8
+            assert body["usage"]["completion_tokens"] <= 8 * 300
+    else:
+        raise AssertionError("a $0.001 key served 12 requests of 8 x 300 tokens")
+    assert served >= 1
+    assert ledger_micros(gw, created["key_id"], served) <= 1000  # not one micro-dollar over
+
+
+def test_a_max_tokens_lowered_to_fit_the_budget_is_announced(gw: Proc) -> None:
+    created = create_key(gw, team="money", budget_usd="0.0001")  # gpt-4o-mini output: $0.60 per million, ~160 tokens
+    response = chat(gw, created["key"], max_tokens=500)
+    assert response.status_code == 200, response.text
+    granted = int(response.headers["x-sluice-max-tokens-clamped"])
+    assert 16 <= granted < 500
+    assert response.headers["x-sluice-max-tokens-clamped-reason"] == "budget"
+    body = response.json()
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["usage"]["sluicegate"]["max_tokens_clamped"] == {
+        "requested": 500,
+        "granted": granted,
+        "reason": "budget",
+    }
