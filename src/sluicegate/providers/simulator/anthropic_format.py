@@ -12,7 +12,7 @@ from sluicegate.providers.simulator.asgi import SSE_CONTENT, Rejected
 from sluicegate.providers.simulator.family import FamilyRequest, Reply, choose_tool
 from sluicegate.wire import anthropic as anthropic_wire
 
-STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 _ERRORS = {
     "rate_limit": (429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit."),
     "server_error": (500, "api_error", "Internal server error"),

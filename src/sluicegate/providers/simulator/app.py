@@ -12,11 +12,12 @@ from typing import Any
 from urllib.parse import unquote
 
 import orjson
+from pydantic import ValidationError
 
 from sluicegate.providers.simulator import openai_format as wire
 from sluicegate.providers.simulator.asgi import Receive, Rejected, Scope, Send, read_body, send_response
 from sluicegate.providers.simulator.chat import chat_completions
-from sluicegate.providers.simulator.config import SimulatorConfig
+from sluicegate.providers.simulator.config import ScriptedReply, SimulatorConfig, parse_reply_header
 from sluicegate.providers.simulator.control import PREFIX as CONTROL_PREFIX
 from sluicegate.providers.simulator.control import control
 from sluicegate.providers.simulator.embeddings import embeddings, gemini_embeddings
@@ -31,6 +32,8 @@ Handler = Callable[[Runtime, Any, Receive, Send], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _MODELS_PATH = "/v1/models"
+_CHAT_PATH = "/v1/chat/completions"
+REPLY_HEADER = b"x-sim-reply"
 
 
 class SimulatorApp:
@@ -40,10 +43,7 @@ class SimulatorApp:
         self.runtime = runtime
         key = runtime.config.api_key
         self._expected_auth: bytes | None = b"Bearer " + key.encode() if key else None
-        self._json_routes: dict[tuple[str, str], Handler] = {
-            ("POST", "/v1/chat/completions"): chat_completions,
-            ("POST", "/v1/embeddings"): embeddings,
-        }
+        self._json_routes: dict[tuple[str, str], Handler] = {("POST", "/v1/embeddings"): embeddings}
         self._created = int(time.time())
         self._models_body = orjson.dumps(wire.model_list(list(runtime.config.models), self._created))
 
@@ -63,21 +63,25 @@ class SimulatorApp:
                 return
             if self._expected_auth is not None:
                 self._authenticate(scope)
-            handler = self._json_routes.get((method, path))
-            if handler is not None:
+            if method == "POST" and path == _CHAT_PATH:
+                script = _script(scope, None)
+                await chat_completions(self.runtime, _parse_json(await read_body(receive)), receive, send, script)
+            elif (handler := self._json_routes.get((method, path))) is not None:
                 await handler(self.runtime, _parse_json(await read_body(receive)), receive, send)
             elif method == "POST" and path.endswith(":batchEmbedContents") and "/models/" in path:
                 model = unquote(path.split("/models/", 1)[1].rpartition(":")[0])
                 await gemini_embeddings(self.runtime, _parse_json(await read_body(receive)), model, receive, send)
             elif method == "POST" and (family := route(path)) is not None:
                 fmt: Format = FORMATS[family[0]]
+                script = _script(scope, fmt)
                 body = _parse_json(await read_body(receive))
-                await serve(self.runtime, fmt, body, family[1], family[2], receive, send)
+                await serve(self.runtime, fmt, body, family[1], family[2], receive, send, script)
             elif method == "POST" and (deployment := azure_model(path)) is not None:
+                script = _script(scope, None)
                 body = _parse_json(await read_body(receive))
                 if isinstance(body, dict):
                     body["model"] = deployment  # Azure names the deployment in the URL
-                await chat_completions(self.runtime, body, receive, send)
+                await chat_completions(self.runtime, body, receive, send, script)
             elif method == "GET" and path == _MODELS_PATH:
                 await send_response(send, 200, self._models_body)
             elif method == "GET" and path.startswith(_MODELS_PATH + "/"):
@@ -94,6 +98,20 @@ class SimulatorApp:
         if given != expected and credential_of(scope["headers"]) != expected[len(b"Bearer ") :]:
             key = given.decode("latin-1").removeprefix("Bearer ").strip() if given else None
             raise Rejected(401, wire.invalid_api_key(key))
+
+
+def _script(scope: Scope, fmt: Format | None) -> ScriptedReply | None:
+    """The reply the `x-sim-reply` header asks for; a bad value is a 400 in the family's error shape."""
+    for name, value in scope["headers"]:
+        if name == REPLY_HEADER:
+            try:
+                return parse_reply_header(value.decode("latin-1"))
+            except ValidationError as error:
+                detail = f"x-sim-reply: {error.errors()[0]['msg']}"
+                if fmt is not None:
+                    raise fmt.error("bad_request", "", detail) from None
+                raise Rejected(400, wire.error_body(detail, "invalid_request_error", "x-sim-reply")) from None
+    return None
 
 
 def _parse_json(body: bytes) -> Any:

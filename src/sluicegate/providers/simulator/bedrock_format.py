@@ -11,7 +11,12 @@ import orjson
 from sluicegate.providers.simulator.asgi import Rejected
 from sluicegate.providers.simulator.family import FamilyRequest, Reply, choose_tool
 
-STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "content_filtered",
+}
 _ERRORS = {
     "rate_limit": (429, "ThrottlingException", "Too many requests, please wait before trying again."),
     "server_error": (500, "InternalServerException", "The server encountered an internal error."),

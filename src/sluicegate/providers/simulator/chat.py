@@ -22,9 +22,11 @@ from sluicegate.providers.simulator.behaviour import (
     ReplyPlan,
     ToolRequest,
     plan_reply,
+    reply_inputs,
 )
-from sluicegate.providers.simulator.config import FaultRule
+from sluicegate.providers.simulator.config import FaultRule, ScriptedReply
 from sluicegate.providers.simulator.delivery import deliver_early_failure, deliver_whole
+from sluicegate.providers.simulator.family import choose_tool
 from sluicegate.providers.simulator.runtime import Runtime
 from sluicegate.providers.simulator.seeded import content_digest, seeded_rng
 from sluicegate.providers.simulator.stats import ModelStats
@@ -45,6 +47,7 @@ class ChatRequest:
     n: int
     max_tokens: int | None
     tool: ToolRequest | None
+    schema: Any = None  # response_format's JSON schema
 
 
 def _positive_int(body: dict[str, Any], name: str, upper: int | None = None) -> int | None:
@@ -57,31 +60,37 @@ def _positive_int(body: dict[str, Any], name: str, upper: int | None = None) -> 
     return value
 
 
-def _tool_request(body: dict[str, Any]) -> ToolRequest | None:
+def _tool_request(body: dict[str, Any], messages: list[dict[str, Any]]) -> ToolRequest | None:
+    """The function the reply calls: the one `tool_choice` forces, else the first offered, unless the model
+    was just given a tool's result (then it answers in text, as a model ends an agent loop)."""
     tools = body.get("tools")
     if not tools:
         return None
     if not isinstance(tools, list):
         raise Rejected(400, wire.invalid_parameter("tools", "an array"))
     choice = body.get("tool_choice", "auto")
-    if choice == "none":
-        return None
     functions = [
         tool["function"]
         for tool in tools
         if isinstance(tool, dict) and tool.get("type") == "function" and isinstance(tool.get("function"), dict)
     ]
-    if not functions:
-        return None
-    chosen = functions[0]
+    forced = None
     if isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
-        match = next((f for f in functions if f.get("name") == name), None)
-        if match is None:
-            message = f"Invalid value for 'tool_choice': function '{name}' not found in 'tools'."
+        forced = (choice.get("function") or {}).get("name")
+        if not any(f.get("name") == forced for f in functions):
+            message = f"Invalid value for 'tool_choice': function '{forced}' not found in 'tools'."
             raise Rejected(400, wire.error_body(message, "invalid_request_error", "tool_choice"))
-        chosen = match
-    return ToolRequest(str(chosen.get("name", "")), chosen.get("parameters"))
+    mode = choice if isinstance(choice, str) else "required"
+    offered = [(str(f.get("name", "")), f.get("parameters")) for f in functions]
+    return choose_tool(offered, forced, mode, messages)
+
+
+def _response_schema(body: dict[str, Any]) -> Any:
+    """The JSON schema of `response_format: {type: json_schema}`; None for json_object or none."""
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        return (response_format.get("json_schema") or {}).get("schema")
+    return None
 
 
 def parse_chat_request(body: Any) -> ChatRequest:
@@ -104,10 +113,14 @@ def parse_chat_request(body: Any) -> ChatRequest:
     if max_tokens is None:
         max_tokens = _positive_int(body, "max_tokens")
     n = _positive_int(body, "n", _MAX_CHOICES) or 1
-    return ChatRequest(model, messages, stream, include_usage, n, max_tokens, _tool_request(body))
+    tool = _tool_request(body, messages)
+    return ChatRequest(model, messages, stream, include_usage, n, max_tokens, tool, _response_schema(body))
 
 
-async def chat_completions(runtime: Runtime, body: Any, receive: Receive, send: Send) -> None:
+async def chat_completions(
+    runtime: Runtime, body: Any, receive: Receive, send: Send, script: ScriptedReply | None = None
+) -> None:
+    """`script`: the reply the request's `x-sim-reply` header asks for, over the model's own."""
     request = parse_chat_request(body)
     stats = runtime.stats.for_model(request.model)
     stats.requests += 1
@@ -115,14 +128,19 @@ async def chat_completions(runtime: Runtime, body: Any, receive: Receive, send: 
     stats.in_flight += 1
     watch = DisconnectWatch(receive)
     try:
-        await _answer(runtime, request, stats, watch, send)
+        await _answer(runtime, request, stats, watch, send, script)
     finally:
         stats.in_flight -= 1
         watch.close()
 
 
 async def _answer(
-    runtime: Runtime, request: ChatRequest, stats: ModelStats, watch: DisconnectWatch, send: Send
+    runtime: Runtime,
+    request: ChatRequest,
+    stats: ModelStats,
+    watch: DisconnectWatch,
+    send: Send,
+    script: ScriptedReply | None,
 ) -> None:
     draw = runtime.faults.draw(request.model)
     failure = draw.failure
@@ -150,6 +168,7 @@ async def _answer(
         tool=request.tool,
         slow_factor=draw.slow_factor,
         new_call_id=lambda: runtime.ids.next("call_"),
+        inputs=reply_inputs(script or behaviour.reply, request.messages, request.schema),
     )
     completion_id = runtime.ids.next("chatcmpl-")
     created = int(time.time())
@@ -165,6 +184,8 @@ async def _answer(
 
 def _message(choice: ChoicePlan) -> dict[str, Any]:
     call = choice.tool_call
+    if choice.refusal:
+        return wire.refusal_message(choice.text)
     if call is None:
         return wire.text_message(choice.text)
     return wire.tool_call_message([wire.tool_call(call.call_id, call.name, call.arguments)])
@@ -176,6 +197,8 @@ def _opening_delta(choice: ChoicePlan) -> dict[str, Any]:
 
 
 def _piece_delta(choice: ChoicePlan, piece: str) -> dict[str, Any]:
+    if choice.refusal:
+        return wire.refusal_delta(piece)
     return wire.content_delta(piece) if choice.tool_call is None else wire.tool_arguments_delta(piece)
 
 

@@ -128,6 +128,41 @@ class FaultRule(_Strict):
         return self
 
 
+ReplyType = Literal["generated", "echo", "fixed", "json", "refusal", "content_filter"]
+_REFUSAL = "I'm sorry, but I can't help with that."
+
+
+class ScriptedReply(_Strict):
+    """What a model says instead of its generated text: `echo` (the last user message), `fixed` (`text`),
+    `json` (an object valid for the request's JSON schema), `refusal` (`text`, or a stock sentence) or
+    `content_filter` (`text`, possibly empty, then the provider's content-filter stop)."""
+
+    type: ReplyType = "generated"
+    text: str | None = Field(default=None, max_length=100_000)
+
+    @model_validator(mode="after")
+    def _text_fits_type(self) -> ScriptedReply:
+        if self.type == "fixed" and self.text is None:
+            raise ValueError("a 'fixed' reply needs a text")
+        if self.text is not None and self.type not in ("fixed", "refusal", "content_filter"):
+            raise ValueError(f"text applies only to 'fixed', 'refusal' and 'content_filter', not {self.type!r}")
+        return self
+
+    @property
+    def refusal_text(self) -> str:
+        return self.text if self.text is not None else _REFUSAL
+
+
+def _name_as_reply(value: Any) -> Any:
+    return {"type": value} if isinstance(value, str) else value
+
+
+def parse_reply_header(value: str) -> ScriptedReply:
+    """The `x-sim-reply` header: a type, or `fixed:<text>` / `refusal:<text>` / `content_filter:<text>`."""
+    kind, sep, text = value.partition(":")
+    return ScriptedReply.model_validate({"type": kind.strip(), **({"text": text} if sep else {})})
+
+
 class ModelBehaviour(_Strict):
     """How one simulated model answers. Latencies are in milliseconds."""
 
@@ -138,6 +173,7 @@ class ModelBehaviour(_Strict):
     context_window: int = Field(default=128_000, gt=0)
     embedding_dimensions: int = Field(default=1536, gt=0, le=16_384)
     faults: list[FaultRule] = Field(default_factory=list)
+    reply: Annotated[ScriptedReply, BeforeValidator(_name_as_reply)] = ScriptedReply()
 
     @property
     def instant(self) -> bool:

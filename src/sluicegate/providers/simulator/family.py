@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from urllib.parse import unquote
 
 from sluicegate.providers.simulator.asgi import DisconnectWatch, Headers, Receive, Rejected, Send, send_response
-from sluicegate.providers.simulator.behaviour import ReplyPlan, ToolRequest, plan_reply
+from sluicegate.providers.simulator.behaviour import ReplyPlan, ToolRequest, plan_reply, reply_inputs
+from sluicegate.providers.simulator.config import ScriptedReply
 from sluicegate.providers.simulator.runtime import Runtime
 from sluicegate.providers.simulator.seeded import content_digest, seeded_rng
 
@@ -27,6 +28,7 @@ class FamilyRequest:
     stream: bool
     max_tokens: int | None
     tool: ToolRequest | None
+    schema: Any = None  # the JSON schema the answer must follow, when the request gives one
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +67,7 @@ class Format(Protocol):
 
 
 def last_is_tool_result(messages: list[dict[str, Any]]) -> bool:
-    return bool(messages) and messages[-1].get("role") == "tool"
+    return bool(messages) and messages[-1].get("role") in ("tool", "function")
 
 
 def choose_tool(
@@ -102,24 +104,39 @@ def route(path: str) -> tuple[str, str | None, bool | None] | None:
 
 
 async def serve(
-    runtime: Runtime, fmt: Format, body: Any, model: str | None, stream: bool | None, receive: Receive, send: Send
+    runtime: Runtime,
+    fmt: Format,
+    body: Any,
+    model: str | None,
+    stream: bool | None,
+    receive: Receive,
+    send: Send,
+    script: ScriptedReply | None = None,
 ) -> None:
+    """`script`: the reply the request's `x-sim-reply` header asks for, over the model's own."""
     request = fmt.parse(body, model)
     if stream is not None and stream != request.stream:
-        request = FamilyRequest(request.model, request.messages, stream, request.max_tokens, request.tool)
+        request = replace(request, stream=stream)
     stats = runtime.stats.for_model(request.model)
     stats.requests += 1
     stats.last_request = body
     stats.in_flight += 1
     watch = DisconnectWatch(receive)
     try:
-        await _answer(runtime, fmt, request, watch, send)
+        await _answer(runtime, fmt, request, watch, send, script)
     finally:
         stats.in_flight -= 1
         watch.close()
 
 
-async def _answer(runtime: Runtime, fmt: Format, request: FamilyRequest, watch: DisconnectWatch, send: Send) -> None:
+async def _answer(
+    runtime: Runtime,
+    fmt: Format,
+    request: FamilyRequest,
+    watch: DisconnectWatch,
+    send: Send,
+    script: ScriptedReply | None,
+) -> None:
     stats = runtime.stats.for_model(request.model)
     draw = runtime.faults.draw(request.model)
     failure = draw.failure
@@ -151,6 +168,7 @@ async def _answer(runtime: Runtime, fmt: Format, request: FamilyRequest, watch: 
         tool=request.tool,
         slow_factor=draw.slow_factor,
         new_call_id=new_id,
+        inputs=reply_inputs(script or behaviour.reply, request.messages, request.schema),
     )
     reply = Reply(plan, request.model, runtime.ids.next(fmt.reply_prefix), int(time.time()))
     if not request.stream:

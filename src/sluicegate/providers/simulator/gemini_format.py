@@ -9,7 +9,7 @@ import orjson
 from sluicegate.providers.simulator.asgi import SSE_CONTENT, Rejected
 from sluicegate.providers.simulator.family import FamilyRequest, Reply, choose_tool
 
-FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
+FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP", "content_filter": "SAFETY"}
 _ERRORS = {
     "rate_limit": (429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
     "server_error": (500, "INTERNAL", "An internal error has occurred. Please retry or report."),
@@ -50,6 +50,14 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
                 ]
             messages.append(message)
     return messages
+
+
+def _lower_types(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: (v.lower() if k == "type" and isinstance(v, str) else _lower_types(v)) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_lower_types(v) for v in schema]
+    return schema
 
 
 def _usage(prompt: int, output: int) -> dict[str, int]:
@@ -110,8 +118,11 @@ class GeminiFormat:
         allowed = config.get("allowedFunctionNames") or []
         forced = allowed[0] if mode == "any" and len(allowed) == 1 else None
         tool = choose_tool(functions, forced, "required" if mode == "any" else mode, messages)
-        max_tokens = (body.get("generationConfig") or {}).get("maxOutputTokens")
-        return FamilyRequest(model or "", messages, False, max_tokens, tool)
+        generation = body.get("generationConfig") or {}
+        schema = generation.get("responseJsonSchema")
+        if schema is None and generation.get("responseSchema") is not None:
+            schema = _lower_types(generation["responseSchema"])  # OpenAPI's "OBJECT" is JSON Schema's "object"
+        return FamilyRequest(model or "", messages, False, generation.get("maxOutputTokens"), tool, schema)
 
     def whole(self, reply: Reply) -> bytes:
         choice = reply.plan.choices[0]

@@ -38,6 +38,10 @@ def text_message(content: str) -> JSONObject:
     return {"role": "assistant", "content": content, "refusal": None, "annotations": []}
 
 
+def refusal_message(refusal: str) -> JSONObject:
+    return {"role": "assistant", "content": None, "refusal": refusal, "annotations": []}
+
+
 def tool_call_message(calls: list[JSONObject]) -> JSONObject:
     return {"role": "assistant", "content": None, "tool_calls": calls, "refusal": None, "annotations": []}
 
@@ -101,6 +105,10 @@ def role_delta() -> JSONObject:
 
 def content_delta(text: str) -> JSONObject:
     return {"content": text}
+
+
+def refusal_delta(text: str) -> JSONObject:
+    return {"refusal": text}
 
 
 def tool_call_start_delta(call_id: str, name: str) -> JSONObject:
