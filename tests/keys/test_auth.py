@@ -9,6 +9,7 @@ import pytest
 from sluicegate.canonical import ChatRequest
 from sluicegate.errors import GatewayError
 from sluicegate.keys.auth import VirtualKeyAuth
+from sluicegate.keys.material import key_hash
 from sluicegate.keys.service import AdminService, KeyBody, KeyUpdate
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.principal import MASTER
@@ -156,3 +157,70 @@ async def test_store_outage_keeps_known_keys_and_refuses_unknown_with_503(setup)
     await auth.on_request(ctx_for(key))
     error = await refused(auth, ctx_for("sk-sluice-never-seen"))
     assert error.status == 503 and error.code == "auth_unavailable"
+
+
+async def test_store_outage_serves_cached_keys_without_waiting_and_unknown_keys_fail_fast(setup) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import time
+
+    auth, admin, clock, directory = setup
+    keys = [(await admin.create_key(MASTER, KeyBody(team="search")))["key"] for _ in range(3)]
+    for key in keys:
+        await auth.on_request(ctx_for(key))
+    calls = 0
+
+    async def hanging(*_args: object) -> None:  # a store that answers only after its timeout
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.3)
+        raise TimeoutError("store timeout")
+
+    directory.find_key = hanging  # type: ignore[method-assign]
+    clock.now += 10  # every entry is past its TTL
+    await auth.on_request(ctx_for(keys[0]))  # the first finds the store away (waits its timeout once)
+    assert auth.store_down_since is not None
+    started = time.monotonic()
+    for _ in range(100):
+        for key in keys:
+            await auth.on_request(ctx_for(key))
+    assert time.monotonic() - started < 0.25, "cached keys must not wait for the store while it is away"
+    assert calls <= 2, "at most one background lookup per retry interval"
+    started = time.monotonic()
+    error = await refused(auth, ctx_for("sk-sluice-never-seen"))
+    assert error.status == 503 and error.code == "auth_unavailable"
+    assert time.monotonic() - started < 0.1, "an unknown key fails fast while the store is known to be away"
+
+    # a revocation arriving over pub/sub still applies during the outage
+    auth.evict([key_hash(keys[1])])
+    assert (await refused(auth, ctx_for(keys[1]))).status == 503
+
+    # past the maximum staleness, a cached key is refused too
+    clock.now += auth.max_stale + 5
+    assert (await refused(auth, ctx_for(keys[2]))).status == 503
+
+
+async def test_store_back_ends_the_stale_mode(setup) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    auth, admin, clock, directory = setup
+    key = (await admin.create_key(MASTER, KeyBody(team="search")))["key"]
+    await auth.on_request(ctx_for(key))
+    working = directory.find_key
+
+    async def broken(*_args: object) -> None:
+        raise ConnectionError("database down")
+
+    directory.find_key = broken  # type: ignore[method-assign]
+    clock.now += 10
+    await auth.on_request(ctx_for(key))
+    assert auth.store_down_since is not None
+    directory.find_key = working  # type: ignore[method-assign]
+    clock.now += 2  # the next background lookup is due
+    await auth.on_request(ctx_for(key))
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+        if auth.store_down_since is None:
+            break
+    assert auth.store_down_since is None
+    new = (await admin.create_key(MASTER, KeyBody(team="search")))["key"]
+    await auth.on_request(ctx_for(new))  # keys never seen are looked up again

@@ -131,6 +131,9 @@ class StoreConfig(_Strict):
     spool_fsync_interval_seconds: float = Field(1.0, gt=0)
     key_cache_ttl_seconds: float = Field(4.0, gt=0, le=3600)
     key_cache_max_entries: int = Field(100_000, ge=16)
+    # While the store is away, a cached key is served this long past its TTL (revocations still arrive over
+    # Redis); keys not in the cache are refused at once with 503 `auth_unavailable`.
+    key_cache_max_stale_seconds: float = Field(300.0, ge=0)
     ledger_batch_size: int = Field(100, ge=1, le=10_000)  # small batches keep event-loop pauses short
     # SQLite on Linux: the niceness of the thread checkpointing the ledger's write-ahead log, so requests
     # come first on a busy core (0 = same as requests). The rows are safe in the spool whatever it is.

@@ -51,6 +51,7 @@ class Accounts:
             self.directory,
             ttl=settings.key_cache_ttl_seconds,
             max_entries=settings.key_cache_max_entries,
+            max_stale=settings.key_cache_max_stale_seconds,
             clock=clock,
         )
         self.revocations = RevocationBus(config.redis.url, self.auth.evict, self.auth.cache.clear)
@@ -61,6 +62,20 @@ class Accounts:
             self.spool, self.spend, batch_size=settings.ledger_batch_size, timeout=settings.timeout_seconds, clock=clock
         )
         self.admin = AdminService(self.directory, self.spend, self.revocations.publish, clock)
+
+    def health(self) -> dict[str, object] | None:
+        """None while the store answers; otherwise what is in force until it is back."""
+        if self.ledger.healthy and self.auth.store_down_since is None:
+            return None
+        return {
+            "ledger": "writing" if self.ledger.healthy else "unreachable",
+            "keys": "reading" if self.auth.store_down_since is None else "unreachable",
+            "policy": {
+                "ledger": "rows wait in the local spool and are written when the store is back",
+                "keys": f"cached keys served up to {self.auth.max_stale:g}s past their TTL; unknown keys refused "
+                "(503 auth_unavailable); revocations still apply over Redis",
+            },
+        }
 
     async def start(self) -> None:
         await self.store.migrate()

@@ -3,6 +3,8 @@
 A warm lookup is a SHA-256 and a dict read; the store is read only on a miss or after the cache TTL, one
 query per key however many requests miss at once. Revocation evicts entries at once (locally and, with
 Redis, on every instance); without Redis the TTL bounds how long another instance may still admit a key.
+While the store is away, cached keys are served from the cache without waiting for it (up to a maximum
+staleness) and keys it has not seen fail fast; one background lookup at a time finds out when it is back.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from sluicegate.canonical import ChatRequest
 from sluicegate.errors import GatewayError, unauthorized
@@ -26,7 +28,6 @@ from sluicegate.store.directory import Directory
 log = logging.getLogger("sluicegate.keys")
 
 _MISSING_KEY = "You didn't provide an API key. Provide it as 'Authorization: Bearer YOUR_KEY'."
-_STALE_GRACE_SECONDS = 300.0  # a known key keeps working this long while the store cannot be read
 
 
 def model_not_allowed(model: str, allowed: Iterable[str]) -> GatewayError:
@@ -99,13 +100,20 @@ class VirtualKeyAuth:
         *,
         ttl: float = 4.0,
         max_entries: int = 100_000,
+        max_stale: float = 300.0,
+        retry_seconds: float = 1.0,
         clock: Clock = system_clock,
     ) -> None:
         self._master_key = master_key.encode()
         self._directory = directory
         self._clock = clock
         self.cache = KeyCache(ttl, max_entries)
+        self.max_stale = max_stale  # how long past its TTL a cached key is served while the store is away
+        self._retry_seconds = retry_seconds  # how often to look again while the store is away
         self._inflight: dict[str, asyncio.Future[KeyPolicy | None]] = {}
+        self.store_down_since: float | None = None
+        self._next_probe = 0.0
+        self._probes: set[asyncio.Task[KeyPolicy | None]] = set()
 
     async def on_request(self, ctx: RequestContext) -> None:
         principal, policy = await self._resolve(ctx.headers)
@@ -146,8 +154,16 @@ class VirtualKeyAuth:
         cached = self.cache.get(digest)
         if cached is not None and now - cached[1] < self.cache.ttl:
             policy = cached[0]
-        else:
+        elif self.store_down_since is None:
             policy = await self._fetch(digest, now, cached)
+        elif cached is not None and now - cached[1] < self.cache.ttl + self.max_stale:
+            policy = cached[0]  # stale while the store is away: served at once, checked in the background
+            self._probe(digest, now, cached)
+        elif now >= self._next_probe:
+            self._next_probe = now + self._retry_seconds
+            policy = await self._fetch(digest, now, cached)
+        else:
+            raise auth_unavailable()  # a key not seen (or too stale) while the store is away: fail fast
         if policy is None or policy.revoked:
             raise unauthorized("Incorrect API key provided." if policy is None else "This API key has been revoked.")
         if not policy.enabled:
@@ -166,17 +182,44 @@ class VirtualKeyAuth:
             record = await self._directory.find_key(digest, utc(now))
             policy = policy_of(record) if record is not None else None
             self.cache.put(digest, policy, now)
+            if self.store_down_since is not None:
+                log.warning("key store is back after %.1fs", self._clock() - self.store_down_since)
+                self.store_down_since = None
             future.set_result(policy)
             return policy
         except Exception as exc:
-            if stale is not None and stale[0] is not None and now - stale[1] < _STALE_GRACE_SECONDS:
-                log.warning("key store unreachable (%s); using the cached key for now", type(exc).__name__)
+            if self.store_down_since is None:
+                self.store_down_since = now
+                log.error(
+                    "key store unreachable (%s); cached keys are served up to %.0fs stale, unknown keys refused",
+                    type(exc).__name__,
+                    self.max_stale,
+                )
+            self._next_probe = self._clock() + self._retry_seconds
+            if stale is not None and stale[0] is not None and now - stale[1] < self.cache.ttl + self.max_stale:
                 future.set_result(stale[0])
                 return stale[0]
-            log.error("key store unreachable (%s); refusing keys it has not seen", type(exc).__name__)
             error = auth_unavailable()
             future.set_exception(error)
             future.exception()  # retrieved here, so waiters alone decide whether it is reported
             raise error from None
         finally:
             del self._inflight[digest]
+
+    def _probe(self, digest: str, now: float, cached: tuple[KeyPolicy | None, float]) -> None:
+        """Looks the key up in the background, at most once per retry interval over all keys."""
+        if now < self._next_probe or digest in self._inflight:
+            return
+        self._next_probe = now + self._retry_seconds
+        task = asyncio.get_running_loop().create_task(self._fetch(digest, now, cached))
+        self._probes.add(task)
+        task.add_done_callback(_forget(self._probes))
+
+
+def _forget(tasks: set[asyncio.Task[KeyPolicy | None]]) -> Callable[[asyncio.Task[KeyPolicy | None]], None]:
+    def done(task: asyncio.Task[KeyPolicy | None]) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # an unreachable store is already logged; the error is not reported again
+
+    return done

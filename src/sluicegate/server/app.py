@@ -324,8 +324,13 @@ class GatewayApp:
 
     async def _ready(self, scope: Scope, receive: Receive, send: Send) -> None:
         gateway = self.gateway
+        degraded = gateway.degraded()
+        status = "starting" if not gateway.ready else "degraded" if degraded else "ready"
         body = {
-            "status": "ready" if gateway.ready else "starting",
+            "status": status,
+            # While a shared service is away the instance still serves, under the policy shown here: a 503
+            # would take every instance out of a load balancer at once for an outage they all share.
+            "degraded": degraded,
             "models": [
                 {"name": group.name, "deployments": [d.name for d in group.deployments]} for group in gateway.catalog
             ],

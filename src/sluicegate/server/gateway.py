@@ -17,6 +17,7 @@ from sluicegate.providers.http import UpstreamClient
 from sluicegate.routing.metrics import RoutingCollector
 from sluicegate.routing.router import Router
 from sluicegate.routing.services import RoutingServices
+from sluicegate.state.resilient import ResilientState
 from sluicegate.telemetry.access_log import AccessLog
 from sluicegate.telemetry.metrics import GatewayMetrics
 
@@ -72,6 +73,19 @@ class Gateway:
         await self.accounts.stop()
         await self.limits.stop()
         await self.access_log.stop()
+
+    def degraded(self) -> dict[str, object]:
+        """The shared services that are away, each with the policy in force meanwhile (empty: none)."""
+        away: dict[str, object] = {}
+        state = self.limits.state
+        if isinstance(state, ResilientState):
+            redis = state.health()
+            if redis is not None:
+                away["redis"] = redis
+        store = self.accounts.health()
+        if store is not None:
+            away["store"] = store
+        return away
 
     def models(self) -> list[tuple[str, str]]:
         """(name, owning provider family) of every logical model, for /v1/models."""

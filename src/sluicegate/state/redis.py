@@ -12,6 +12,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from sluicegate.state.clock import Clock
 from sluicegate.state.model import (
@@ -29,6 +30,14 @@ from sluicegate.state.model import (
 from sluicegate.state.scripts import ADMIT, BALANCE, SETTLE, WINDOW_USE
 
 _US = 1_000_000
+
+
+def fresh_connection_retry() -> Retry:
+    """One more try, on a new socket, when a pooled connection turns out broken (a Redis restarted since it
+    was opened leaves every pooled connection dead). A timeout is not retried: an outage must be seen
+    within one timeout, and the outage policy takes over. Should Redis have run a script before the
+    connection broke, the retry counts it twice: reservations and spend err high, never low."""
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
 
 def _us(seconds: float) -> int:
@@ -66,10 +75,14 @@ class RedisState:
     ) -> RedisState:
         # A bounded pool: a burst waits briefly for a connection instead of opening thousands.
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, max_connections=128, timeout=5.0
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            max_connections=128,
+            timeout=5.0,
+            retry=fresh_connection_retry(),
         )
-        # No client-side retries: an outage must be seen within one timeout, and the policy takes over.
-        client = aioredis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
+        client = aioredis.Redis(connection_pool=pool)
         return cls(client, prefix=prefix, window_seconds=window_seconds)
 
     def _key(self, tenant: str, scope: str, *parts: str) -> str:

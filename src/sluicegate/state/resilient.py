@@ -61,6 +61,24 @@ class ResilientState:
     def degraded(self) -> bool:
         return self._down_since is not None
 
+    @property
+    def policy(self) -> dict[str, str]:
+        """What is in force while Redis is away, in words an operator reads on `/health/ready`."""
+        policy = self._policy
+        budgets = "refused (fail closed)" if policy.budgets == "fail_closed" else "local counters (fail open)"
+        rates = (
+            f"local counters at {round(policy.local_fraction * 100)}% of each limit (fail open)"
+            if policy.rate_limits == "fail_open"
+            else "refused (fail closed)"
+        )
+        return {"budgets": budgets, "rate_limits": rates}
+
+    def health(self) -> dict[str, object] | None:
+        """None while Redis is in use; otherwise since when it is away and the policy in force."""
+        if self._down_since is None:
+            return None
+        return {"down_for_seconds": round(self._monotonic() - self._down_since, 1), "policy": self.policy}
+
     def _use_shared(self) -> bool:
         return self._down_since is None or self._monotonic() >= self._next_try
 
