@@ -1,15 +1,26 @@
-"""Output multipliers and announced clamps: `n` choices are reserved, granted and metered as `n` answers,
-and a `max_tokens` lowered to fit the budget is said so."""
+"""Output multipliers, announced clamps and cheaper models: `n` choices are reserved, granted and metered
+as `n` answers, a `max_tokens` lowered to fit the budget is said so, and economy mode or the downgrade tier
+never move a request to a model the key may not use."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+from typing import Any
+
+import pytest
 from prometheus_client import CollectorRegistry
 
 from sluicegate.canonical import ChatChunk, Usage
+from sluicegate.config.schema import GatewayConfig
+from sluicegate.errors import GatewayError
+from sluicegate.pipeline.admission import AdmissionStage
 from sluicegate.pipeline.meter import StreamMeter
+from sluicegate.principal import Principal
 from sluicegate.state.metrics import LimitMetrics
+from sluicegate.state.overrides import Override, OverrideBook
 from sluicegate.tokens import TokenCounter, count_chat_prompt
-from tests.admission.helpers import MESSAGES, context, principal, stage
+from tests.admission.helpers import MESSAGES, config, context, principal, stage
 
 PROMPT = count_chat_prompt(MESSAGES)
 
@@ -96,3 +107,65 @@ async def test_a_cut_keeps_the_clamp_note() -> None:
     assert ctx.cut_off and ctx.usage_extension is not None
     assert ctx.usage_extension["cut_off"] == "budget_reservation"
     assert ctx.usage_extension["max_tokens_clamped"]["granted"] == 20
+
+
+def _restricted(models: tuple[str, ...] = (), regions: tuple[str, ...] = ()) -> Principal:
+    base = principal(budget_micros=10**9)
+    return replace(base, allowed_models=models, allowed_regions=regions)
+
+
+def _regional_config(**sections: Any) -> GatewayConfig:
+    models = [m.model_dump() for m in config().models]
+    models[0]["deployments"][0]["region"] = "eu-west-1"  # gpt-4
+    models[1]["deployments"][0]["region"] = "us-east-1"  # cheap
+    return config(models=models, **sections)
+
+
+async def _economy_stage(cfg: GatewayConfig) -> AdmissionStage:
+    admission = stage(cfg)
+    book = OverrideBook(admission.state)
+    await book.put(Override("key:k1", time.time() + 600, economy=True))
+    admission.overrides = book
+    return admission
+
+
+@pytest.mark.parametrize(
+    ("who", "served_by"),
+    [
+        (_restricted(), "cheap"),
+        (_restricted(models=("gpt-4*",)), "gpt-4"),  # "cheap" is not on the key's allow-list
+        (_restricted(regions=("eu",)), "gpt-4"),  # "cheap" only runs in us-east-1
+        (_restricted(models=("gpt-4*", "ch*"), regions=("eu", "us")), "cheap"),
+    ],
+)
+async def test_economy_mode_only_moves_to_a_model_the_key_may_use(who: Principal, served_by: str) -> None:
+    admission = await _economy_stage(_regional_config())
+    ctx = context(who=who, max_tokens=10)
+    await admission.on_request(ctx)
+    assert ctx.model == served_by
+    assert ("x-sluice-economy-from" in ctx.response_headers) == (served_by != "gpt-4")
+
+
+@pytest.mark.parametrize(
+    ("who", "served_by"),
+    [
+        (_restricted(), "cheap"),
+        (_restricted(models=("gpt-4",)), "gpt-4"),
+        (_restricted(regions=("eu-west-1",)), "gpt-4"),
+    ],
+)
+async def test_budget_downgrade_only_moves_to_a_model_the_key_may_use(who: Principal, served_by: str) -> None:
+    admission = stage(_regional_config(budgets={"downgrade": {"at": 0.9, "to": "cheap"}}))
+    admission.used["key:k1"] = 0.95
+    ctx = context(who=who, max_tokens=10)
+    await admission.on_request(ctx)
+    assert ctx.model == served_by
+    assert ("x-sluice-budget-downgraded-from" in ctx.response_headers) == (served_by == "cheap")
+
+
+async def test_a_budget_that_cannot_pay_is_refused_rather_than_downgraded_outside_the_allow_list() -> None:
+    admission = stage(_regional_config(budgets={"downgrade": {"at": 0.9, "to": "cheap"}}))
+    who = replace(principal(budget_micros=PROMPT * 5 + 200), allowed_models=("gpt-4",))
+    with pytest.raises(GatewayError) as caught:
+        await admission.on_request(context(who=who))
+    assert caught.value.code == "budget_exceeded"

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from fnmatch import fnmatchcase
 from zoneinfo import ZoneInfo
 
 from sluicegate.canonical import ChatRequest, EmbeddingRequest
@@ -21,8 +22,10 @@ from sluicegate.errors import GatewayError
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.pipeline.execute import HEDGE_HEADER
 from sluicegate.pipeline.fair_queue import FairQueue, QueueFull
+from sluicegate.pipeline.route import allowed_regions
 from sluicegate.pricing import micros_to_usd
 from sluicegate.principal import Principal
+from sluicegate.routing.router import region_allowed
 from sluicegate.state.config import BudgetConfig, BudgetsConfig, LimitsConfig, Period
 from sluicegate.state.metrics import LimitMetrics
 from sluicegate.state.model import (
@@ -254,9 +257,8 @@ class AdmissionStage:
         admission = await self._admit(ctx, plan, tenant, priority)
         if not admission.admitted and admission.refusal == "budget" and downgrade is not None:
             cheaper = self._catalog.get(downgrade.to)
-            if cheaper is not None and cheaper is not group:
-                original = ctx.model
-                self._downgrade(ctx, downgrade.to)
+            original = ctx.model
+            if cheaper is not None and cheaper is not group and self._downgrade(ctx, downgrade.to) is not None:
                 plan, ticket = self._plan(ctx, cheaper, tenant, rates, budgets)
                 admission = await self._admit(ctx, plan, tenant, priority)
                 if not admission.admitted:
@@ -301,7 +303,7 @@ class AdmissionStage:
         kind = "embedding" if ctx.endpoint == "embeddings" else "chat"
         best: tuple[int, str] | None = None
         for group in self._catalog:
-            if group.kind != kind:
+            if group.kind != kind or not permitted(ctx.principal, group):
                 continue
             cost = self.group_cost(group)
             if cost.input_pico is None or cost.output_pico is None:
@@ -313,8 +315,8 @@ class AdmissionStage:
 
     def _downgrade(self, ctx: RequestContext, to: str) -> ModelGroup | None:
         cheaper = self._catalog.get(to)
-        if cheaper is None:
-            return None
+        if cheaper is None or not permitted(ctx.principal, cheaper):
+            return None  # a cheaper model this key may not use (or not in its regions) is no way out
         ctx.response_headers["x-sluice-budget-downgraded-from"] = ctx.model
         _set_model(ctx, to)
         self._metrics.downgrades.inc()
@@ -469,6 +471,18 @@ class AdmissionStage:
             code="rate_limit_exceeded" if kind != "concurrency" else "concurrency_limit_exceeded",
             headers=headers,
         )
+
+
+def permitted(principal: Principal | None, group: ModelGroup) -> bool:
+    """Whether the principal may be served by this group: its model allow-list names it, and a deployment
+    of it is inside the principal's data-residency regions. Economy mode and the downgrade tier only move a
+    request to a group that passes."""
+    if principal is None:
+        return True
+    if principal.allowed_models and not any(fnmatchcase(group.name, p) for p in principal.allowed_models):
+        return False
+    regions = allowed_regions(principal)
+    return regions is None or any(region_allowed(d.region, regions) for d in group.deployments)
 
 
 def output_choices(request: ChatRequest) -> int:
