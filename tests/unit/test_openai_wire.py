@@ -13,8 +13,9 @@ def _body(**fields: object) -> bytes:
 
 
 def test_uninterpreted_fields_are_kept_verbatim() -> None:
-    request = parse_chat_request(_body(tools=[{"type": "function"}], seed=3, logit_bias={"1": 2}, max_tokens=9))
-    assert request.params == {"tools": [{"type": "function"}], "seed": 3, "logit_bias": {"1": 2}, "max_tokens": 9}
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    request = parse_chat_request(_body(tools=tools, seed=3, logit_bias={"1": 2}, max_tokens=9, top_k=[{"x": 1}]))
+    assert request.params == {"tools": tools, "seed": 3, "logit_bias": {"1": 2}, "max_tokens": 9, "top_k": [{"x": 1}]}
     assert request.max_tokens == 9
 
 

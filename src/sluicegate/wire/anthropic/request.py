@@ -10,6 +10,7 @@ from sluicegate.canonical import ChatRequest, Message, ToolCall
 from sluicegate.errors import bad_request
 from sluicegate.providers.content import CACHE_HINTS, data_url, dumps_arguments
 from sluicegate.tokens import count_chat_prompt
+from sluicegate.wire.bounds import MAX_TOKENS, load_object
 
 _REQUEST_FIELDS = frozenset(
     {"model", "messages", "system", "max_tokens", "stream", "stop_sequences", "temperature", "top_p", "top_k"}
@@ -18,13 +19,7 @@ _REQUEST_FIELDS = frozenset(
 
 
 def _load_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise bad_request("The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise bad_request("The request body must be a JSON object.")
-    return data
+    return load_object(body, "The request body is not valid JSON.")
 
 
 def _require(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
@@ -36,12 +31,33 @@ def _require(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> 
     return value
 
 
+_TYPE_NAMES = {str: "string", int: "integer", bool: "boolean", dict: "object", list: "list"}
+
+
 def _field(block: dict[str, Any], name: str, kind: type, where: str, default: Any = None) -> Any:
     """`block[name]` when it has the type the Messages API gives it; a 400 naming the field otherwise."""
     value = block.get(name, default)
+    if value is None:
+        raise bad_request(f"{where}.{name}: Field required", param=f"{where}.{name}")
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise bad_request(f"{where}.{name}: Input should be a valid {kind.__name__}", param=f"{where}.{name}")
+        expected = _TYPE_NAMES.get(kind, kind.__name__)
+        raise bad_request(f"{where}.{name}: Input should be a valid {expected}", param=f"{where}.{name}")
     return value
+
+
+def _optional(data: dict[str, Any], name: str, kind: type | tuple[type, ...], what: str, where: str = "") -> Any:
+    """`data[name]` if present and not null, when it has the expected type; a 400 naming the field otherwise."""
+    value = data.get(name)
+    if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
+        param = f"{where}.{name}" if where else name
+        raise bad_request(f"{param}: Input should be {what}", param=param)
+    return value
+
+
+def _cache_control(block: dict[str, Any], where: str) -> None:
+    control = _optional(block, "cache_control", dict, "an object", where)
+    if control is not None:
+        _field(control, "type", str, f"{where}.cache_control")
 
 
 def _system_content(system: Any) -> str | list[dict[str, Any]]:
@@ -50,14 +66,18 @@ def _system_content(system: Any) -> str | list[dict[str, Any]]:
         return system
     if isinstance(system, list) and all(isinstance(block, dict) for block in system):
         texts = [_field(block, "text", str, f"system.{i}") for i, block in enumerate(system)]
-        if any("cache_control" in block for block in system):
-            return [_cached({"type": "text", "text": t}, b) for t, b in zip(texts, system, strict=True)]
+        if any(block.get("cache_control") is not None for block in system):
+            return [
+                _cached({"type": "text", "text": t}, b, f"system.{i}")
+                for i, (t, b) in enumerate(zip(texts, system, strict=True))
+            ]
         return "\n\n".join(texts)
     raise bad_request("system: Input should be a string or a list of text blocks", param="system")
 
 
-def _cached(part: dict[str, Any], block: dict[str, Any]) -> dict[str, Any]:
-    if "cache_control" in block:
+def _cached(part: dict[str, Any], block: dict[str, Any], where: str = "") -> dict[str, Any]:
+    _cache_control(block, where or "block")
+    if block.get("cache_control") is not None:
         part["cache_control"] = block["cache_control"]
     return part
 
@@ -80,6 +100,7 @@ def _tool_result_text(content: Any, where: str) -> str | list[dict[str, Any]]:
         raise bad_request(f"{where}.content: Input should be a string or a list of blocks", param=f"{where}.content")
     parts: list[dict[str, Any]] = []
     for j, block in enumerate(content):
+        _cache_control(block, f"{where}.content.{j}")
         if block.get("type") == "text":
             parts.append({"type": "text", "text": _field(block, "text", str, f"{where}.content.{j}")})
         elif block.get("type") == "image":
@@ -98,23 +119,31 @@ def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
 def _messages(raw: list[Any]) -> list[Message]:
     messages: list[Message] = []
     for i, turn in enumerate(raw):
-        if not isinstance(turn, dict) or turn.get("role") not in ("user", "assistant"):
-            raise bad_request(f"messages.{i}.role: Input should be 'user' or 'assistant'", param=f"messages.{i}")
+        if not isinstance(turn, dict):
+            raise bad_request(f"messages.{i}: Input should be an object", param=f"messages.{i}")
+        if turn.get("role") not in ("user", "assistant"):
+            raise bad_request(f"messages.{i}.role: Input should be 'user' or 'assistant'", param=f"messages.{i}.role")
         content = turn.get("content")
         if isinstance(content, str):
             messages.append({"role": turn["role"], "content": content})
             continue
-        if not isinstance(content, list):
+        if content is None:
             raise bad_request(f"messages.{i}.content: Field required", param=f"messages.{i}.content")
+        if not isinstance(content, list):
+            raise bad_request(
+                f"messages.{i}.content: Input should be a string or a list of blocks", param=f"messages.{i}.content"
+            )
         parts: list[dict[str, Any]] = []
         calls: list[ToolCall] = []
         for j, block in enumerate(content):
-            kind = block.get("type") if isinstance(block, dict) else None
             where = f"messages.{i}.content.{j}"
+            if not isinstance(block, dict):
+                raise bad_request(f"{where}: Input should be an object", param=where)
+            kind = _field(block, "type", str, where)
             if kind == "text":
-                parts.append(_cached({"type": "text", "text": _field(block, "text", str, where)}, block))
+                parts.append(_cached({"type": "text", "text": _field(block, "text", str, where)}, block, where))
             elif kind == "image":
-                parts.append(_cached(_image_part(block, where), block))
+                parts.append(_cached(_image_part(block, where), block, where))
             elif kind == "tool_use":
                 arguments = dumps_arguments(_field(block, "input", dict, where, {}))
                 calls.append(
@@ -125,6 +154,8 @@ def _messages(raw: list[Any]) -> list[Message]:
                     }
                 )
             elif kind == "tool_result":
+                _optional(block, "is_error", bool, "a valid boolean", where)
+                _cache_control(block, where)
                 # Tool results become tool messages, before any text of the same user turn.
                 result: Message = {
                     "role": "tool",
@@ -135,7 +166,8 @@ def _messages(raw: list[Any]) -> list[Message]:
             elif kind in ("thinking", "redacted_thinking"):
                 continue  # the gateway's canonical form has no reasoning blocks; earlier thoughts are dropped
             else:
-                raise bad_request(f"messages.{i}.content: blocks of type '{kind}' are not supported", param="messages")
+                shown = kind[:40]
+                raise bad_request(f"{where}.type: blocks of type '{shown}' are not supported", param=f"{where}.type")
         if turn["role"] == "assistant":
             message: Message = {"role": "assistant", "content": _content(parts) if parts else None}  # type: ignore[typeddict-item]
             if calls:
@@ -151,17 +183,19 @@ def _tools(raw: Any) -> list[dict[str, Any]]:
         raise bad_request("tools: Input should be a valid list", param="tools")
     tools = []
     for i, tool in enumerate(raw):
-        if not isinstance(tool, dict) or "input_schema" not in tool:
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            raise bad_request(f"tools: tools of type '{kind}' cannot be served through this gateway", param="tools")
         where = f"tools.{i}"
+        if not isinstance(tool, dict):
+            raise bad_request(f"{where}: Input should be an object", param=where)
+        if "input_schema" not in tool:
+            kind = str(tool.get("type"))[:40]
+            raise bad_request(f"{where}: tools of type '{kind}' cannot be served through this gateway", param=where)
         function: dict[str, Any] = {
             "name": _field(tool, "name", str, where),
             "parameters": _field(tool, "input_schema", dict, where),
         }
         if tool.get("description") is not None:
             function["description"] = _field(tool, "description", str, where)
-        tools.append(_cached({"type": "function", "function": function}, tool))
+        tools.append(_cached({"type": "function", "function": function}, tool, where))
     return tools
 
 
@@ -177,65 +211,90 @@ def _tool_choice(raw: dict[str, Any], params: dict[str, Any]) -> None:
         params["tool_choice"] = {"type": "function", "function": {"name": _field(raw, "name", str, "tool_choice")}}
     else:
         raise bad_request("tool_choice: unknown type", param="tool_choice")
-    if raw.get("disable_parallel_tool_use"):
+    if _optional(raw, "disable_parallel_tool_use", bool, "a valid boolean", "tool_choice"):
         params["parallel_tool_calls"] = False
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
     data = _load_object(body)
+    return _chat_request(data, b"cache_control" in body)
+
+
+def _chat_request(data: dict[str, Any], cache_hints: bool) -> ChatRequest:
+    """The whole body checked in one pass, in the order Anthropic reports problems: required fields, unknown
+    fields, then each field's shape; every 400 names the field (`messages.0.content.1.text`)."""
     model = _require(data, "model", str)
     raw_messages = _require(data, "messages", list)
     max_tokens = _require(data, "max_tokens", int)
     if max_tokens < 1:
         raise bad_request("max_tokens: Input should be greater than or equal to 1", param="max_tokens")
+    if max_tokens > MAX_TOKENS:
+        raise bad_request(f"max_tokens: Input should be less than or equal to {MAX_TOKENS}", param="max_tokens")
     unknown = sorted(set(data) - _REQUEST_FIELDS)
     if unknown:
         raise bad_request(f"{unknown[0]}: Extra inputs are not permitted", param=unknown[0])
+    stream = _optional(data, "stream", bool, "a valid boolean")
+    _optional(data, "top_k", int, "a valid integer")
+    _optional(data, "thinking", dict, "an object")
+    _optional(data, "service_tier", str, "a valid string")
+    _optional(data, "container", (str, dict), "a string or an object")
+    _optional(data, "mcp_servers", list, "a valid list")
     messages = _messages(raw_messages)
     if not raw_messages:
         raise bad_request("messages: at least one message is required", param="messages")
-    if data.get("system"):
-        messages.insert(0, {"role": "system", "content": _system_content(data["system"])})  # type: ignore[typeddict-item]
+    if data.get("system") is not None:
+        system = _system_content(data["system"])
+        if system:
+            messages.insert(0, {"role": "system", "content": system})  # type: ignore[typeddict-item]
     params: dict[str, Any] = {}
     for name in ("temperature", "top_p"):
-        value = data.get(name)
+        value = _optional(data, name, (int, float), "a valid number")
         if value is not None:
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise bad_request(f"{name}: Input should be a valid number", param=name)
             params[name] = value
     stop = data.get("stop_sequences")
-    if stop:
+    if stop is not None:
         if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
             raise bad_request("stop_sequences: Input should be a list of strings", param="stop_sequences")
-        params["stop"] = stop
-    if data.get("tools"):
-        params["tools"] = _tools(data["tools"])
+        if stop:
+            params["stop"] = stop
+    if data.get("tools") is not None:
+        tools = _tools(data["tools"])
+        if tools:
+            params["tools"] = tools
     if data.get("tool_choice") is not None:
         if not isinstance(data["tool_choice"], dict):
             raise bad_request("tool_choice: Input should be an object", param="tool_choice")
         _tool_choice(data["tool_choice"], params)
-    if b"cache_control" in body:  # a breakpoint somewhere: OpenAI-format upstreams must have it stripped
+    if cache_hints:  # a breakpoint somewhere: OpenAI-format upstreams must have it stripped
         params[CACHE_HINTS] = True
-    metadata = data.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise bad_request("metadata: Input should be an object", param="metadata")
-    user = metadata.get("user_id")
+    metadata = _optional(data, "metadata", dict, "an object") or {}
+    user = _optional(metadata, "user_id", str, "a valid string", "metadata")
     return ChatRequest(
         model=model,
         messages=messages,
-        stream=data.get("stream") is True,
+        stream=stream is True,
         include_usage=True,  # Anthropic streams always carry usage
         max_tokens=max_tokens,
-        user=str(user) if user else None,
+        user=user or None,
         params=params,
     )
 
 
+# What counting takes; `max_tokens` too, for clients that send their Messages body as it is.
+_COUNT_FIELDS = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers", "max_tokens"}
+)
+
+
 def count_tokens_body(body: bytes) -> bytes:
-    """`/v1/messages/count_tokens`: the prompt's tokens as the gateway counts them (cl100k with chat framing)."""
+    """`/v1/messages/count_tokens`: the prompt's tokens as the gateway counts them (cl100k with chat framing).
+
+    The body is checked as a Messages request is (without `max_tokens`, which counting does not take)."""
     data = _load_object(body)
-    data.setdefault("max_tokens", 1)
-    request = parse_chat_request(orjson.dumps(data))
+    unknown = sorted(set(data) - _COUNT_FIELDS)
+    if unknown:
+        raise bad_request(f"{unknown[0]}: Extra inputs are not permitted", param=unknown[0])
+    request = _chat_request({"max_tokens": 1, **data}, False)
     tokens = count_chat_prompt(request.messages)  # type: ignore[arg-type]
     if request.params.get("tools"):
         tokens += count_chat_prompt([{"role": "system", "content": orjson.dumps(request.params["tools"]).decode()}])
