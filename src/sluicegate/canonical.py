@@ -128,3 +128,10 @@ class EmbeddingResponse:
     data: list[dict[str, Any]]  # OpenAI-shaped embedding objects
     usage: Usage
     usage_reported: bool = True  # False: the provider reports no usage (Gemini); the gateway counts the input
+
+
+@dataclass(slots=True)
+class TokenCount:
+    """The answer to a token-counting request (Anthropic's `/v1/messages/count_tokens`): no model is called."""
+
+    input_tokens: int

@@ -11,7 +11,7 @@ from sluicegate.canonical import ChatRequest, EmbeddingRequest, Usage
 from sluicegate.catalog import Deployment, ModelGroup
 from sluicegate.principal import Principal
 
-Endpoint = Literal["chat", "embeddings"]
+Endpoint = Literal["chat", "embeddings", "count_tokens"]
 
 
 @dataclass(slots=True)

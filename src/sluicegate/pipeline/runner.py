@@ -1,37 +1,110 @@
-"""The pipeline: request stages in order, the execute stage, chunk stages on streams, finish stages always.
+"""The pipeline: owns one exchange, from the parsed request to the last byte handed to the server.
 
-A stage is a small object with a `name` and any of these hooks:
-- `async on_request(ctx)`: may add to the context or stop the request by raising `GatewayError`;
-- `on_chunk(ctx, chunk) -> chunk | None`: sees every stream chunk in order (None drops it);
-- `async on_finish(ctx)`: runs once when the request is over, whatever its outcome (settle, record).
-  A finish stage with `before_reply = True` (the ledger) runs before the client receives the last bytes
-  of its answer (`Pipeline.seal`), so no answer a client received can be missing from it, even if the
-  process is killed right after; the others run once the answer has gone (`Pipeline.finish`).
+`Pipeline.handle(ctx, reply)` runs it all: the request stages, the upstream call (or a stage's local
+answer), the response or chunk stages, the ledger before the end of the answer leaves, the reply itself
+(through `reply`, the server's sink that encodes in the client's format and writes) and the finish stages.
+
+A stage is a small object with a `name` and any of these hooks (the pipeline looks for them once, when it
+is built, and calls each in the order of its stage list):
+- `async on_request(ctx) -> LocalReply | None`: may add to the context, stop the request by raising
+  `GatewayError`, or answer it itself: the rest of the request stages and the upstream call are skipped,
+  the answer still passes the response or chunk stages, the ledger (its own outcome, no provider cost) and
+  the access log;
+- `async on_response(ctx, response) -> response`: sees a whole answer before it is priced and sent, and
+  may replace it;
+- `on_chunk(ctx, chunk) -> chunk | None`: the meter's hook, per chunk, before any other chunk stage, so it
+  counts what the provider actually sent (None drops the chunk);
+- `on_chunks(ctx, batch) -> batch` and `on_end(ctx) -> batch`: a stream's chunks in batches (what arrived
+  in one network read); a stage may hold chunks back and release them later or when the stream ends;
+- `async on_finish(ctx)`: once, whatever happened. A stage with `before_reply = True` (the ledger) runs
+  before the client receives the end of its answer, so no answer a client received can be missing from it
+  even if the process is killed right after; the others run once the answer has gone.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from sluicegate.canonical import ChatChunk, ChatResponse, EmbeddingResponse
-from sluicegate.errors import GatewayError, UpstreamError
+from sluicegate.canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, TokenCount
+from sluicegate.errors import GatewayError, UpstreamError, internal_error, scrub
 from sluicegate.pipeline.bill import request_bill
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.pipeline.execute import Execute, client_error
+
+log = logging.getLogger("sluicegate.server")
+
+Answer = ChatResponse | EmbeddingResponse | TokenCount
+ChunkSource = AsyncIterator[list[ChatChunk]]
+
+
+@dataclass(slots=True)
+class LocalReply:
+    """An answer a request stage gives itself (a cache hit, a canned reply): a whole response, or a source of
+    chunk batches for a stream. `outcome` is what the ledger and the access log record for it."""
+
+    response: Answer | None = None
+    chunks: ChunkSource | None = None
+    outcome: str = "local"
+
+
+class Reply(Protocol):
+    """The server's side of an exchange: encodes what the pipeline hands it in the client's format, and
+    writes it. Encoding and writing are separate so the ledger can run between them."""
+
+    def encode(self, ctx: RequestContext, answer: Answer) -> bytes: ...
+
+    def encode_error(self, ctx: RequestContext, error: GatewayError) -> bytes: ...
+
+    async def send(self, ctx: RequestContext, status: int, body: bytes, error: GatewayError | None = None) -> None:
+        """A whole answer (or error), with its headers."""
+
+    async def open_stream(self, ctx: RequestContext) -> None:
+        """The head of a stream; from here on, a client that leaves cancels the exchange."""
+
+    async def send_chunks(self, ctx: RequestContext, batch: list[ChatChunk]) -> None: ...
+
+    def end_stream(self, ctx: RequestContext, error: GatewayError | None = None) -> bytes:
+        """The stream's last bytes (its end, or an error event); the client leaving no longer cancels."""
+
+    async def send_last(self, data: bytes) -> None: ...
+
+    def client_left(self) -> bool:
+        """Whether a cancellation came from the client leaving (if so, it is absorbed here)."""
+
+    def close(self) -> None: ...
 
 
 class RequestStage(Protocol):
     name: str
 
-    async def on_request(self, ctx: RequestContext) -> None: ...
+    async def on_request(self, ctx: RequestContext) -> LocalReply | None: ...
+
+
+class ResponseStage(Protocol):
+    name: str
+
+    async def on_response(self, ctx: RequestContext, response: Answer) -> Answer: ...
 
 
 class ChunkStage(Protocol):
+    """The meter's kind: one chunk at a time, first of all."""
+
     name: str
 
     def on_chunk(self, ctx: RequestContext, chunk: ChatChunk) -> ChatChunk | None: ...
+
+
+class BatchStage(Protocol):
+    name: str
+
+    def on_chunks(self, ctx: RequestContext, batch: list[ChatChunk]) -> list[ChatChunk]: ...
+
+    def on_end(self, ctx: RequestContext) -> list[ChatChunk]: ...
 
 
 class FinishStage(Protocol):
@@ -55,51 +128,137 @@ def price_usage(ctx: RequestContext) -> None:
         ctx.cost_micros = deployment.price.cost_micros(ctx.usage)
 
 
+def chunks_of(response: ChatResponse) -> list[ChatChunk]:
+    """A whole answer as the chunks of a stream: each choice's message in one delta, then the usage."""
+    choices = []
+    for choice in response.choices:
+        delta = dict(choice.get("message") or {})
+        choices.append({"index": choice.get("index", 0), "delta": delta, "finish_reason": choice.get("finish_reason")})
+    return [
+        ChatChunk(response.id, response.model, response.created, choices, extra=response.extra),
+        ChatChunk(response.id, response.model, response.created, [], usage=response.usage),
+    ]
+
+
+async def _one_batch(batch: list[ChatChunk]) -> ChunkSource:
+    yield batch
+
+
+@dataclass(slots=True)
+class _Stream:
+    chunks: ChunkSource
+
+
 class Pipeline:
-    def __init__(
-        self,
-        request_stages: Sequence[RequestStage],
-        execute: Execute,
-        chunk_stages: Sequence[ChunkStage] = (),
-        finish_stages: Sequence[FinishStage] = (),
-    ) -> None:
-        self.request_stages = tuple(request_stages)
+    def __init__(self, stages: Sequence[object], execute: Execute | None = None) -> None:
+        """`stages` in the order of the request path; each takes part through the hooks it has."""
+        self.stages = tuple(stages)
         self.execute = execute
-        self.chunk_stages = tuple(chunk_stages)
-        self.finish_stages = tuple(finish_stages)
-        self._before_reply = tuple(s for s in finish_stages if getattr(s, "before_reply", False))
-        self._after_reply = tuple(s for s in finish_stages if not getattr(s, "before_reply", False))
+        self._on_request: tuple[RequestStage, ...] = tuple(s for s in stages if hasattr(s, "on_request"))  # type: ignore[misc]
+        self._on_response: tuple[ResponseStage, ...] = tuple(s for s in stages if hasattr(s, "on_response"))  # type: ignore[misc]
+        self._on_chunk: tuple[ChunkStage, ...] = tuple(s for s in stages if hasattr(s, "on_chunk"))  # type: ignore[misc]
+        self._on_chunks: tuple[BatchStage, ...] = tuple(s for s in stages if hasattr(s, "on_chunks"))  # type: ignore[misc]
+        finish: tuple[FinishStage, ...] = tuple(s for s in stages if hasattr(s, "on_finish"))  # type: ignore[misc]
+        self._before_reply = tuple(s for s in finish if getattr(s, "before_reply", False))
+        self._after_reply = tuple(s for s in finish if not getattr(s, "before_reply", False))
 
-    async def admit(self, ctx: RequestContext) -> None:
-        """Runs the request stages; the request is then ready to execute."""
-        for stage in self.request_stages:
-            await stage.on_request(ctx)
+    # -- the exchange --------------------------------------------------------------------------------
 
-    async def complete(self, ctx: RequestContext) -> ChatResponse:
-        await self.admit(ctx)
-        response = await self.execute.complete(ctx)
-        ctx.first_token_at = time.perf_counter()
-        price_usage(ctx)
+    async def handle(self, ctx: RequestContext, reply: Reply) -> None:
+        """Runs the whole exchange of a parsed request and hands the answer (or error) to `reply`."""
+        error: GatewayError | None = None
+        try:
+            answer = await self._answer(ctx)
+            if type(answer) is _Stream:
+                await self._stream(ctx, reply, answer.chunks)
+            else:
+                body = reply.encode(ctx, answer)  # type: ignore[arg-type]
+                await self.seal(ctx)  # the ledger has it before the client does
+                await reply.send(ctx, 200, body)
+        except GatewayError as exc:
+            error = exc
+            await self._fail(ctx, reply, exc)
+        except Exception as exc:
+            error = self._internal(ctx, exc)
+            await self._fail(ctx, reply, error)
+        await self.finish(ctx, error)
+
+    async def refuse(self, ctx: RequestContext, reply: Reply, error: GatewayError) -> None:
+        """Answers a request the server could not hand over (an unreadable body) with `error`."""
+        await self._fail(ctx, reply, error)
+        await self.finish(ctx, error)
+
+    async def _answer(self, ctx: RequestContext) -> Answer | _Stream:
+        local = None
+        for stage in self._on_request:
+            local = await stage.on_request(ctx)
+            if local is not None:
+                break
+        request = ctx.request
+        streamed = type(request) is ChatRequest and request.stream
+        response: Answer
+        if local is not None:
+            ctx.outcome = local.outcome
+            ctx.cost_micros = 0  # no provider was paid for it
+            if local.chunks is not None or streamed:
+                if local.chunks is not None:
+                    source = local.chunks
+                else:
+                    assert isinstance(local.response, ChatResponse), "a stream is answered with chunks"
+                    source = _one_batch(chunks_of(local.response))
+                return _Stream(self._chunks(ctx, source))
+            assert local.response is not None, "a local reply has a response or chunks"
+            response = local.response
+            ctx.first_token_at = time.perf_counter()
+        else:
+            execute = self.execute
+            if execute is None:
+                raise RuntimeError(f"no stage answered the {ctx.endpoint} request and there is no upstream")
+            if ctx.endpoint == "embeddings":
+                response = await execute.embed(ctx)
+            elif streamed:
+                # failures up to the first token raise here, before the client is answered
+                return _Stream(self._chunks(ctx, await execute.open_stream(ctx)))
+            else:
+                response = await execute.complete(ctx)
+                ctx.first_token_at = time.perf_counter()
+        for response_stage in self._on_response:
+            response = await response_stage.on_response(ctx, response)
+        if local is None:
+            price_usage(ctx)
         return response
 
-    async def embed(self, ctx: RequestContext) -> EmbeddingResponse:
-        await self.admit(ctx)
-        response = await self.execute.embed(ctx)
-        price_usage(ctx)
-        return response
+    async def _stream(self, ctx: RequestContext, reply: Reply, chunks: ChunkSource) -> None:
+        await reply.open_stream(ctx)
+        try:
+            async for batch in chunks:
+                await reply.send_chunks(ctx, batch)
+            tail = reply.end_stream(ctx)
+            await self.seal(ctx)  # the ledger has it before the client sees the stream end
+            await reply.send_last(tail)
+        except GatewayError as error:  # the upstream failed after the stream started
+            ctx.error_code = error.code
+            tail = reply.end_stream(ctx, error)
+            await self.seal(ctx)
+            await reply.send_last(tail)
+        except asyncio.CancelledError:
+            if not reply.client_left():
+                raise
+            ctx.outcome = "cancelled"
+            ctx.status = 499  # the client closed the request (nginx's convention)
+        except Exception as exc:
+            tail = reply.end_stream(ctx, self._internal(ctx, exc))
+            await self.seal(ctx)
+            await reply.send_last(tail)
+        finally:
+            reply.close()
+            await chunks.aclose()  # type: ignore[attr-defined]
 
-    async def stream(self, ctx: RequestContext) -> AsyncIterator[list[ChatChunk]]:
-        """Admits and opens the stream; failures up to here raise before the client is answered.
-
-        The stream yields batches: the chunks that arrived in one network read, in order."""
-        await self.admit(ctx)
-        upstream = await self.execute.open_stream(ctx)
-        return self._metered(ctx, upstream)
-
-    async def _metered(
-        self, ctx: RequestContext, upstream: AsyncIterator[list[ChatChunk]]
-    ) -> AsyncIterator[list[ChatChunk]]:
-        stages = self.chunk_stages
+    async def _chunks(self, ctx: RequestContext, upstream: ChunkSource) -> ChunkSource:
+        """The stream as the client gets it: timed, priced and metered chunk by chunk, then through the
+        chunk stages batch by batch; what they still hold comes out when the upstream ends."""
+        meter = self._on_chunk
+        stages = self._on_chunks
         try:
             async for batch in upstream:
                 out: list[ChatChunk] = []
@@ -109,7 +268,7 @@ class Pipeline:
                     if chunk.usage is not None:
                         ctx.usage = chunk.usage
                         price_usage(ctx)
-                    for stage in stages:
+                    for stage in meter:
                         processed = stage.on_chunk(ctx, chunk)
                         if processed is None:
                             break
@@ -118,14 +277,37 @@ class Pipeline:
                         out.append(chunk)
                     if ctx.cut_off:  # the meter ended the stream: stop reading (and paying for) the upstream
                         break
+                for batch_stage in stages:
+                    out = batch_stage.on_chunks(ctx, out)
                 if out:
                     yield out
                 if ctx.cut_off:
                     break
+            if stages:
+                held: list[ChatChunk] = []
+                for batch_stage in stages:  # what one stage releases at the end passes the stages after it
+                    if held:
+                        held = batch_stage.on_chunks(ctx, held)
+                    held = held + batch_stage.on_end(ctx)
+                if held:
+                    yield held
         except UpstreamError as error:
             raise client_error(ctx, error) from None
         finally:
             await upstream.aclose()  # type: ignore[attr-defined]
+
+    async def _fail(self, ctx: RequestContext, reply: Reply, error: GatewayError) -> None:
+        body = reply.encode_error(ctx, error)
+        await self.seal(ctx, error)
+        await reply.send(ctx, error.status, body, error)
+
+    @staticmethod
+    def _internal(ctx: RequestContext, exc: Exception) -> GatewayError:
+        ctx.outcome = "internal_error"
+        log.error("internal error request_id=%s error=%s: %s", ctx.request_id, type(exc).__name__, scrub(str(exc)))
+        return internal_error(ctx.request_id)
+
+    # -- the end of a request --------------------------------------------------------------------------
 
     async def seal(self, ctx: RequestContext, error: GatewayError | None = None) -> None:
         """The request's outcome is known: fixes it and its bill, and runs the stages that must be done

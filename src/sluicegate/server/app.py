@@ -16,14 +16,15 @@ from typing import Any
 
 import orjson
 
-from sluicegate.canonical import ChatRequest
-from sluicegate.errors import GatewayError, internal_error, not_found, payload_too_large, scrub
-from sluicegate.pipeline.context import RequestContext
+from sluicegate.canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, TokenCount
+from sluicegate.errors import GatewayError, not_found, payload_too_large, scrub
+from sluicegate.pipeline.context import Endpoint, RequestContext
+from sluicegate.pipeline.runner import Answer
 from sluicegate.pricing import micros_to_usd
 from sluicegate.routing import admin as routing_admin
 from sluicegate.server.admin import create_admin_app
 from sluicegate.server.gateway import Gateway
-from sluicegate.wire import ClientWire
+from sluicegate.wire import ClientWire, StreamEncoder
 from sluicegate.wire import anthropic as anthropic_wire
 from sluicegate.wire import openai as openai_wire
 
@@ -92,6 +93,115 @@ async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
     await send({"type": "http.response.body", "body": body})
 
 
+def _usage_extension(ctx: RequestContext) -> dict[str, Any] | None:
+    """The `sluicegate` extension of a stream's usage: its cost and any note (e.g. a cut-off)."""
+    extension: dict[str, Any] = {}
+    if ctx.cost_micros is not None:
+        extension["cost_usd"] = micros_to_usd(ctx.cost_micros)
+    if ctx.usage_extension:
+        extension.update(ctx.usage_extension)
+    return extension or None
+
+
+def _response_headers(
+    ctx: RequestContext, base: list[tuple[bytes, bytes]] | None = None, error: GatewayError | None = None
+) -> list[tuple[bytes, bytes]]:
+    headers = list(base) if base is not None else [_JSON]
+    headers.append((b"x-sluice-request-id", ctx.request_id.encode()))
+    if error is None:
+        if ctx.cost_micros is not None:
+            headers.append((b"x-sluice-cost-usd", micros_to_usd(ctx.cost_micros).encode()))
+        if ctx.deployment is not None:
+            headers.append((b"x-sluice-deployment", ctx.deployment.name.encode("latin-1")))
+            headers.append((b"x-sluice-attempts", str(ctx.attempts).encode()))
+    elif ctx.attempts and ctx.deployment is not None:  # the last deployment tried, and how many calls
+        headers.append((b"x-sluice-deployment", ctx.deployment.name.encode("latin-1")))
+        headers.append((b"x-sluice-attempts", str(ctx.attempts).encode()))
+    if ctx.route_reason:
+        headers.append((b"x-sluice-route-reason", ctx.route_reason.encode("latin-1", "replace")))
+    if error is not None:
+        headers.extend(_encode_headers(error.headers))
+    elif ctx.response_headers:
+        headers.extend(_encode_headers(ctx.response_headers))
+    return headers
+
+
+class _Exchange:
+    """The reply sink of one request (`pipeline.Reply`): the client's wire format, the ASGI send, and the
+    watch for a client that leaves in the middle of a stream."""
+
+    __slots__ = ("_disconnected", "_done", "_encoder", "_receive", "_send", "_task", "_watcher", "_wire")
+
+    def __init__(self, wire: ClientWire, receive: Receive, send: Send) -> None:
+        self._wire = wire
+        self._receive = receive
+        self._send = send
+        self._encoder: StreamEncoder | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._done = False
+        self._disconnected = False
+
+    def encode(self, ctx: RequestContext, answer: Answer) -> bytes:
+        if type(answer) is ChatResponse:
+            return self._wire.chat_response_body(answer, ctx.usage_extension)  # e.g. max_tokens lowered to fit
+        if type(answer) is EmbeddingResponse:
+            return openai_wire.embedding_response_body(answer)
+        assert isinstance(answer, TokenCount)
+        return orjson.dumps({"input_tokens": answer.input_tokens})
+
+    def encode_error(self, ctx: RequestContext, error: GatewayError) -> bytes:
+        return self._wire.error_body(error)
+
+    async def send(self, ctx: RequestContext, status: int, body: bytes, error: GatewayError | None = None) -> None:
+        await _send(self._send, status, body, _response_headers(ctx, None, error))
+
+    async def open_stream(self, ctx: RequestContext) -> None:
+        self._encoder = self._wire.stream_encoder(ctx.chat)
+        headers = _response_headers(ctx, _SSE_HEADERS)
+        await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+        self._task = asyncio.current_task()
+        self._watcher = asyncio.get_running_loop().create_task(self._watch_disconnect())
+
+    async def _watch_disconnect(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        if not self._done and self._task is not None:
+            self._disconnected = True
+            self._task.cancel()
+
+    async def send_chunks(self, ctx: RequestContext, batch: list[ChatChunk]) -> None:
+        encoder = self._encoder
+        assert encoder is not None
+        parts = []
+        for chunk in batch:
+            data = encoder.encode(chunk, _usage_extension(ctx) if chunk.usage is not None else None)
+            if data:
+                parts.append(data)
+        if parts:  # one write for what arrived together: fewer syscalls, same order and timing
+            await self._send({"type": "http.response.body", "body": b"".join(parts), "more_body": True})
+
+    def end_stream(self, ctx: RequestContext, error: GatewayError | None = None) -> bytes:
+        self._done = True
+        encoder = self._encoder
+        assert encoder is not None
+        return encoder.finish() if error is None else encoder.error(error)
+
+    async def send_last(self, data: bytes) -> None:
+        await self._send({"type": "http.response.body", "body": data})
+
+    def client_left(self) -> bool:
+        if not self._disconnected or self._task is None:
+            return False
+        self._task.uncancel()
+        return True
+
+    def close(self) -> None:
+        self._done = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+
 class GatewayApp:
     """The ASGI callable. Routes by exact path; everything else is a 404 in OpenAI's error shape."""
 
@@ -100,12 +210,14 @@ class GatewayApp:
         self._max_body = gateway.config.server.max_body_bytes
         self._request_id = RequestIds()
         openai: ClientWire = openai_wire.OpenAIWire()
+        self._openai = openai
+        self._anthropic: ClientWire = anthropic_wire.AnthropicWire()
         self._routes: dict[tuple[str, str], Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
         for prefix in ("/v1", ""):
             self._routes[("POST", f"{prefix}/chat/completions")] = self._chat_handler(openai)
             self._routes[("POST", f"{prefix}/embeddings")] = self._embeddings
             self._routes[("GET", f"{prefix}/models")] = self._models
-        self._routes[("POST", "/v1/messages")] = self._chat_handler(anthropic_wire.AnthropicWire())
+        self._routes[("POST", "/v1/messages")] = self._chat_handler(self._anthropic)
         self._routes[("POST", "/v1/messages/count_tokens")] = self._count_tokens
         self._routes[("GET", "/health/live")] = self._live
         self._routes[("GET", "/health/ready")] = self._ready
@@ -151,160 +263,39 @@ class GatewayApp:
 
     def _chat_handler(self, wire: ClientWire) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
         async def handle(scope: Scope, receive: Receive, send: Send) -> None:
-            await self._chat(wire, scope, receive, send)
+            await self._exchange(scope, receive, send, "chat", wire, wire.parse_chat_request)
 
         return handle
 
-    async def _chat(self, wire: ClientWire, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = _headers(scope)
-        ctx = RequestContext(self._request_id(), "chat", wire.name, headers, None)
-        pipeline = self.gateway.pipeline
-        try:
-            ctx.request = wire.parse_chat_request(await _read_body(receive, headers, self._max_body))
-            if ctx.request.stream:
-                await self._stream(wire, ctx, ctx.request, receive, send)
-                return
-            response = await pipeline.complete(ctx)
-            body = wire.chat_response_body(response, ctx.usage_extension)  # e.g. max_tokens lowered to fit
-            await pipeline.seal(ctx)
-            await _send(send, 200, body, self._response_headers(ctx))
-        except GatewayError as error:
-            await self._fail(wire, ctx, send, error)
-            return
-        except Exception as exc:
-            await self._fail(wire, ctx, send, self._internal(ctx, exc))
-            return
-        await pipeline.finish(ctx)
-
-    async def _stream(
-        self, wire: ClientWire, ctx: RequestContext, request: ChatRequest, receive: Receive, send: Send
-    ) -> None:
-        pipeline = self.gateway.pipeline
-        chunks = await pipeline.stream(ctx)  # raises before anything is sent if the upstream fails early
-        encoder = wire.stream_encoder(request)
-        headers = self._response_headers(ctx, _SSE_HEADERS)
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        task = asyncio.current_task()
-        assert task is not None
-        state = {"done": False, "disconnected": False}
-
-        async def watch_disconnect() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            if not state["done"]:
-                state["disconnected"] = True
-                task.cancel()
-
-        watcher = asyncio.get_running_loop().create_task(watch_disconnect())
-        try:
-            async for batch in chunks:
-                parts = []
-                for chunk in batch:
-                    extension = None
-                    if chunk.usage is not None:
-                        extension = self._usage_extension(ctx)
-                    data = encoder.encode(chunk, extension)
-                    if data:
-                        parts.append(data)
-                if parts:  # one write for what arrived together: fewer syscalls, same order and timing
-                    await send({"type": "http.response.body", "body": b"".join(parts), "more_body": True})
-            state["done"] = True
-            await pipeline.seal(ctx)  # the ledger has it before the client sees the stream end
-            await send({"type": "http.response.body", "body": encoder.finish()})
-        except GatewayError as error:  # the upstream failed after the stream started
-            state["done"] = True
-            ctx.error_code = error.code
-            await pipeline.seal(ctx)
-            await send({"type": "http.response.body", "body": encoder.error(error)})
-        except asyncio.CancelledError:
-            if not state["disconnected"]:
-                raise
-            task.uncancel()
-            ctx.outcome = "cancelled"
-            ctx.status = 499  # the client closed the request (nginx's convention)
-        except Exception as exc:
-            state["done"] = True
-            body = encoder.error(self._internal(ctx, exc))
-            await pipeline.seal(ctx)
-            await send({"type": "http.response.body", "body": body})
-        finally:
-            state["done"] = True
-            watcher.cancel()
-            await chunks.aclose()  # type: ignore[attr-defined]
-        await pipeline.finish(ctx)
-
     async def _embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = _headers(scope)
-        ctx = RequestContext(self._request_id(), "embeddings", "openai", headers, None)
-        pipeline = self.gateway.pipeline
-        try:
-            ctx.request = openai_wire.parse_embedding_request(await _read_body(receive, headers, self._max_body))
-            response = await pipeline.embed(ctx)
-            body = openai_wire.embedding_response_body(response)
-            await pipeline.seal(ctx)
-            await _send(send, 200, body, self._response_headers(ctx))
-        except GatewayError as error:
-            await self._fail(openai_wire.OpenAIWire(), ctx, send, error)
-            return
-        except Exception as exc:
-            await self._fail(openai_wire.OpenAIWire(), ctx, send, self._internal(ctx, exc))
-            return
-        await pipeline.finish(ctx)
+        await self._exchange(scope, receive, send, "embeddings", self._openai, openai_wire.parse_embedding_request)
 
     async def _count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Anthropic's token counting: authenticated, answered by the gateway's own counter, no upstream call."""
+        await self._exchange(
+            scope, receive, send, "count_tokens", self._anthropic, anthropic_wire.parse_count_tokens_request
+        )
+
+    async def _exchange(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        endpoint: Endpoint,
+        wire: ClientWire,
+        parse: Callable[[bytes], ChatRequest | EmbeddingRequest],
+    ) -> None:
+        """Parses the request and hands it to the pipeline with a sink that answers in the client's format."""
         headers = _headers(scope)
+        ctx = RequestContext(self._request_id(), endpoint, wire.name, headers, None)
+        reply = _Exchange(wire, receive, send)
+        pipeline = self.gateway.token_counting if endpoint == "count_tokens" else self.gateway.pipeline
         try:
-            await self.gateway.auth.authenticate(headers)
-            body = anthropic_wire.count_tokens_body(await _read_body(receive, headers, self._max_body))
+            ctx.request = parse(await _read_body(receive, headers, self._max_body))
         except GatewayError as error:
-            await _send(send, error.status, anthropic_wire.error_body(error), [_JSON])
+            await pipeline.refuse(ctx, reply, error)
             return
-        await _send(send, 200, body, [_JSON])
-
-    @staticmethod
-    def _usage_extension(ctx: RequestContext) -> dict[str, Any] | None:
-        """The `sluicegate` extension of a stream's usage: its cost and any note (e.g. a cut-off)."""
-        extension: dict[str, Any] = {}
-        if ctx.cost_micros is not None:
-            extension["cost_usd"] = micros_to_usd(ctx.cost_micros)
-        if ctx.usage_extension:
-            extension.update(ctx.usage_extension)
-        return extension or None
-
-    def _response_headers(
-        self, ctx: RequestContext, base: list[tuple[bytes, bytes]] | None = None
-    ) -> list[tuple[bytes, bytes]]:
-        headers = list(base) if base is not None else [_JSON]
-        headers.append((b"x-sluice-request-id", ctx.request_id.encode()))
-        if ctx.cost_micros is not None:
-            headers.append((b"x-sluice-cost-usd", micros_to_usd(ctx.cost_micros).encode()))
-        if ctx.deployment is not None:
-            headers.append((b"x-sluice-deployment", ctx.deployment.name.encode("latin-1")))
-            headers.append((b"x-sluice-attempts", str(ctx.attempts).encode()))
-        if ctx.route_reason:
-            headers.append((b"x-sluice-route-reason", ctx.route_reason.encode("latin-1", "replace")))
-        if ctx.response_headers:
-            headers.extend(_encode_headers(ctx.response_headers))
-        return headers
-
-    def _internal(self, ctx: RequestContext, exc: Exception) -> GatewayError:
-        ctx.outcome = "internal_error"
-        log.error("internal error request_id=%s error=%s: %s", ctx.request_id, type(exc).__name__, scrub(str(exc)))
-        return internal_error(ctx.request_id)
-
-    async def _fail(self, wire: ClientWire, ctx: RequestContext, send: Send, error: GatewayError) -> None:
-        headers = [_JSON, (b"x-sluice-request-id", ctx.request_id.encode())]
-        if ctx.attempts and ctx.deployment is not None:  # the last deployment tried, and how many calls
-            headers.append((b"x-sluice-deployment", ctx.deployment.name.encode("latin-1")))
-            headers.append((b"x-sluice-attempts", str(ctx.attempts).encode()))
-        if ctx.route_reason:
-            headers.append((b"x-sluice-route-reason", ctx.route_reason.encode("latin-1", "replace")))
-        headers.extend(_encode_headers(error.headers))
-        body = wire.error_body(error)
-        await self.gateway.pipeline.seal(ctx, error)
-        await _send(send, error.status, body, headers)
-        await self.gateway.pipeline.finish(ctx, error)
+        await pipeline.handle(ctx, reply)
 
     # -- operations ----------------------------------------------------------------------------------
 

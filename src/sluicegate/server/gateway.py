@@ -9,6 +9,7 @@ from sluicegate.catalog import ModelCatalog
 from sluicegate.config.schema import GatewayConfig
 from sluicegate.keys.accounts import Accounts
 from sluicegate.pipeline import Pipeline
+from sluicegate.pipeline.count_tokens import CountTokens
 from sluicegate.pipeline.execute import Execute
 from sluicegate.pipeline.limits import BudgetsAndLimits
 from sluicegate.pipeline.record import Record
@@ -50,13 +51,22 @@ class Gateway:
         self.auth = self.accounts.auth
         self.limits = BudgetsAndLimits(config, self.catalog, self.metrics.registry)
         self.routing = RoutingServices(config, self.router, self.upstream, self.limits.deployment_headroom)
+        record = Record(self.metrics, self.access_log)
         self.pipeline = Pipeline(
-            request_stages=[self.auth, self.limits.admission, Route(self.catalog, self.router)],
-            execute=Execute(self.upstream, self.router),
-            chunk_stages=[self.limits.meter],
-            # the ledger first: its row is on disk before any stage that may wait on the network
-            finish_stages=[self.accounts.ledger, self.limits.settle, Record(self.metrics, self.access_log)],
+            [
+                self.auth,
+                self.limits.admission,
+                Route(self.catalog, self.router),
+                self.limits.meter,
+                # the ledger first: its row is on disk before any stage that may wait on the network
+                self.accounts.ledger,
+                self.limits.settle,
+                record,
+            ],
+            Execute(self.upstream, self.router),
         )
+        # token counting is answered by the gateway itself: nothing to reserve, route, bill or put in the ledger
+        self.token_counting = Pipeline([self.auth, CountTokens(), record])
         self.ready = False
 
     async def start(self) -> None:

@@ -9,7 +9,12 @@ message_stop (or an `error` event).
 from __future__ import annotations
 
 from sluicegate.canonical import ChatRequest
-from sluicegate.wire.anthropic.request import count_tokens_body, parse_chat_request
+from sluicegate.wire.anthropic.request import (
+    count_prompt_tokens,
+    count_tokens_body,
+    parse_chat_request,
+    parse_count_tokens_request,
+)
 from sluicegate.wire.anthropic.response import (
     ERROR_TYPES,
     STOP_REASONS,
@@ -26,10 +31,12 @@ __all__ = [
     "AnthropicStreamEncoder",
     "AnthropicWire",
     "chat_response_body",
+    "count_prompt_tokens",
     "count_tokens_body",
     "error_body",
     "message_id",
     "parse_chat_request",
+    "parse_count_tokens_request",
     "usage_body",
 ]
 

@@ -286,16 +286,24 @@ _COUNT_FIELDS = frozenset(
 )
 
 
-def count_tokens_body(body: bytes) -> bytes:
-    """`/v1/messages/count_tokens`: the prompt's tokens as the gateway counts them (cl100k with chat framing).
-
-    The body is checked as a Messages request is (without `max_tokens`, which counting does not take)."""
+def parse_count_tokens_request(body: bytes) -> ChatRequest:
+    """A `/v1/messages/count_tokens` body, checked as a Messages request is (without `max_tokens`, which
+    counting does not take)."""
     data = _load_object(body)
     unknown = sorted(set(data) - _COUNT_FIELDS)
     if unknown:
         raise bad_request(f"{unknown[0]}: Extra inputs are not permitted", param=unknown[0])
-    request = _chat_request({"max_tokens": 1, **data}, False)
+    return _chat_request({"max_tokens": 1, **data}, False)
+
+
+def count_prompt_tokens(request: ChatRequest) -> int:
+    """The prompt's tokens as the gateway counts them (cl100k with chat framing), tools included."""
     tokens = count_chat_prompt(request.messages)  # type: ignore[arg-type]
     if request.params.get("tools"):
         tokens += count_chat_prompt([{"role": "system", "content": orjson.dumps(request.params["tools"]).decode()}])
-    return orjson.dumps({"input_tokens": tokens})
+    return tokens
+
+
+def count_tokens_body(body: bytes) -> bytes:
+    """`/v1/messages/count_tokens` answered in one step: the body in, the count's body out."""
+    return orjson.dumps({"input_tokens": count_prompt_tokens(parse_count_tokens_request(body))})
