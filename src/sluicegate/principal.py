@@ -53,6 +53,7 @@ class Principal:
     guardrail_level: str | None = None
     metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     scopes: tuple[Scope, ...] = ()  # every entity this request counts against, with its limits
+    team_confined: bool = False  # an admin-API role confined to its team (a viewer minted by a team admin)
 
 
 MASTER = Principal(key_id="master", role="master")

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from sluicegate.config.schema import GatewayConfig
 from sluicegate.principal import MASTER
 from sluicegate.server.admin import create_admin_app
 
@@ -22,7 +23,9 @@ async def _master(headers: Any) -> Any:
 
 async def test_unexpected_error_is_a_shaped_500_without_detail() -> None:
     gateway = SimpleNamespace(
-        accounts=SimpleNamespace(admin=_BrokenService()), auth=SimpleNamespace(authenticate=_master)
+        accounts=SimpleNamespace(admin=_BrokenService()),
+        auth=SimpleNamespace(authenticate=_master),
+        config=GatewayConfig(),
     )
     app = create_admin_app(gateway)  # type: ignore[arg-type]
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -210,7 +210,9 @@ def test_every_admin_endpoint_refuses_callers_without_the_role(gw: Proc) -> None
 
 
 def test_openapi_document_lists_the_admin_api(gw: Proc) -> None:
-    schema = httpx.get(f"{gw.url}/admin/openapi.json").json()
+    anonymous = httpx.get(f"{gw.url}/admin/openapi.json")
+    assert anonymous.status_code == 401 and "paths" not in anonymous.text
+    schema = httpx.get(f"{gw.url}/admin/openapi.json", headers=MASTER).json()
     assert {"/admin/keys", "/admin/keys/{key_id}", "/admin/spend", "/admin/teams"} <= set(schema["paths"])
 
 

@@ -109,6 +109,6 @@ def test_operator_actions_need_the_master_key_and_a_valid_body(gw: Proc) -> None
 
 
 def test_operator_endpoints_are_documented_in_the_admin_openapi(gw: Proc) -> None:
-    paths = httpx.get(f"{gw.url}/admin/openapi.json", timeout=10).json()["paths"]
+    paths = httpx.get(f"{gw.url}/admin/openapi.json", headers=MASTER, timeout=10).json()["paths"]
     assert {"get", "put", "delete"} <= set(paths["/admin/limits/overrides"])
     assert "put" in paths["/admin/routing/breakers"] and "get" in paths["/admin/routing/deployments"]

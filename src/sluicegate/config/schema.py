@@ -112,6 +112,14 @@ class AccessLogConfig(_Strict):
     path: str = "-"  # "-" is standard output
 
 
+class AdminApiConfig(_Strict):
+    """The admin API under /admin/."""
+
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # /admin/docs and /admin/openapi.json without a key (they list every endpoint and field, no data)
+    public_docs: bool = False
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(4000, ge=0, le=65535)
@@ -119,6 +127,7 @@ class ServerConfig(_Strict):
     master_key_env: str = Field("SLUICEGATE_MASTER_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     graceful_shutdown_seconds: float = Field(30.0, ge=0)
     access_log: AccessLogConfig = AccessLogConfig()
+    admin: AdminApiConfig = AdminApiConfig()
 
 
 class StoreConfig(_Strict):

@@ -77,6 +77,7 @@ def policy_of(record: KeyRecord) -> KeyPolicy:
         guardrail_level=key.guardrail_level,
         metadata=MappingProxyType(dict(key.key_metadata or {})),
         scopes=tuple(scopes),
+        team_confined=key.scope == "team",
     )
     deadlines = [as_utc(d).timestamp() for d in (key.expires_at,) if d is not None]
     if record.via_previous and key.previous_expires_at is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
@@ -17,9 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sluicegate.keys.clock import Clock, as_utc, system_clock, utc
 from sluicegate.keys.material import hint, key_hash, new_id, new_key
+from sluicegate.keys.policy import model_matcher
 from sluicegate.keys.residency import normalize
 from sluicegate.pricing import micros_to_usd
-from sluicegate.principal import Principal
+from sluicegate.principal import Budget, Principal
 from sluicegate.store.directory import Conflict, Directory
 from sluicegate.store.models import ApiKey, LimitsColumns, Team, Tenant, User
 from sluicegate.store.spend import GROUPS, SpendFilter, SpendLedger
@@ -195,6 +197,134 @@ def key_view(k: ApiKey) -> dict[str, Any]:
 
 
 _ROLE_RANK = {"inference": 0, "viewer": 1, "team_admin": 2, "tenant_admin": 3, "master": 4}
+# how long a budget lasts before it resets; a shorter period is a looser budget for the same amount
+_PERIOD_DAYS = {"daily": 1, "weekly": 7, "monthly": 31, "total": 1 << 40}
+_RATE_LIMITS = ("rpm", "tpm", "max_concurrency")
+
+
+def _rank(role: str) -> int:
+    return _ROLE_RANK.get(role, 0)
+
+
+def _not_found(kind: str, entity_id: str) -> AdminError:
+    return AdminError(404, f"{kind} '{entity_id}' does not exist")
+
+
+def _widens(before: int | None, after: int | None) -> bool:
+    """Whether a limit goes up (None is no limit at all)."""
+    return before is not None and (after is None or after > before)
+
+
+def _budget_within(amount: int, period: str, cap: Budget) -> bool:
+    return amount <= cap.amount_micros and _PERIOD_DAYS[period] >= _PERIOD_DAYS[cap.period]
+
+
+def _glob_within(pattern: str, allowed: tuple[str, ...]) -> bool:
+    """Whether every model `pattern` admits is admitted by one of `allowed` (conservatively)."""
+    if pattern in allowed:
+        return True
+    matcher = model_matcher(allowed)
+    if not any(c in pattern for c in "*?["):
+        return matcher is not None and matcher.fullmatch(pattern) is not None
+    head = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    return any(p.endswith("*") and not any(c in p[:-1] for c in "*?[") and head.startswith(p[:-1]) for p in allowed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Caps:
+    """What an admin's own principal is held to, from the scopes that do not already bound the target."""
+
+    rates: dict[str, int]
+    budgets: tuple[Budget, ...]
+    max_tokens: int | None
+    models: tuple[str, ...]
+
+
+def _caps(actor: Principal, ancestors: set[str]) -> _Caps:
+    rates: dict[str, int] = {}
+    budgets: list[Budget] = []
+    for scope in actor.scopes:
+        if f"{scope.kind}:{scope.id}" in ancestors:
+            continue  # its limits keep applying to the target: no need to copy them down
+        for name in _RATE_LIMITS:
+            value = getattr(scope.limits, name)
+            if value is not None:
+                rates[name] = min(value, rates.get(name, value))
+        if scope.limits.budget is not None:
+            budgets.append(scope.limits.budget)
+    own_key = f"key:{actor.key_id}" in ancestors
+    return _Caps(
+        rates,
+        tuple(budgets),
+        None if own_key else actor.max_tokens_cap,
+        () if own_key else actor.allowed_models,
+    )
+
+
+def hold_to_caps(
+    actor: Principal, ancestors: set[str], changes: dict[str, Any], old: Any | None, *, key: bool = False
+) -> None:
+    """Nobody sets a limit looser than the one its own principal is held to.
+
+    `old` is the entity being changed, or None for a new one; a new entity without a limit that the actor is
+    held to inherits the actor's (scope is inherited downward). `changes` may be completed in place.
+    """
+    caps = _caps(actor, ancestors)
+    rates = dict(caps.rates)
+    if key and caps.max_tokens is not None:
+        rates["max_tokens"] = caps.max_tokens
+    for name, cap in rates.items():
+        if old is None:
+            if changes.get(name) is None:
+                changes[name] = cap
+            elif changes[name] > cap:
+                raise forbidden(f"set {name} above {cap}, the limit its own key is held to")
+        elif (
+            name in changes
+            and _widens(getattr(old, name), changes[name])
+            and (changes[name] is None or changes[name] > cap)
+        ):
+            raise forbidden(f"raise {name} above {cap}, the limit its own key is held to")
+    if caps.budgets:
+        _hold_budget(caps.budgets, changes, old)
+    if key and caps.models and (old is None or "models" in changes):
+        _hold_models(caps.models, changes, old)
+
+
+def _hold_budget(caps: tuple[Budget, ...], changes: dict[str, Any], old: Any | None) -> None:
+    if old is None:
+        amount, period = changes.get("budget_micros"), changes.get("budget_period") or "monthly"
+        if amount is None:
+            strictest = min(caps, key=lambda b: (b.amount_micros, -_PERIOD_DAYS[b.period]))
+            changes["budget_micros"], changes["budget_period"] = strictest.amount_micros, strictest.period
+            return
+    else:
+        if "budget_micros" not in changes and "budget_period" not in changes:
+            return
+        amount = changes.get("budget_micros", old.budget_micros)
+        period = changes.get("budget_period", old.budget_period) or "monthly"
+        before = old.budget_micros
+        looser = before is not None and (
+            amount is None
+            or amount > before
+            or _PERIOD_DAYS[period] < _PERIOD_DAYS[old.budget_period or "monthly"]
+        )
+        if not looser:
+            return
+    if amount is None or not all(_budget_within(amount, period, cap) for cap in caps):
+        limit = ", ".join(f"{micros_to_usd(c.amount_micros)} USD {c.period}" for c in caps)
+        raise forbidden(f"set a budget looser than {limit}, the budget its own key is held to")
+
+
+def _hold_models(allowed: tuple[str, ...], changes: dict[str, Any], old: Any | None) -> None:
+    models = changes.get("models") or []
+    if old is None and not models:
+        changes["models"] = list(allowed)
+        return
+    if old is not None and models and set(models) <= set(old.models or ()):
+        return  # narrowing is always allowed
+    if not models or not all(_glob_within(m, allowed) for m in models):
+        raise forbidden(f"allow models beyond {', '.join(allowed)}, the models its own key may use")
 
 
 class AdminService:
@@ -214,10 +344,30 @@ class AdminService:
         return utc(self._clock())
 
     # -- who may do what ------------------------------------------------------------------------------
+    # Reach: master everything; tenant_admin and viewer their tenant; team_admin (and a key minted by one)
+    # its team. An entity in another tenant is answered as if it did not exist. Changing an entity also
+    # needs a role that outranks it (a key's role; a user's highest key; team_admin for a team).
 
     @staticmethod
     def _require(actor: Principal, role: str, what: str) -> None:
-        if _ROLE_RANK.get(actor.role, 0) < _ROLE_RANK[role]:
+        if _rank(actor.role) < _ROLE_RANK[role]:
+            raise forbidden(what)
+
+    @staticmethod
+    def _outrank(actor: Principal, level: str, what: str) -> None:
+        if actor.role != "master" and _rank(actor.role) <= _rank(level):
+            raise forbidden(what)
+
+    @staticmethod
+    def _team_reach(actor: Principal) -> bool:
+        return actor.role == "team_admin" or actor.team_confined
+
+    def _within(self, actor: Principal, tenant_id: str, team_id: str | None, what: str, missing: AdminError) -> None:
+        if actor.role == "master":
+            return
+        if actor.tenant_id != tenant_id:
+            raise missing
+        if self._team_reach(actor) and team_id != actor.team_id:
             raise forbidden(what)
 
     def _check_tenant(self, actor: Principal, tenant_id: str, what: str) -> None:
@@ -227,11 +377,15 @@ class AdminService:
     async def _team_for(self, actor: Principal, team_id: str, what: str) -> Team:
         team = await self._directory.get(Team, team_id)
         if team is None:
-            raise AdminError(404, f"team '{team_id}' does not exist")
-        self._check_tenant(actor, team.tenant_id, what)
-        if actor.role in ("team_admin", "viewer") and actor.team_id != team.id:
-            raise forbidden(what)
+            raise _not_found("team", team_id)
+        self._within(actor, team.tenant_id, team.id, what, _not_found("team", team_id))
         return team
+
+    async def _user_level(self, user_id: str) -> str:
+        """A user ranks as its highest-ranking live key: changing the user changes what that key may do."""
+        keys = await self._directory.list(ApiKey, user_id=user_id)
+        roles = [k.role for k in keys if k.revoked_at is None] or ["inference"]
+        return max(roles, key=_rank)
 
     # -- tenants --------------------------------------------------------------------------------------
 
@@ -254,16 +408,17 @@ class AdminService:
             changes["name"] = body.name
         tenant = await self._directory.update(Tenant, tenant_id, **changes)
         if tenant is None:
-            raise AdminError(404, f"tenant '{tenant_id}' does not exist")
+            raise _not_found("tenant", tenant_id)
         await self._invalidate_scope(tenant_id=tenant_id)
         return tenant_view(tenant)
 
     async def get_tenant(self, actor: Principal, tenant_id: str) -> dict[str, Any]:
         self._require(actor, "tenant_admin", "read tenants")
-        self._check_tenant(actor, tenant_id, "read another tenant")
+        if actor.role != "master" and actor.tenant_id != tenant_id:
+            raise _not_found("tenant", tenant_id)
         tenant = await self._directory.get(Tenant, tenant_id)
         if tenant is None:
-            raise AdminError(404, f"tenant '{tenant_id}' does not exist")
+            raise _not_found("tenant", tenant_id)
         return tenant_view(tenant)
 
     async def delete_tenant(self, actor: Principal, tenant_id: str) -> None:
@@ -275,57 +430,68 @@ class AdminService:
     async def create_team(self, actor: Principal, body: TeamBody) -> dict[str, Any]:
         self._require(actor, "tenant_admin", "create teams")
         tenant_id = body.tenant or (actor.tenant_id if actor.role != "master" else None) or DEFAULT_TENANT
-        self._check_tenant(actor, tenant_id, "create teams in another tenant")
+        if actor.role != "master" and tenant_id != actor.tenant_id:
+            raise forbidden("create teams in another tenant")
         if tenant_id == DEFAULT_TENANT:
             await self._ensure_default_tenant()
         elif await self._directory.get(Tenant, tenant_id) is None:
-            raise AdminError(404, f"tenant '{tenant_id}' does not exist")
+            raise _not_found("tenant", tenant_id)
         team_id = body.id or new_id("team")
+        changes = _limits_changes(body)
+        hold_to_caps(actor, {f"tenant:{tenant_id}"}, changes, None)
         team = Team(id=team_id, tenant_id=tenant_id, name=body.name or team_id, created_at=self._now())
-        _apply(team, _limits_changes(body))
+        _apply(team, changes)
         return team_view(await self._add(team))
 
     async def list_teams(self, actor: Principal, tenant: str | None = None) -> list[dict[str, Any]]:
         self._require(actor, "team_admin", "list teams")
-        if actor.role == "team_admin":
-            return [team_view(await self._team_for(actor, actor.team_id or "", "list teams"))]
         if actor.role != "master":
+            if tenant is not None and tenant != actor.tenant_id:
+                raise forbidden("list another tenant's teams")
             tenant = actor.tenant_id
+        if self._team_reach(actor):
+            return [team_view(await self._team_for(actor, actor.team_id or "", "list teams"))]
         return [team_view(t) for t in await self._directory.list(Team, tenant_id=tenant)]
 
     async def update_team(self, actor: Principal, team_id: str, body: TeamBody) -> dict[str, Any]:
-        self._require(actor, "tenant_admin", "change teams")
-        await self._team_for(actor, team_id, "change this team")
+        self._require(actor, "team_admin", "change teams")
+        team = await self._team_for(actor, team_id, "change this team")
+        self._outrank(actor, "team_admin", "change teams")
         changes = _limits_changes(body)
+        hold_to_caps(actor, {f"tenant:{team.tenant_id}"}, changes, team)
         if body.name:
             changes["name"] = body.name
-        team = await self._directory.update(Team, team_id, **changes)
-        assert team is not None
+        updated = await self._directory.update(Team, team_id, **changes)
+        if updated is None:
+            raise _not_found("team", team_id)
         await self._invalidate_scope(team_id=team_id)
-        return team_view(team)
+        return team_view(updated)
 
     async def get_team(self, actor: Principal, team_id: str) -> dict[str, Any]:
         self._require(actor, "team_admin", "read teams")
         return team_view(await self._team_for(actor, team_id, "read this team"))
 
     async def delete_team(self, actor: Principal, team_id: str) -> None:
-        self._require(actor, "tenant_admin", "delete teams")
+        self._require(actor, "team_admin", "delete teams")
         await self._team_for(actor, team_id, "delete this team")
+        self._outrank(actor, "team_admin", "delete teams")
         await self._delete(Team, team_id)
 
     # -- users ----------------------------------------------------------------------------------------
 
     async def create_user(self, actor: Principal, body: UserBody) -> dict[str, Any]:
         self._require(actor, "team_admin", "create users")
-        await self._team_for(actor, body.team, "create users in this team")
+        team = await self._team_for(actor, body.team, "create users in this team")
+        changes = _limits_changes(body)
+        hold_to_caps(actor, {f"tenant:{team.tenant_id}", f"team:{team.id}"}, changes, None)
         user = User(id=body.id, team_id=body.team, email=body.email, created_at=self._now())
-        _apply(user, _limits_changes(body))
+        _apply(user, changes)
         return user_view(await self._add(user))
 
     async def list_users(self, actor: Principal, team: str | None = None) -> list[dict[str, Any]]:
         self._require(actor, "team_admin", "list users")
-        if actor.role == "team_admin":
-            team = actor.team_id
+        if self._team_reach(actor):
+            team = team or actor.team_id
         if team is not None:
             await self._team_for(actor, team, "list this team's users")
             return [user_view(u) for u in await self._directory.list(User, team_id=team)]
@@ -335,60 +501,71 @@ class AdminService:
         teams = {t.id for t in await self._directory.list(Team, tenant_id=actor.tenant_id)}
         return [user_view(u) for u in users if u.team_id in teams]
 
-    async def _user_for(self, actor: Principal, user_id: str, what: str) -> User:
+    async def _user_for(self, actor: Principal, user_id: str, what: str) -> tuple[User, Team]:
         self._require(actor, "team_admin", what)
         user = await self._directory.get(User, user_id)
         if user is None:
-            raise AdminError(404, f"user '{user_id}' does not exist")
-        await self._team_for(actor, user.team_id, what)
-        return user
+            raise _not_found("user", user_id)
+        team = await self._directory.get(Team, user.team_id)
+        if team is None:
+            raise _not_found("user", user_id)
+        self._within(actor, team.tenant_id, team.id, what, _not_found("user", user_id))
+        return user, team
 
     async def get_user(self, actor: Principal, user_id: str) -> dict[str, Any]:
-        return user_view(await self._user_for(actor, user_id, "read this user"))
+        return user_view((await self._user_for(actor, user_id, "read this user"))[0])
 
     async def update_user(self, actor: Principal, user_id: str, body: UserUpdate) -> dict[str, Any]:
-        await self._user_for(actor, user_id, "change this user")
+        user, team = await self._user_for(actor, user_id, "change this user")
+        self._outrank(actor, await self._user_level(user_id), "change a user holding a key of its rank or above")
         changes = _limits_changes(body)
+        hold_to_caps(actor, {f"tenant:{team.tenant_id}", f"team:{team.id}"}, changes, user)
         if "email" in body.model_fields_set:
             changes["email"] = body.email
-        user = await self._directory.update(User, user_id, **changes)
-        assert user is not None
+        updated = await self._directory.update(User, user_id, **changes)
+        if updated is None:
+            raise _not_found("user", user_id)
         await self._invalidate_scope(user_id=user_id)
-        return user_view(user)
+        return user_view(updated)
 
     async def delete_user(self, actor: Principal, user_id: str) -> None:
-        self._require(actor, "team_admin", "delete users")
-        user = await self._directory.get(User, user_id)
-        if user is None:
-            raise AdminError(404, f"user '{user_id}' does not exist")
-        await self._team_for(actor, user.team_id, "delete this user")
+        await self._user_for(actor, user_id, "delete this user")
+        self._outrank(actor, await self._user_level(user_id), "delete a user holding a key of its rank or above")
         await self._delete(User, user_id)
 
     # -- keys -----------------------------------------------------------------------------------------
 
     async def create_key(self, actor: Principal, body: KeyBody) -> dict[str, Any]:
         self._require(actor, "team_admin", "create keys")
-        if _ROLE_RANK[body.role] >= _ROLE_RANK[actor.role] and actor.role != "master":
-            raise forbidden(f"create {body.role} keys")
-        team_id = body.team or (actor.team_id if actor.role == "team_admin" else None)
+        self._outrank(actor, body.role, f"create {body.role} keys")
+        team_id = body.team or (actor.team_id if self._team_reach(actor) else None)
         if team_id is None:
             raise AdminError(400, "a key belongs to a team: give 'team'")
         team = await self._directory.get(Team, team_id)
         if team is None:
-            if actor.role == "team_admin":
-                raise AdminError(404, f"team '{team_id}' does not exist")
+            if self._team_reach(actor):
+                raise _not_found("team", team_id)
             # master and tenant admins may name a new team; it is created in their tenant
             await self.create_team(actor, TeamBody(id=team_id))
             team = await self._directory.get(Team, team_id)
             assert team is not None
         else:
             await self._team_for(actor, team_id, "create keys for this team")
+        ancestors = {f"tenant:{team.tenant_id}", f"team:{team.id}"}
         if body.user is not None:
+            ancestors.add(f"user:{body.user}")
             user = await self._directory.get(User, body.user)
             if user is None:
                 await self._add(User(id=body.user, team_id=team.id, created_at=self._now()))
             elif user.team_id != team.id:
-                raise AdminError(400, f"user '{body.user}' belongs to team '{user.team_id}', not '{team.id}'")
+                raise AdminError(400, f"user '{body.user}' is not in team '{team.id}'")
+            elif body.user != actor.user_id:
+                level = await self._user_level(body.user)
+                self._outrank(actor, level, "give keys to a user holding a key of its rank or above")
+        changes = _limits_changes(body)
+        changes["max_tokens"] = body.max_tokens
+        changes["models"] = list(body.models)
+        hold_to_caps(actor, ancestors, changes, None, key=True)
         secret = new_key()
         now = self._now()
         key = ApiKey(
@@ -397,18 +574,18 @@ class AdminService:
             hint=hint(secret),
             name=body.name,
             role=body.role,
+            # a key minted by a team-bound admin is bound to the team too, whatever its role
+            scope="team" if body.role != "inference" and self._team_reach(actor) else None,
             tenant_id=team.tenant_id,
             team_id=team.id,
             user_id=body.user,
-            models=list(body.models),
-            max_tokens=body.max_tokens,
             guardrail_level=body.guardrail_level,
             key_metadata=dict(body.metadata),
             enabled=True,
             expires_at=parse_expiry(body.expires, self._clock()) if body.expires else None,
             created_at=now,
         )
-        _apply(key, _limits_changes(body))
+        _apply(key, changes)
         await self._add(key)
         return {"key": secret, **key_view(key)}
 
@@ -416,8 +593,8 @@ class AdminService:
         self, actor: Principal, team: str | None = None, user: str | None = None
     ) -> list[dict[str, Any]]:
         self._require(actor, "team_admin", "list keys")
-        if actor.role == "team_admin":
-            team = actor.team_id
+        if self._team_reach(actor):
+            team = team or actor.team_id
         if team is not None:
             await self._team_for(actor, team, "list this team's keys")
         tenant = None if actor.role == "master" else actor.tenant_id
@@ -425,34 +602,46 @@ class AdminService:
         return [key_view(k) for k in keys]
 
     async def _key_for(self, actor: Principal, key_id: str, what: str) -> ApiKey:
+        """The key, if `actor` reaches it."""
         self._require(actor, "team_admin", what)
         key = await self._directory.get(ApiKey, key_id)
         if key is None:
-            raise AdminError(404, f"key '{key_id}' does not exist")
-        await self._team_for(actor, key.team_id, what)
+            raise _not_found("key", key_id)
+        self._within(actor, key.tenant_id, key.team_id, what, _not_found("key", key_id))
         return key
+
+    def _may_change(self, actor: Principal, key: ApiKey, what: str, *, own: bool) -> None:
+        """Changing a key needs a role above the key's; with `own`, a key may also act on itself."""
+        if own and key.id == actor.key_id:
+            return
+        self._outrank(actor, key.role, f"{what} (a {key.role} key)")
 
     async def get_key(self, actor: Principal, key_id: str) -> dict[str, Any]:
         return key_view(await self._key_for(actor, key_id, "read this key"))
 
     async def update_key(self, actor: Principal, key_id: str, body: KeyUpdate) -> dict[str, Any]:
-        await self._key_for(actor, key_id, "change this key")
+        old = await self._key_for(actor, key_id, "change this key")
+        self._may_change(actor, old, "change this key", own=False)
         fields = body.model_fields_set
         changes = _limits_changes(body)
         for name in ("name", "models", "max_tokens", "guardrail_level", "enabled"):
             if name in fields:
                 changes[name] = getattr(body, name)
+        ancestors = {f"tenant:{old.tenant_id}", f"team:{old.team_id}", f"user:{old.user_id}"}
+        hold_to_caps(actor, ancestors, changes, old, key=True)
         if "metadata" in fields:
             changes["key_metadata"] = body.metadata or {}
         if "expires" in fields:
             changes["expires_at"] = parse_expiry(body.expires, self._clock()) if body.expires else None
         key = await self._directory.update(ApiKey, key_id, **changes)
-        assert key is not None
+        if key is None:
+            raise _not_found("key", key_id)
         await self._invalidate(_hashes(key))
         return key_view(key)
 
     async def rotate_key(self, actor: Principal, key_id: str, grace_seconds: float = 3600.0) -> dict[str, Any]:
         key = await self._key_for(actor, key_id, "rotate this key")
+        self._may_change(actor, key, "rotate this key", own=True)
         if key.revoked_at is not None:
             raise AdminError(409, f"key '{key_id}' is revoked")
         old = _hashes(key)
@@ -466,16 +655,19 @@ class AdminService:
             previous_hash=key.key_hash if grace > 0 else None,
             previous_expires_at=utc(self._clock() + grace) if grace > 0 else None,
         )
-        assert rotated is not None
+        if rotated is None:
+            raise _not_found("key", key_id)
         await self._invalidate(old)
         return {"key": secret, **key_view(rotated)}
 
     async def revoke_key(self, actor: Principal, key_id: str) -> dict[str, Any]:
-        await self._key_for(actor, key_id, "revoke this key")
-        key = await self._directory.update(ApiKey, key_id, revoked_at=self._now(), enabled=False)
-        assert key is not None
-        await self._invalidate(_hashes(key))
-        return key_view(key)
+        key = await self._key_for(actor, key_id, "revoke this key")
+        self._may_change(actor, key, "revoke this key", own=True)
+        revoked = await self._directory.update(ApiKey, key_id, revoked_at=self._now(), enabled=False)
+        if revoked is None:
+            raise _not_found("key", key_id)
+        await self._invalidate(_hashes(revoked))
+        return key_view(revoked)
 
     # -- spend ----------------------------------------------------------------------------------------
 
@@ -500,9 +692,9 @@ class AdminService:
             if tenant is not None and tenant != actor.tenant_id:
                 raise forbidden("read another tenant's spend")
             tenant = actor.tenant_id
-        if actor.role == "team_admin":
-            if team is not None and team != actor.team_id:
-                raise forbidden("read another team's spend")
+        if team is not None and actor.role != "master":
+            await self._team_for(actor, team, "read another team's spend")
+        if self._team_reach(actor):
             team = actor.team_id
         now = self._clock()
         where = SpendFilter(

@@ -1,18 +1,29 @@
 """The admin API under /admin/: keys, tenants, teams, users and spend reports, documented at /admin/docs.
 
-A thin FastAPI layer over `AdminService`, which holds every rule about who may do what. Errors come back
-in the same `{"error": {...}}` shape as the inference API.
+A thin FastAPI layer over `AdminService`, which holds every rule about who may do what. `AdminGate` sees
+every request first: it authenticates the caller (so nothing about the API, not even which paths exist, is
+answered without an admin role), caps the body, and shapes every error like the inference API's.
 """
 
+import base64
+import binascii
+import contextlib
 from dataclasses import asdict
+from importlib import resources
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
+from starlette.types import Message, Receive, Scope, Send
 
-from sluicegate.errors import GatewayError
+from sluicegate.errors import GatewayError, payload_too_large
 from sluicegate.keys.service import (
     AdminError,
     AdminService,
@@ -28,29 +39,160 @@ from sluicegate.principal import Principal
 from sluicegate.routing import admin as routing_admin
 from sluicegate.server.gateway import Gateway
 
+_PRINCIPAL = "sluicegate.admin_principal"  # where the gate leaves the caller in the ASGI scope
+_DOCS = ("/admin/docs", "/admin/openapi.json")
+_ASSETS = "/admin/docs/assets/"
+_ASSET_TYPES = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+}
+
 
 def _error(status: int, message: str, type_: str, code: str | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": type_, "param": None, "code": code}}, status)
 
 
-def create_admin_app(gateway: Gateway) -> FastAPI:
+def store_unavailable(exc: BaseException) -> bool:
+    """Whether an exception means the database is away (answered 503, retry later), not a bug."""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout | OSError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def _asset(name: str) -> bytes | None:
+    """Swagger UI's files, from the `swagger-ui-py` package: the docs work without the internet."""
+    if name not in _ASSET_TYPES:
+        return None
+    with contextlib.suppress(ModuleNotFoundError, FileNotFoundError):
+        return resources.files("swagger_ui").joinpath("static", name).read_bytes()
+    return None
+
+
+class AdminGate:
+    """ASGI in front of the admin app: authentication, the body cap, and errors in the gateway's shape."""
+
+    def __init__(self, app: FastAPI, gateway: Gateway) -> None:
+        self.app = app
+        self._auth = gateway.auth
+        admin = gateway.config.server.admin
+        self._max_body = admin.max_body_bytes
+        self._public_docs = admin.public_docs
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            if path.startswith(_ASSETS) and scope["method"] == "GET":
+                await self._serve_asset(path[len(_ASSETS) :], send)
+                return
+            if not (self._public_docs and path in _DOCS):
+                scope[_PRINCIPAL] = await self._authenticate(headers, docs=path in _DOCS)
+            body = await self._read_body(receive, headers)
+        except GatewayError as exc:
+            await _send_error(send, exc)
+            return
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _authenticate(self, headers: dict[str, str], *, docs: bool) -> Principal:
+        if docs:  # a browser can send a key only as a Basic password: accept it there, for the docs alone
+            headers = {**headers, **_basic_as_bearer(headers)}
+        if bearer_token(headers) is None:
+            challenge = {"www-authenticate": 'Basic realm="sluicegate admin"'} if docs else {}
+            raise GatewayError(
+                401,
+                "Admin API: provide the master key or an admin key.",
+                type="authentication_error",
+                headers=challenge,
+            )
+        principal = await self._auth.authenticate(headers)
+        if principal.role == "inference":
+            raise GatewayError(
+                403, "This key is an inference key; the admin API needs an admin role.", type="permission_error"
+            )
+        return principal
+
+    async def _read_body(self, receive: Receive, headers: dict[str, str]) -> bytes:
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self._max_body:
+            raise payload_too_large(self._max_body)
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            part = message.get("body", b"")
+            size += len(part)
+            if size > self._max_body:
+                raise payload_too_large(self._max_body)
+            parts.append(part)
+            if not message.get("more_body"):
+                break
+        return b"".join(parts)
+
+    async def _serve_asset(self, name: str, send: Send) -> None:
+        content = _asset(name)
+        if content is None:
+            raise GatewayError(404, f"Unknown path: {_ASSETS}{name}", code="not_found")
+        headers = [
+            (b"content-type", _ASSET_TYPES[name].encode()),
+            (b"content-length", b"%d" % len(content)),
+            (b"cache-control", b"public, max-age=86400"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+
+def _basic_as_bearer(headers: dict[str, str]) -> dict[str, str]:
+    scheme, _, encoded = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return {}
+    try:
+        password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")[2]
+    except (binascii.Error, UnicodeDecodeError):
+        return {}
+    return {"authorization": f"Bearer {password}"} if password else {}
+
+
+async def _send_error(send: Send, exc: GatewayError) -> None:
+    body = orjson.dumps({"error": {"message": exc.message, "type": exc.type, "param": None, "code": exc.code}})
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_admin_app(gateway: Gateway) -> AdminGate:
     app = FastAPI(
         title="Sluicegate admin API",
         version="1",
-        docs_url="/admin/docs",
+        docs_url=None,
         redoc_url=None,
         openapi_url="/admin/openapi.json",
         description="Virtual keys, tenants, teams, users and spend. Authenticate with the master key or an "
-        "admin key (role tenant_admin, team_admin or viewer) as `Authorization: Bearer ...`.",
+        "admin key (role tenant_admin, team_admin or viewer) as `Authorization: Bearer ...`. Who may do what "
+        "is in docs/security.md.",
     )
     service: AdminService = gateway.accounts.admin
+    bearer = HTTPBearer(auto_error=False, description="The master key or an admin key")
 
-    async def actor(request: Request) -> Principal:
-        if bearer_token(request.headers) is None:
+    async def actor(request: Request, _: Annotated[Any, Depends(bearer)]) -> Principal:
+        principal = request.scope.get(_PRINCIPAL)
+        if not isinstance(principal, Principal):  # the gate authenticates; this holds if it is bypassed
             raise GatewayError(401, "Admin API: provide the master key or an admin key.", type="authentication_error")
-        principal = await gateway.auth.authenticate(request.headers)
-        if principal.role == "inference":
-            raise AdminError(403, "This key is an inference key; the admin API needs an admin role.")
         return principal
 
     Actor = Annotated[Principal, Depends(actor)]
@@ -87,8 +229,21 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
         response.headers.update(exc.headers)
         return response
 
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return _error(404, f"Unknown path: {request.url.path}", "invalid_request_error", "not_found")
+        if exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}."
+            return _error(405, message, "invalid_request_error", "method_not_allowed")
+        return _error(exc.status_code, str(exc.detail), "invalid_request_error")
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if store_unavailable(exc):
+            response = _error(503, "The admin API's database is unavailable; retry shortly.", "server_error")
+            response.headers["retry-after"] = "5"
+            return response
         # Starlette re-raises after this answer; the gateway app logs it in one line, without a trace.
         return _error(500, "The admin API failed to handle this request.", "server_error", "internal_error")
 
@@ -97,6 +252,16 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return _error(400, f"Invalid value for '{where}': {first.get('msg')}", "invalid_request_error")
+
+    @app.get("/admin/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/admin/openapi.json",
+            title="Sluicegate admin API",
+            swagger_js_url=f"{_ASSETS}swagger-ui-bundle.js",
+            swagger_css_url=f"{_ASSETS}swagger-ui.css",
+            swagger_favicon_url=f"{_ASSETS}favicon-32x32.png",
+        )
 
     # -- keys -----------------------------------------------------------------------------------------
 
@@ -244,4 +409,4 @@ def create_admin_app(gateway: Gateway) -> FastAPI:
             until=until,
         )
 
-    return app
+    return AdminGate(app, gateway)

@@ -62,6 +62,8 @@ class ApiKey(LimitsColumns, Base):
     previous_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     role: Mapped[str] = mapped_column(String(16), default="inference")
+    # "team": the key's admin role reaches only its team (minted by a team admin); NULL: the role's own reach
+    scope: Mapped[str | None] = mapped_column(String(16), nullable=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id"), index=True)
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
