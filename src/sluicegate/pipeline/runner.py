@@ -34,7 +34,7 @@ from sluicegate.canonical import ChatChunk, ChatRequest, ChatResponse, Embedding
 from sluicegate.errors import GatewayError, UpstreamError, internal_error, scrub
 from sluicegate.pipeline.bill import request_bill
 from sluicegate.pipeline.context import RequestContext
-from sluicegate.pipeline.execute import Execute, client_error
+from sluicegate.pipeline.execute import client_error
 
 log = logging.getLogger("sluicegate.server")
 
@@ -77,6 +77,17 @@ class Reply(Protocol):
         """Whether a cancellation came from the client leaving (if so, it is absorbed here)."""
 
     def close(self) -> None: ...
+
+
+class Upstream(Protocol):
+    """The call to a provider (`pipeline.execute.Execute`; a fake one in tests)."""
+
+    async def complete(self, ctx: RequestContext) -> ChatResponse: ...
+
+    async def embed(self, ctx: RequestContext) -> EmbeddingResponse: ...
+
+    async def open_stream(self, ctx: RequestContext) -> ChunkSource:
+        """Raises while no first token has come (so a failure can still fail over and answer an error)."""
 
 
 class RequestStage(Protocol):
@@ -150,7 +161,7 @@ class _Stream:
 
 
 class Pipeline:
-    def __init__(self, stages: Sequence[object], execute: Execute | None = None) -> None:
+    def __init__(self, stages: Sequence[object], execute: Upstream | None = None) -> None:
         """`stages` in the order of the request path; each takes part through the hooks it has."""
         self.stages = tuple(stages)
         self.execute = execute
