@@ -9,10 +9,19 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sluicegate.config.loader import ConfigError, demo_config_text, load_config, parse_config
+from sluicegate.config.loader import (
+    ConfigError,
+    demo_config_text,
+    load_config,
+    missing_secrets,
+    parse_config,
+    read_config_text,
+)
+from sluicegate.config.schema import GatewayConfig
 from sluicegate.server.gateway import MissingMasterKey
 
 DEMO_KEY = "sk-sluice-demo"
+_ALLOW_MISSING = "a provider credential missing from the environment is a warning, not an error"
 
 
 def _configure_logging() -> None:
@@ -27,9 +36,20 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def _load_checked(file: str, allow_missing_secrets: bool) -> GatewayConfig:
+    """The configuration in `file`, its provider credentials checked against the environment: a missing one
+    is a problem, or with `allow_missing_secrets` a warning on standard error naming the provider."""
+    if not allow_missing_secrets:
+        return load_config(file, environ=os.environ)
+    config = load_config(file)
+    for problem in missing_secrets(read_config_text(file), file, config, os.environ):
+        print(f"warning: {problem} (its requests will fail until it is set)", file=sys.stderr)
+    return config
+
+
 def _check_config(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.file)
+        config = _load_checked(args.file, args.allow_missing_secrets)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -57,7 +77,7 @@ def _demo_banner(port: int, key: str, simulator_port: int) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sluicegate.server.run import serve_gateway, serve_with_companion
+    from sluicegate.server.run import StartupError, serve_gateway, serve_with_companion
 
     _install_uvloop()
     if args.demo:
@@ -75,15 +95,21 @@ def _serve(args: argparse.Namespace) -> int:
 
             await serve_gateway(config, args.host or "127.0.0.1", port, master_key=key, on_started=started)
 
-        asyncio.run(
-            serve_with_companion(create_app(demo_simulator_config()), "127.0.0.1", args.simulator_port, run_gateway)
-        )
+        try:
+            asyncio.run(
+                serve_with_companion(
+                    create_app(demo_simulator_config()), "127.0.0.1", args.simulator_port, run_gateway
+                )
+            )
+        except StartupError as exc:
+            print(f"sluicegate serve: {exc}", file=sys.stderr)
+            return 1
         return 0
     if not args.config:
         print("sluicegate serve: give --config FILE or --demo", file=sys.stderr)
         return 2
     try:
-        config = load_config(args.config)
+        config = _load_checked(args.config, args.allow_missing_secrets)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -95,7 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(serve_gateway(config, host, port, on_started=announce))
-    except MissingMasterKey as exc:
+    except (MissingMasterKey, StartupError) as exc:
         print(f"sluicegate serve: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -128,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="address to listen on (default from config, 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port to listen on (default from config, 4000)")
     serve.add_argument("--simulator-port", type=int, default=0, help="demo only: simulator port (0: any free)")
+    serve.add_argument("--allow-missing-secrets", action="store_true", help=_ALLOW_MISSING)
     serve.set_defaults(func=_serve)
 
     simulator = commands.add_parser("simulator", help="run the provider simulator on its own")
@@ -138,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
+    check.add_argument("--allow-missing-secrets", action="store_true", help=_ALLOW_MISSING)
     check.set_defaults(func=_check_config)
 
     from sluicegate.keys.cli import add_commands

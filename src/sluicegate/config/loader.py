@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -77,7 +78,11 @@ def _expected(error: Any) -> str:
     return message
 
 
-def parse_config(text: str, file: str = "<config>") -> GatewayConfig:
+def parse_config(
+    text: str, file: str = "<config>", *, environ: Mapping[str, str] | None = None, empty_ok: bool = True
+) -> GatewayConfig:
+    """The configuration in `text`, or `ConfigError` naming every problem. With `environ`, a provider
+    credential it does not hold is a problem too (see `missing_secrets` to have them as warnings)."""
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -86,6 +91,8 @@ def parse_config(text: str, file: str = "<config>") -> GatewayConfig:
         line = mark.line + 1 if mark is not None else None
         raise ConfigError([ConfigProblem(file, line, "", f"not valid YAML: {exc}")]) from None
     if data is None:
+        if not empty_ok:
+            raise ConfigError([ConfigProblem(file, None, "", "the file is empty (no providers, no models)")])
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(file, 1, "", "expected a mapping at the top level")])
@@ -97,22 +104,34 @@ def parse_config(text: str, file: str = "<config>") -> GatewayConfig:
             path: Path_ = tuple(p for p in error["loc"] if isinstance(p, str | int))
             problems.append(ConfigProblem(file, _line_of(root, path), _dotted(path), _expected(error)))
         raise ConfigError(problems) from None
-    problems = [
-        ConfigProblem(file, _line_of(root, path), _dotted(path), message)
-        for path, message in config.reference_problems()
-    ]
+    found = config.reference_problems()
+    if environ is not None:
+        found += config.missing_secrets(environ)
+    problems = [ConfigProblem(file, _line_of(root, path), _dotted(path), message) for path, message in found]
     if problems:
         raise ConfigError(problems)
     return config
 
 
-def load_config(path: str | Path) -> GatewayConfig:
-    path = Path(path)
+def missing_secrets(text: str, file: str, config: GatewayConfig, environ: Mapping[str, str]) -> list[ConfigProblem]:
+    """The provider credentials `config` names that `environ` does not hold, as problems with their lines."""
+    root = yaml.compose(text)
+    return [
+        ConfigProblem(file, _line_of(root, path), _dotted(path), message)
+        for path, message in config.missing_secrets(environ)
+    ]
+
+
+def read_config_text(path: str | Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigProblem(str(path), None, "", f"cannot read file: {exc.strerror}")]) from None
-    return parse_config(text, str(path))
+
+
+def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """A configuration file; an empty one is an error. With `environ`, missing provider credentials too."""
+    return parse_config(read_config_text(path), str(path), environ=environ, empty_ok=False)
 
 
 def demo_config_text() -> str:

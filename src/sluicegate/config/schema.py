@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Literal
 
@@ -169,11 +170,11 @@ class GatewayConfig(_Strict):
     def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Cross-references a field validator cannot see: (path, message) for each broken one."""
         problems: list[tuple[tuple[str | int, ...], str]] = []
-        seen: set[str] = set()
+        kinds: dict[str, str] = {}
         for i, group in enumerate(self.models):
-            if group.name in seen:
+            if group.name in kinds:
                 problems.append((("models", i, "name"), f"model name '{group.name}' is defined twice"))
-            seen.add(group.name)
+            kinds.setdefault(group.name, group.kind)
             for j, deployment in enumerate(group.deployments):
                 if deployment.provider not in self.providers:
                     known = ", ".join(sorted(self.providers)) or "none defined"
@@ -183,4 +184,57 @@ class GatewayConfig(_Strict):
                             f"unknown provider '{deployment.provider}' (expected one of: {known})",
                         )
                     )
+        for i, group in enumerate(self.models):
+            routing = group.routing
+            for j, name in enumerate(routing.fallbacks):
+                problem = _group_problem(name, group.kind, kinds, "fallback")
+                if problem:
+                    problems.append((("models", i, "routing", "fallbacks", j), problem))
+            for error_class, names in routing.fallbacks_by_error.items():
+                for j, name in enumerate(names):
+                    problem = _group_problem(name, group.kind, kinds, "fallback")
+                    if problem:
+                        problems.append((("models", i, "routing", "fallbacks_by_error", error_class, j), problem))
+        downgrade = self.budgets.downgrade
+        if downgrade is not None:
+            problem = _group_problem(downgrade.to, "chat", kinds, "downgrade target")
+            if problem:
+                problems.append((("budgets", "downgrade", "to"), problem))
         return problems
+
+    def missing_secrets(self, environ: Mapping[str, str]) -> list[tuple[tuple[str | int, ...], str]]:
+        """(path, message) for each provider credential named here that the environment does not hold."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for name, provider in self.providers.items():
+            if provider.api_key_env is not None:
+                if not environ.get(provider.api_key_env):
+                    problems.append(
+                        (
+                            ("providers", name, "api_key_env"),
+                            f"provider '{name}': the environment variable {provider.api_key_env} is not set",
+                        )
+                    )
+            elif provider.kind == "bedrock" and "authorization" not in {h.lower() for h in provider.headers}:
+                for field, variable in (
+                    ("aws_access_key_id_env", provider.aws_access_key_id_env),
+                    ("aws_secret_access_key_env", provider.aws_secret_access_key_env),
+                ):
+                    if not environ.get(variable):
+                        problems.append(
+                            (
+                                ("providers", name, field),
+                                f"provider '{name}': the environment variable {variable} is not set "
+                                "(AWS credentials for SigV4)",
+                            )
+                        )
+        return problems
+
+
+def _group_problem(name: str, kind: str, kinds: Mapping[str, str], role: str) -> str | None:
+    found = kinds.get(name)
+    if found is None:
+        known = ", ".join(sorted(n for n, k in kinds.items() if k == kind)) or "none defined"
+        return f"unknown {role} model '{name}' (expected one of: {known})"
+    if found != kind:
+        return f"{role} model '{name}' is a {found} model, not a {kind} model"
+    return None

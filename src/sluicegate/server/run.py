@@ -6,28 +6,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
+import os
 import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
 from sluicegate.config.schema import GatewayConfig
+from sluicegate.errors import scrub
 from sluicegate.server.app import GatewayApp
 from sluicegate.server.gateway import Gateway
 from sluicegate.server.protocol import CoalescingHttpToolsProtocol
 
 
-def uvicorn_config(app: Any, host: str, port: int, graceful_seconds: float = 30.0) -> uvicorn.Config:
+class StartupError(Exception):
+    """The gateway could not start; the message is one line for the operator (no traceback)."""
+
+
+def uvicorn_config(
+    app: Any, host: str, port: int, graceful_seconds: float = 30.0, lifespan: Literal["on", "off"] = "on"
+) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
         http=CoalescingHttpToolsProtocol,
-        lifespan="on",
+        lifespan=lifespan,
         access_log=False,  # the gateway writes its own access log
         log_level="warning",
         timeout_keep_alive=65,
@@ -65,6 +74,17 @@ class _Companion(uvicorn.Server):
         yield
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts, so a taken port is one clear error at once
+    (uvicorn would log it and leave the components it had already started running)."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        return socket.create_server(address, family=family)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise StartupError(f"cannot listen on {host}:{port}: {reason.lower()}") from None
+
+
 def bound_port(server: uvicorn.Server) -> int:
     sock: socket.socket = server.servers[0].sockets[0]
     return int(sock.getsockname()[1])
@@ -86,17 +106,40 @@ async def serve_gateway(
     master_key: str | None = None,
     on_started: Callable[[int], None] | None = None,
 ) -> None:
+    """Binds the port, starts the gateway's components, then serves until told to stop; any failure before
+    serving raises `StartupError` after stopping whatever had started."""
     gateway = Gateway(config, master_key=master_key)
-    server = _Server(uvicorn_config(GatewayApp(gateway), host, port, config.server.graceful_shutdown_seconds))
-    task = asyncio.get_running_loop().create_task(server.serve())
-    await _wait_started(server, task)
-    # Everything built at start-up lives as long as the process: keep it out of the collector's way, so
-    # full collections stay short instead of stalling every in-flight request (p99 at concurrency).
-    gc.collect()
-    gc.freeze()
-    if on_started is not None:
-        on_started(bound_port(server))
-    await task
+    sock = listen(host, port)
+    try:
+        await gateway.start()
+    except Exception as exc:
+        sock.close()
+        await _stop_quietly(gateway)
+        raise StartupError(f"start-up failed: {scrub(str(exc)) or type(exc).__name__}") from None
+    # the components are started here, not by the ASGI lifespan, so their failure is ours to report
+    uvicorn_settings = uvicorn_config(
+        GatewayApp(gateway), host, port, config.server.graceful_shutdown_seconds, lifespan="off"
+    )
+    server = _Server(uvicorn_settings)
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    try:
+        await _wait_started(server, task)
+        # Everything built at start-up lives as long as the process: keep it out of the collector's way, so
+        # full collections stay short instead of stalling every in-flight request (p99 at concurrency).
+        gc.collect()
+        gc.freeze()
+        if on_started is not None:
+            on_started(bound_port(server))
+        await task
+    finally:
+        await _stop_quietly(gateway)
+
+
+async def _stop_quietly(gateway: Gateway, timeout: float = 10.0) -> None:
+    try:
+        await asyncio.wait_for(gateway.stop(), timeout)
+    except Exception as exc:  # stopping is best effort; the process is on its way out
+        logging.getLogger("sluicegate.server").warning("stopping the gateway: %s", scrub(str(exc)))
 
 
 async def serve_with_companion(
@@ -106,8 +149,9 @@ async def serve_with_companion(
     main: Callable[[int], Any],
 ) -> None:
     """Starts `companion_app` (the simulator), then runs `main(companion_port)` until it returns."""
+    sock = listen(companion_host, companion_port)
     companion = _Companion(uvicorn_config(companion_app, companion_host, companion_port, 1.0))
-    task = asyncio.get_running_loop().create_task(companion.serve())
+    task = asyncio.get_running_loop().create_task(companion.serve(sockets=[sock]))
     await _wait_started(companion, task)
     try:
         await main(bound_port(companion))
