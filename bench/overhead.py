@@ -1,6 +1,7 @@
 """Gateway overhead against a direct call, measured at the client.
 
     python bench/overhead.py [--runs 3] [--duration 8] [--upstream nginx|simulator] [--bare-proxy]
+                             [--stages noop_request,noop_response,noop_chunks,noop_finish]
 
 Starts a fixed-response upstream (Debian's nginx answering with OpenAI-format bodies, or the simulator in
 zero-latency mode) on core 1 and the gateway on core 0, then drives both with `wrk` (pinned to core 1,
@@ -10,7 +11,8 @@ events in one write, and against the simulator streaming token by token, as prov
 peak RSS, and how many ledger rows were still to be written to the database when the c=64 load ended
 (they wait in the spool meanwhile). With --bare-proxy, the same loads then go through a bare proxy hop
 (`bare_proxy.py`: what a Python proxy costs with no gateway features, on this machine today). Prints a
-table of medians over --runs runs.
+table of medians over --runs runs. With --stages, the gateway runs with those optional pipeline stages
+configured (the `noop_*` ones do nothing: what each hook itself costs).
 Needs `wrk` and `nginx` (apt-get install wrk nginx-light).
 """
 
@@ -193,16 +195,17 @@ def start_simulator(workdir: Path, port: int, tokens_per_second: float = 0) -> U
     return Upstream(url, process)
 
 
-def gateway_config(workdir: Path, providers_and_models: str) -> Path:
+def gateway_config(workdir: Path, providers_and_models: str, stages: list[str] | None = None) -> Path:
     """The benchmarks' gateway configuration: the default pipeline's access log (to a file) and store (the
-    SQLite ledger, `ledger_rows` reads it), with the given providers and models."""
+    SQLite ledger, `ledger_rows` reads it), with the given providers and models (and optional stages)."""
     config = workdir / "gateway.yaml"
+    pipeline = f"pipeline: {{stages: {orjson.dumps(stages).decode()}}}\n" if stages else ""
     config.write_text(
         f"""
 server:
   access_log: {{path: {workdir}/access.log}}
 store: {{database_url: "sqlite+aiosqlite:///{workdir}/bench.db", spool_dir: "{workdir}/spool"}}
-{providers_and_models}"""
+{pipeline}{providers_and_models}"""
     )
     return config
 
@@ -251,7 +254,12 @@ def start_bare_proxy(port: int, upstreams: dict[str, str]) -> subprocess.Popen[b
 
 
 def start_gateway(
-    workdir: Path, upstream: Upstream, kind: str, port: int, paced: Upstream | None = None
+    workdir: Path,
+    upstream: Upstream,
+    kind: str,
+    port: int,
+    paced: Upstream | None = None,
+    stages: list[str] | None = None,
 ) -> subprocess.Popen[bytes]:
     json_base = f"{upstream.url}/json/v1" if kind == "nginx" else f"{upstream.url}/v1"
     sse_base = f"{upstream.url}/sse/v1" if kind == "nginx" else f"{upstream.url}/v1"
@@ -271,6 +279,7 @@ models:
   - name: bench-paced
     deployments: [{{provider: paced, model: bench-model}}]
 """,
+        stages,
     )
     return launch_gateway(config, port)
 
@@ -469,7 +478,8 @@ def one_run(args: argparse.Namespace, figures: Figures, workdir: Path) -> None:
     # A provider streams token by token: the first event arrives alone. nginx sends all 24 at once, which
     # makes its time to first event the time to relay the whole stream; this upstream measures the first.
     paced = start_simulator(workdir, free_port(), tokens_per_second=PACED_TOKENS_PER_SECOND)
-    gateway = start_gateway(workdir, upstream, args.upstream, gateway_port, paced)
+    stages = [name for name in args.stages.split(",") if name] if args.stages else None
+    gateway = start_gateway(workdir, upstream, args.upstream, gateway_port, paced, stages)
     bare: subprocess.Popen[bytes] | None = None
     try:
         direct_json = (
@@ -571,6 +581,12 @@ def main() -> None:
         "--bare-proxy",
         action="store_true",
         help="also measure bench/bare_proxy.py (uvicorn, aiohttp, orjson; no gateway features) on the same core",
+    )
+    parser.add_argument(
+        "--stages",
+        default="",
+        help="optional pipeline stages for the gateway leg, comma-separated (e.g. "
+        "noop_request,noop_response,noop_chunks,noop_finish: the cost of each hook)",
     )
     parser.add_argument(
         "--translation",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sluicegate.routing.config import GroupRoutingConfig, RoutingConfig
 from sluicegate.state.config import BudgetsConfig, LimitsConfig
@@ -131,6 +132,37 @@ class ServerConfig(_Strict):
     admin: AdminApiConfig = AdminApiConfig()
 
 
+STAGES_PACKAGE = "sluicegate.pipeline.stages"
+
+
+def known_stages() -> list[str]:
+    """The optional stages this installation has: one module each in `sluicegate.pipeline.stages`, found
+    by file name so that checking a configuration imports none of them."""
+    folder = Path(__file__).resolve().parent.parent.joinpath(*STAGES_PACKAGE.split(".")[1:])
+    return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+
+
+class PipelineConfig(_Strict):
+    """The optional stages, by name, in the order they run within their place on the request path (each
+    stage module says where: before admission, after the meter, or after the record). A stage not listed is
+    neither constructed nor imported."""
+
+    stages: list[str] = Field(default_factory=list)
+
+    @field_validator("stages")
+    @classmethod
+    def _known_once(cls, names: list[str]) -> list[str]:
+        known = known_stages()
+        seen: set[str] = set()
+        for name in names:
+            if name not in known:
+                raise ValueError(f"unknown stage '{name}' (expected one of: {', '.join(known)})")
+            if name in seen:
+                raise ValueError(f"stage '{name}' is listed twice")
+            seen.add(name)
+        return names
+
+
 class StoreConfig(_Strict):
     """Durable records (keys, teams, ledger). Relative paths are resolved against the working directory."""
 
@@ -166,6 +198,7 @@ class GatewayConfig(_Strict):
     routing: RoutingConfig = RoutingConfig()
     budgets: BudgetsConfig = BudgetsConfig()
     limits: LimitsConfig = LimitsConfig()
+    pipeline: PipelineConfig = PipelineConfig()
 
     def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Cross-references a field validator cannot see: (path, message) for each broken one."""

@@ -173,6 +173,18 @@ class Pipeline:
         self._before_reply = tuple(s for s in finish if getattr(s, "before_reply", False))
         self._after_reply = tuple(s for s in finish if not getattr(s, "before_reply", False))
 
+    def hooks(self) -> dict[str, list[str]]:
+        """The names of the stages on each hook, in the order they run (for docs, tests and operators)."""
+        names: dict[str, Sequence[RequestStage | ResponseStage | ChunkStage | BatchStage | FinishStage]] = {
+            "on_request": self._on_request,
+            "on_response": self._on_response,
+            "on_chunk": self._on_chunk,
+            "on_chunks": self._on_chunks,
+            "on_finish (before reply)": self._before_reply,
+            "on_finish": self._after_reply,
+        }
+        return {hook: [stage.name for stage in stages] for hook, stages in names.items()}
+
     # -- the exchange --------------------------------------------------------------------------------
 
     async def handle(self, ctx: RequestContext, reply: Reply) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from sluicegate.catalog import ModelCatalog
 from sluicegate.config.schema import GatewayConfig
 from sluicegate.keys.accounts import Accounts
-from sluicegate.pipeline import Pipeline
+from sluicegate.pipeline import Pipeline, stages
 from sluicegate.pipeline.count_tokens import CountTokens
 from sluicegate.pipeline.execute import Execute
 from sluicegate.pipeline.limits import BudgetsAndLimits
@@ -52,16 +52,20 @@ class Gateway:
         self.limits = BudgetsAndLimits(config, self.catalog, self.metrics.registry)
         self.routing = RoutingServices(config, self.router, self.upstream, self.limits.deployment_headroom)
         record = Record(self.metrics, self.access_log)
+        optional = stages.build(config.pipeline.stages, stages.StageServices(config))
         self.pipeline = Pipeline(
             [
                 self.auth,
+                *optional["request"],
                 self.limits.admission,
                 Route(self.catalog, self.router),
                 self.limits.meter,
+                *optional["output"],
                 # the ledger first: its row is on disk before any stage that may wait on the network
                 self.accounts.ledger,
                 self.limits.settle,
                 record,
+                *optional["record"],
             ],
             Execute(self.upstream, self.router),
         )

@@ -1,0 +1,32 @@
+"""Optional stages, one module each, named in the `pipeline.stages` configuration.
+
+A stage module defines `SLOT` (where the stage sits on the request path: "request", before admission;
+"output", after the meter; "record", after the record stage) and `create(services) -> stage`. Only the
+modules a configuration names are imported (`build`), so a stage that is off costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Literal
+
+from sluicegate.config.schema import STAGES_PACKAGE, GatewayConfig
+
+Slot = Literal["request", "output", "record"]
+
+
+@dataclass(frozen=True, slots=True)
+class StageServices:
+    """What the gateway hands a stage when it builds it."""
+
+    config: GatewayConfig
+
+
+def build(names: list[str], services: StageServices) -> dict[Slot, list[object]]:
+    """The configured stages, constructed, grouped by slot, in their configured order."""
+    slots: dict[Slot, list[object]] = {"request": [], "output": [], "record": []}
+    for name in names:
+        module = importlib.import_module(f"{STAGES_PACKAGE}.{name}")
+        slots[module.SLOT].append(module.create(services))
+    return slots
