@@ -4,6 +4,7 @@ never move a request to a model the key may not use."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import replace
 from typing import Any
@@ -12,11 +13,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from sluicegate.canonical import ChatChunk, Usage
+from sluicegate.catalog import ModelCatalog
 from sluicegate.config.schema import GatewayConfig
 from sluicegate.errors import GatewayError
 from sluicegate.pipeline.admission import AdmissionStage
 from sluicegate.pipeline.meter import StreamMeter
+from sluicegate.pipeline.settle import SettleStage
 from sluicegate.principal import Principal
+from sluicegate.state.memory import MemoryState
 from sluicegate.state.metrics import LimitMetrics
 from sluicegate.state.overrides import Override, OverrideBook
 from sluicegate.tokens import TokenCounter, count_chat_prompt
@@ -169,3 +173,62 @@ async def test_a_budget_that_cannot_pay_is_refused_rather_than_downgraded_outsid
     with pytest.raises(GatewayError) as caught:
         await admission.on_request(context(who=who))
     assert caught.value.code == "budget_exceeded"
+
+
+async def _settle_after(admission: AdmissionStage, ctx: Any, delay: float, spent: int) -> None:
+    await asyncio.sleep(delay)
+    ctx.attempts = 1
+    ctx.usage = Usage(input_tokens=PROMPT, output_tokens=0)
+    ctx.cost_micros = spent
+    await SettleStage(admission.state, admission, LimitMetrics(CollectorRegistry())).on_finish(ctx)
+
+
+async def test_a_request_the_budget_can_pay_once_others_settle_waits_and_is_served() -> None:
+    cfg = config(budgets={"reserved_wait_seconds": 5})
+    admission = AdmissionStage(
+        MemoryState(), ModelCatalog.from_config(cfg, {}), cfg.budgets, cfg.limits, LimitMetrics(CollectorRegistry())
+    )
+    who = principal(budget_micros=PROMPT * 30 + 100 * 60)
+    first = context(who=who, max_tokens=100)
+    await admission.on_request(first)  # holds the whole budget
+    second = context(who=who, max_tokens=100)
+    started = time.monotonic()
+    settling = asyncio.create_task(_settle_after(admission, first, 0.3, PROMPT * 30 + 10 * 60))
+    await admission.on_request(second)  # waits for the first to release its 90 unused tokens
+    await settling
+    assert second.admission.admission.admitted
+    assert second.chat.max_tokens == (100 * 60 - 10 * 60 - PROMPT * 30) // 60  # what is left, its own prompt paid
+    assert 0.25 < time.monotonic() - started < 2  # woken by the settlement, not by a timeout
+
+
+@pytest.mark.parametrize("wait", [0, 0.3])
+async def test_without_waiting_or_past_the_wait_it_is_429_budget_reserved(wait: float) -> None:
+    cfg = config(budgets={"reserved_wait_seconds": wait})
+    admission = AdmissionStage(
+        MemoryState(), ModelCatalog.from_config(cfg, {}), cfg.budgets, cfg.limits, LimitMetrics(CollectorRegistry())
+    )
+    who = principal(budget_micros=PROMPT * 30 + 100 * 60)
+    await admission.on_request(context(who=who, max_tokens=100))
+    started = time.monotonic()
+    with pytest.raises(GatewayError) as caught:
+        await admission.on_request(context(who=who, max_tokens=100))
+    error = caught.value
+    assert error.status == 429 and error.code == "budget_reserved" and error.headers["retry-after"] == "1"
+    assert "reserved" in error.message and "in flight" in error.message
+    assert wait <= time.monotonic() - started < wait + 1
+
+
+async def test_a_spent_budget_is_refused_at_once_with_402() -> None:
+    cfg = config(budgets={"reserved_wait_seconds": 5})
+    admission = AdmissionStage(
+        MemoryState(), ModelCatalog.from_config(cfg, {}), cfg.budgets, cfg.limits, LimitMetrics(CollectorRegistry())
+    )
+    who = principal(budget_micros=PROMPT * 30 + 100 * 60)
+    first = context(who=who, max_tokens=100)
+    await admission.on_request(first)
+    await _settle_after(admission, first, 0, PROMPT * 30 + 95 * 60)  # 5 tokens' worth left: under 16
+    started = time.monotonic()
+    with pytest.raises(GatewayError) as caught:
+        await admission.on_request(context(who=who, max_tokens=100))
+    assert caught.value.status == 402 and caught.value.code == "budget_exceeded"
+    assert time.monotonic() - started < 0.2

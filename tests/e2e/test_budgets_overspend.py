@@ -1,9 +1,12 @@
-"""Budgets against a running gateway with virtual keys: `n` choices never overspend, and a `max_tokens`
-lowered to fit the budget is announced in the header and in `usage.sluicegate`."""
+"""Budgets against a running gateway with virtual keys: `n` choices never overspend, a `max_tokens` lowered
+to fit the budget is announced in the header and in `usage.sluicegate`, and a burst waits for reservations
+in flight instead of being refused while the budget is unspent."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -117,3 +120,33 @@ def test_a_max_tokens_lowered_to_fit_the_budget_is_announced(gw: Proc) -> None:
         "granted": granted,
         "reason": "budget",
     }
+
+
+async def test_a_burst_waits_for_reservations_instead_of_a_premature_402(gw: Proc) -> None:
+    created = create_key(gw, team="money", budget_usd="0.02")
+    budget = 20_000
+    headers = {"authorization": f"Bearer {created['key']}"}
+    payload = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Tell me about rivers."}]}
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=gw.url, headers=headers, timeout=60, limits=limits) as client:
+
+        async def one() -> httpx.Response:
+            return await client.post("/v1/chat/completions", json={**payload, "max_tokens": 400})
+
+        burst = await asyncio.gather(*(one() for _ in range(150)))
+        served = sum(r.status_code == 200 for r in burst)
+        refused = [r for r in burst if r.status_code == 402]
+        assert {r.status_code for r in burst} <= {200, 402}, [r.text for r in burst if r.status_code not in (200, 402)]
+        for response in refused:  # a 402 only once spending alone leaves no room for this request's least cost
+            error = response.json()["error"]
+            assert error["code"] == "budget_exceeded"
+            spent = Decimal(re.search(r"\$([0-9.]+) spent", error["message"]).group(1))  # type: ignore[union-attr]
+            assert spent * 1_000_000 > budget - 50, error["message"]
+        for _ in range(100):  # traffic continues until the budget is spent
+            response = await one()
+            if response.status_code == 402:
+                break
+            assert response.status_code == 200, response.text
+            served += 1
+    spent_micros = ledger_micros(gw, created["key_id"], served)
+    assert budget * 0.99 <= spent_micros <= budget, spent_micros

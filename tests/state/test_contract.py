@@ -106,7 +106,9 @@ async def test_budget_reserves_worst_case_and_commits_actual(state: HotState) ->
     # only 4,000 left: the grant shrinks to what the budget can pay for
     second = await state.admit(plan("b", budgets=scope, input_micros=1000, pico=10_000_000, max_out=500))
     assert second.admitted and second.output_tokens == 300 and second.reserved_micros == 4000
-    assert (await state.admit(plan(rid(), budgets=scope, input_micros=1, pico=1, max_out=1))).refusal == "budget"
+    # nothing spent yet, all of it reserved: the next one could be paid once those settle
+    held = await state.admit(plan(rid(), budgets=scope, input_micros=1, pico=1, max_out=1))
+    assert held.refusal == "budget_reserved" and held.refused_scope == "team:t1"
     settled = await state.settle(Settlement("a", "acme", budgets=scope, actual_micros=2500))
     assert settled.budgets[0].spent_micros == 2500 and settled.budgets[0].reserved_micros == 4000
     status = await state.budget_status("acme", scope[0])
@@ -138,7 +140,7 @@ async def test_emergency_reserve_only_for_critical(state: HotState) -> None:
     critical = (budget(1000),)
     assert (await state.admit(plan("a", budgets=normal, input_micros=700, max_out=0, min_out=0))).admitted
     assert (await state.admit(plan(rid(), budgets=normal, input_micros=200, max_out=0, min_out=0))).refusal == (
-        "budget"
+        "budget_reserved"  # "a" holds it; spent or not, the reserve stays out of reach for a normal request
     )
     assert (await state.admit(plan(rid(), budgets=critical, input_micros=200, max_out=0, min_out=0))).admitted
 
@@ -146,7 +148,7 @@ async def test_emergency_reserve_only_for_critical(state: HotState) -> None:
 async def test_reservations_of_crashed_requests_expire(state: HotState, clock: ManualClock) -> None:
     scope = (budget(1000),)
     assert (await state.admit(plan("crashed", budgets=scope, input_micros=1000, max_out=0, ttl=120))).admitted
-    assert (await state.admit(plan(rid(), budgets=scope, input_micros=1, max_out=0))).refusal == "budget"
+    assert (await state.admit(plan(rid(), budgets=scope, input_micros=1, max_out=0))).refusal == "budget_reserved"
     clock.advance(120)
     assert (await state.admit(plan(rid(), budgets=scope, input_micros=1000, max_out=0))).admitted
     # the late settlement of the expired request commits its spend but releases nothing twice
@@ -231,3 +233,22 @@ async def test_every_choice_is_reserved_and_charged(state: HotState) -> None:
     # 3,900 left: 3,800 for output pays 8 x 190 tokens (each choice is granted 190)
     assert squeezed.admitted and squeezed.output_tokens == 190
     assert squeezed.reserved_micros == 100 + 8 * 190 * 5 // 2
+
+
+async def test_a_refusal_is_terminal_only_when_spending_alone_leaves_no_room(state: HotState) -> None:
+    tight = BudgetScope("key:k1", "total", 10_000, 10_000)
+    roomy = BudgetScope("team:t1", "total", 1_000_000, 1_000_000)
+    scopes = (roomy, tight)
+    ask = {"budgets": scopes, "input_micros": 1000, "pico": 10_000_000, "max_out": 500, "min_out": 16}
+    assert (await state.admit(plan("a", **ask))).reserved_micros == 6000  # type: ignore[arg-type]
+    assert (await state.admit(plan("b", **ask))).reserved_micros == 4000  # type: ignore[arg-type]
+    held = await state.admit(plan(rid(), **ask))  # type: ignore[arg-type]
+    assert not held.admitted and held.refusal == "budget_reserved" and held.refused_scope == "key:k1"
+    assert held.retry_after is None
+    # "a" spends 5,900 of its 6,000: 100 come back, too little for a prompt of 1,000, but the budget is not spent
+    await state.settle(Settlement("a", "acme", budgets=scopes, actual_micros=5900))
+    assert (await state.admit(plan(rid(), **ask))).refusal == "budget_reserved"  # type: ignore[arg-type]
+    # "b" spends all 4,000: 9,900 spent, 100 left, less than the prompt: only a new period helps
+    await state.settle(Settlement("b", "acme", budgets=scopes, actual_micros=4000))
+    spent = await state.admit(plan(rid(), **ask))  # type: ignore[arg-type]
+    assert not spent.admitted and spent.refusal == "budget" and spent.refused_scope == "key:k1"

@@ -8,6 +8,7 @@ OpenAI's `x-ratelimit-*` headers for its tightest scope.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -44,6 +45,8 @@ from sluicegate.tokens import TokenCounter
 PRIORITIES = {"low": 0, "normal": 1, "high": 2, "critical": 3}
 SESSION_HEADER = "x-sluice-session-id"
 PRIORITY_HEADER = "x-sluice-priority"
+RESERVED_POLL_SECONDS = 0.25  # a request waiting for reservations retries at least this often
+RESERVED_RETRY_AFTER = 1  # seconds, in a 429 `budget_reserved`
 CLAMPED_HEADER = "x-sluice-max-tokens-clamped"
 CLAMPED_REASON_HEADER = "x-sluice-max-tokens-clamped-reason"
 
@@ -146,6 +149,8 @@ class AdmissionStage:
         self._periods = _Periods(ZoneInfo(budgets.time_zone))
         self._groups: dict[str, GroupCost] = {}
         self._queue = FairQueue(limits.queue.max_waiters)
+        self._budget_waiters = 0  # requests waiting for reservations in flight to settle
+        self._released = asyncio.Event()  # set (and replaced) when this instance settles a request
         self.used: dict[str, float] = {}  # budget scope -> last known used fraction (for the downgrade tier)
         self._global_rate = (
             RateScope("global", limits.global_.rpm or 0, limits.global_.tpm or 0, limits.global_.max_concurrency or 0)
@@ -383,8 +388,43 @@ class AdmissionStage:
         ticket = Ticket(plan, Admission(False), counted.tokens, counted.exact, input_pico or 0, output_pico or 0)
         return plan, ticket
 
+    def reservations_released(self) -> None:
+        """A request settled here: requests waiting for budget reservations to be released try again now."""
+        if self._budget_waiters:
+            released, self._released = self._released, asyncio.Event()
+            released.set()
+
+    async def _await_reservations(
+        self, plan: AdmissionPlan, tenant: str, priority: int, admission: Admission
+    ) -> Admission:
+        """Waits, in the fair queue and at most `budgets.reserved_wait_seconds`, for requests in flight to
+        release enough of their reservations. Woken by this instance's settlements; settlements on other
+        instances are seen by retrying every `RESERVED_POLL_SECONDS`."""
+        deadline = time.monotonic() + self._budgets.reserved_wait_seconds
+        self._budget_waiters += 1
+        try:
+            while admission.refusal == "budget_reserved":
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    await self._queue.wait(tenant, priority, min(left, RESERVED_POLL_SECONDS), wake=self._released)
+                except QueueFull:
+                    self._metrics.queued.labels("full").inc()
+                    return admission
+                try:
+                    admission = await self.state.admit(plan)
+                finally:
+                    self._queue.done()
+        finally:
+            self._budget_waiters -= 1
+        self._metrics.queued.labels("admitted" if admission.admitted else "refused").inc()
+        return admission
+
     async def _admit(self, ctx: RequestContext, plan: AdmissionPlan, tenant: str, priority: int) -> Admission:
         admission = await self.state.admit(plan)
+        if admission.refusal == "budget_reserved" and self._budgets.reserved_wait_seconds > 0:
+            return await self._await_reservations(plan, tenant, priority, admission)
         queue = self._limits.queue
         if admission.admitted or admission.retry_after is None or queue.max_wait_seconds <= 0:
             return admission
@@ -434,6 +474,23 @@ class AdmissionStage:
                 "This is the gateway's budget, not the provider's quota.",
                 type="budget_exceeded",
                 code="budget_exceeded",
+            )
+        if kind == "budget_reserved":
+            status = next((b for b in admission.budgets if b.name == admission.refused_scope), None)
+            scope = next((b for b in budgets if b.name == admission.refused_scope), None)
+            what = _describe_budget(admission.refused_scope or "", scope)
+            detail = (
+                f" (${micros_to_usd(status.spent_micros)} spent, ${micros_to_usd(status.reserved_micros)} reserved)"
+                if status is not None
+                else ""
+            )
+            return GatewayError(
+                429,
+                f"The {what} is held by requests in flight{detail}; it can pay for this request once they "
+                "finish. Please retry shortly.",
+                type="budget_reserved",
+                code="budget_reserved",
+                headers={"retry-after": str(RESERVED_RETRY_AFTER)},
             )
         if kind == "unavailable":
             return GatewayError(

@@ -1,10 +1,12 @@
-"""The admission queue: requests over a rate limit wait here, bounded, and retry one at a time in order
+"""The admission queue: requests over a rate limit (or waiting for budget reservations in flight to settle)
+wait here, bounded, and retry one at a time in order
 of priority and then by weighted fair queuing between tenants (start-time fair queuing), so one
 tenant's burst cannot starve the others."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 from dataclasses import dataclass, field
@@ -36,13 +38,19 @@ class FairQueue:
     def waiting(self) -> int:
         return self._waiting
 
-    async def wait(self, tenant: str, priority: int, delay: float, weight: float = 1.0) -> None:
-        """Sleeps `delay`, then waits for this request's turn to retry. Call `done()` after retrying."""
+    async def wait(
+        self, tenant: str, priority: int, delay: float, weight: float = 1.0, wake: asyncio.Event | None = None
+    ) -> None:
+        """Sleeps `delay` (less if `wake` is set first), then waits for this request's turn to retry.
+        Call `done()` after retrying."""
         if self._waiting >= self.capacity:
             raise QueueFull
         self._waiting += 1
         try:
-            if delay > 0:
+            if wake is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), delay)
+            elif delay > 0:
                 await asyncio.sleep(delay)
             tag = max(self._virtual, self._finish.get(tenant, 0.0)) + 1.0 / weight
             self._finish[tenant] = tag

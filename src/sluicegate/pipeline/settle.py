@@ -79,6 +79,8 @@ class SettleStage:
         used = self._admission.used
         for status in settled.budgets:
             used[status.name] = status.used_fraction
+        if settled.budgets:
+            self._admission.reservations_released()
         if settled.alerts and self._alerts is not None and ticket is not None:
             statuses = {s.name: s for s in settled.budgets}
             scopes = {b.name: b for b in ticket.plan.budgets}

@@ -54,6 +54,9 @@ class BudgetsConfig(_Strict):
     min_output_tokens: int = Field(16, ge=1)  # refuse rather than grant fewer output tokens than this
     default_max_output_tokens: int = Field(4096, ge=1)  # when neither client nor deployment says
     reservation_ttl_seconds: float = Field(900.0, gt=0)  # a crashed request's reservation is freed after this
+    # A request the budget could pay once requests in flight settle waits this long for them (0: answer 429
+    # `budget_reserved` at once); only one the spending alone leaves no room for is refused for good.
+    reserved_wait_seconds: float = Field(5.0, ge=0)
     estimate_margin: float = Field(0.15, ge=0, le=2)  # added to estimated (non-OpenAI) prompt token counts
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

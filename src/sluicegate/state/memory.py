@@ -126,7 +126,9 @@ class MemoryState:
 
         grant = plan.max_output_tokens
         pico = plan.output_pico_per_token * plan.choices  # one granted token costs this across every choice
+        least = min(plan.min_output_tokens, plan.max_output_tokens)
         budget_scope: str | None = None
+        spent_scope: str | None = None  # a budget whose spending alone leaves no room: a terminal refusal
         balances = [self._balance(scope) for scope in plan.budgets]
         for bscope, balance in zip(plan.budgets, balances, strict=True):
             balance.purge(now)
@@ -134,8 +136,14 @@ class MemoryState:
             fit = _affordable(room, pico, plan.max_output_tokens)
             if fit < grant:
                 grant, budget_scope = fit, bscope.name
-        if plan.budgets and grant < min(plan.min_output_tokens, plan.max_output_tokens):
-            return self._refused(plan, "budget", budget_scope, None, balances)
+            if fit < least and spent_scope is None:
+                settled_room = bscope.usable_micros - balance.spent - plan.input_micros
+                if _affordable(settled_room, pico, plan.max_output_tokens) < least:
+                    spent_scope = bscope.name
+        if plan.budgets and grant < least:
+            if spent_scope is not None:
+                return self._refused(plan, "budget", spent_scope, None, balances)
+            return self._refused(plan, "budget_reserved", budget_scope, None, balances)
         charged = plan.input_tokens + grant * plan.choices
 
         requests: list[_Window | None] = []

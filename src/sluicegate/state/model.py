@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-RefusalKind = Literal["requests", "tokens", "concurrency", "budget", "unavailable"]
+# "budget": spent + this request's minimum cost exceed a budget (only a new period helps);
+# "budget_reserved": the budget could pay once requests in flight settle and release their reservations.
+RefusalKind = Literal["requests", "tokens", "concurrency", "budget", "budget_reserved", "unavailable"]
 
 PICO_PER_MICRO = 1_000_000  # prices per token are carried in pico-dollars so that they are integers
 

@@ -132,7 +132,7 @@ class RedisState:
         )
         if not admitted:
             kind = cast(RefusalKind, refusal.decode() if isinstance(refusal, bytes) else refusal)
-            scopes = plan.budgets if kind == "budget" else plan.rates
+            scopes = plan.budgets if kind in ("budget", "budget_reserved") else plan.rates
             return Admission(
                 admitted=False,
                 refusal=kind,

@@ -87,27 +87,30 @@ local function refuse(kind, idx, retry)
   return r
 end
 
+local function fit_in(room)
+  if room < 0 then return -1 end
+  if pico <= 0 or out_micros(max_out, pico) <= room then return max_out end
+  local fit = math.floor(room * 1000000 / pico)
+  while fit > 0 and out_micros(fit, pico) > room do fit = fit - 1 end
+  return fit
+end
 local grant = max_out
-local short = 0
+local least = math.min(min_out, max_out)
+local short, terminal = 0, 0
 for i = 1, nbud do
   local b, z = KEYS[bk + 2 * i - 1], KEYS[bk + 2 * i]
   purge_reservations(b, z, now)
   local v = redis.call('HMGET', b, 'spent', 'reserved')
   spent[i], reserved[i] = tonumber(v[1]) or 0, tonumber(v[2]) or 0
-  local room = tonumber(ARGV[ba + 2 * i - 1]) - spent[i] - reserved[i] - in_mic
-  local fit
-  if room < 0 then
-    fit = -1
-  elseif pico <= 0 or out_micros(max_out, pico) <= room then
-    fit = max_out
-  else
-    fit = math.floor(room * 1000000 / pico)
-    while fit > 0 and out_micros(fit, pico) > room do fit = fit - 1 end
-  end
+  local usable = tonumber(ARGV[ba + 2 * i - 1])
+  local fit = fit_in(usable - spent[i] - reserved[i] - in_mic)
   if fit < grant then grant = fit; short = i end
+  -- spending alone leaves no room for the least grant: only then is the refusal terminal
+  if fit < least and terminal == 0 and fit_in(usable - spent[i] - in_mic) < least then terminal = i end
 end
-if nbud > 0 and grant < math.min(min_out, max_out) then
-  return refuse('budget', short, -1)
+if nbud > 0 and grant < least then
+  if terminal > 0 then return refuse('budget', terminal, -1) end
+  return refuse('budget_reserved', short, -1)
 end
 local charged = in_tok + grant * choices
 local edge = now - window
