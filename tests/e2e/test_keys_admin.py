@@ -238,7 +238,7 @@ def test_cli_against_the_admin_api_and_directly_on_the_store(gw: Proc, tmp_path:
     listed = _cli("keys", "list", "--team", "cli-team", cwd=tmp_path, env=env)
     assert created["key_id"] in listed.stdout and created["key"] not in listed.stdout
     report = _cli("spend", "report", "--by", "team", "--team", "cli-team", "--format", "csv", cwd=tmp_path, env=env)
-    assert report.stdout.splitlines()[0] == "group,requests,input_tokens,output_tokens,cost_usd"
+    assert report.stdout.splitlines()[0] == "group,requests,input_tokens,output_tokens,cost_usd,unpriced_requests"
     assert report.stdout.splitlines()[1].startswith("cli-team,1,")
     assert _cli("keys", "revoke", created["key_id"], cwd=tmp_path, env=env).returncode == 0
     with pytest.raises(openai.AuthenticationError):
