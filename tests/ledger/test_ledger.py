@@ -26,10 +26,14 @@ class FlakyTable:
         self.down = False
         self.batches = 0
         self.sizes: list[int] = []
-        self.refuse: set[str] = set()
+        self.refuse: set[str] = set()  # refused with their texts, taken without
+        self.refuse_always: set[str] = set()
 
     def prepare(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
         return record
+
+    def unattributed(self, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {**record, "model": "(unattributed)", "end_user": None, "feature": None}
 
     def as_record(self, row: Mapping[str, Any]) -> dict[str, Any]:
         return dict(row)
@@ -37,7 +41,11 @@ class FlakyTable:
     async def insert_prepared(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if self.down:
             raise ConnectionRefusedError("database down")
-        if any(row["request_id"] in self.refuse for row in rows):
+        if any(
+            row["request_id"] in self.refuse_always
+            or (row["request_id"] in self.refuse and row["model"] != "(unattributed)")
+            for row in rows
+        ):
             raise DataError("INSERT INTO spend_ledger", {}, ValueError("value too long"))
         self.batches += 1
         self.sizes.append(len(rows))
@@ -166,18 +174,25 @@ def test_two_processes_never_share_a_spool_folder(tmp_path: Path) -> None:
     two.close()
 
 
-async def test_a_row_the_database_refuses_is_set_aside_and_the_rest_flow(tmp_path: Path) -> None:
+async def test_a_row_the_database_refuses_is_recorded_unattributed_and_the_rest_flow(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     spool.open()
     table = FlakyTable()
     table.refuse = {"req_00007"}
-    ledger = Ledger(spool, table, batch_size=20)  # type: ignore[arg-type]
+    table.refuse_always = {"req_00011"}
+    alerts: list[tuple[str, str, dict[str, Any]]] = []
+    ledger = Ledger(spool, table, batch_size=20, alert=lambda *a: alerts.append(a))  # type: ignore[arg-type]
     await ledger.start()
     for n in range(50):
         await ledger.on_finish(ctx(n))
-    await wait_for(lambda: len(table.rows) == 49)
-    assert "req_00007" not in table.rows and ledger.rejected == 1 and ledger.healthy
-    assert "req_00007" in spool.rejected_path.read_text()
+    await wait_for(lambda: len(table.rows) == 49 and ledger.rejected == 2)
+    # its spend still counts, without the texts the database would not take
+    assert table.rows["req_00007"]["model"] == "(unattributed)" and table.rows["req_00007"]["cost_micros"] == 21
+    assert ledger.unattributed == 1 and ledger.healthy
+    assert "req_00011" not in table.rows  # refused in every form: kept whole in the rejected file, loudly
+    rejected = spool.rejected_path.read_text()
+    assert "req_00007" in rejected and "req_00011" in rejected
+    assert [a[0] for a in alerts] == ["ledger_row_refused"]  # one alert a minute; the metrics count each
     await ledger.stop()
     spool.close()
 

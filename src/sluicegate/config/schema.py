@@ -181,6 +181,11 @@ class StoreConfig(_Strict):
     # come first on a busy core (0 = same as requests). The rows are safe in the spool whatever it is.
     ledger_writer_nice: int = Field(10, ge=0, le=19)
     timeout_seconds: float = Field(5.0, gt=0)
+    # Under this much free space on the spool's disk (or while a record waits for the spool), the spool is
+    # under pressure: "refuse" answers new requests 503 ledger_unavailable (nothing served goes unrecorded),
+    # "serve" keeps serving (records wait in memory, bounded, and die with the process).
+    spool_reserve_bytes: int = Field(1 << 20, ge=0)
+    spool_full_policy: Literal["refuse", "serve"] = "refuse"
 
 
 class RedisConfig(_Strict):

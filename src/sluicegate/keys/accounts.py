@@ -59,7 +59,13 @@ class Accounts:
             settings.spool_dir, fsync=settings.spool_fsync, fsync_interval=settings.spool_fsync_interval_seconds
         )
         self.ledger = Ledger(
-            self.spool, self.spend, batch_size=settings.ledger_batch_size, timeout=settings.timeout_seconds, clock=clock
+            self.spool,
+            self.spend,
+            batch_size=settings.ledger_batch_size,
+            timeout=settings.timeout_seconds,
+            clock=clock,
+            reserve_bytes=settings.spool_reserve_bytes,
+            full_policy=settings.spool_full_policy,
         )
         self.admin = AdminService(self.directory, self.spend, self.revocations.publish, clock)
 

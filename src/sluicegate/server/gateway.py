@@ -20,6 +20,8 @@ from sluicegate.routing.router import Router
 from sluicegate.routing.services import RoutingServices
 from sluicegate.state.resilient import ResilientState
 from sluicegate.telemetry.access_log import AccessLog
+from sluicegate.telemetry.ledger import LedgerGuard
+from sluicegate.telemetry.ledger_metrics import LedgerCollector
 from sluicegate.telemetry.metrics import GatewayMetrics
 
 
@@ -53,8 +55,14 @@ class Gateway:
         self.routing = RoutingServices(config, self.router, self.upstream, self.limits.deployment_headroom)
         record = Record(self.metrics, self.access_log)
         optional = stages.build(config.pipeline.stages, stages.StageServices(config))
+        ledger = self.accounts.ledger
+        ledger.alert = self.limits.alerts.notify_event
+        self.metrics.registry.register(LedgerCollector(ledger))
+        # policy "refuse": nothing is served while the spool could not record it (one attribute read a request)
+        guard = [LedgerGuard(ledger)] if ledger.full_policy == "refuse" else []
         self.pipeline = Pipeline(
             [
+                *guard,
                 self.auth,
                 *optional["request"],
                 self.limits.admission,
@@ -62,7 +70,7 @@ class Gateway:
                 self.limits.meter,
                 *optional["output"],
                 # the ledger first: its row is on disk before any stage that may wait on the network
-                self.accounts.ledger,
+                ledger,
                 self.limits.settle,
                 record,
                 *optional["record"],

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, func, select
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, String, func, select
 from sqlalchemy.engine import make_url
 
 from sluicegate.keys.clock import utc
@@ -93,6 +94,24 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+# Characters a database may refuse or a report should not carry: C0/C1 controls (NUL included: PostgreSQL
+# refuses it in text) and lone surrogates (not encodable as UTF-8, so no driver can send them).
+_HOSTILE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+UNATTRIBUTED = "(unattributed)"
+
+
+def clean_text(value: Any, limit: int) -> str:
+    """A text value every database takes: controls, NUL and lone surrogates become U+FFFD, and it is cut to
+    `limit` characters (the column's length). What the client sent is never a reason to lose the row."""
+    if type(value) is not str:
+        value = str(value)
+    if len(value) <= limit and value.isprintable():  # the common case: one C call, nothing to change
+        return value
+    return _HOSTILE.sub("\ufffd", value)[:limit]
+
+
 class SpendLedger:
     """Rows go in as `prepare`d tuples, in column order with the dialect's own time value, so the writer does
     no per-row work at insert time. With SQLite the inserts run on a connection of their own, a few rows per
@@ -113,6 +132,16 @@ class SpendLedger:
         self._insert_sql = f"INSERT INTO spend_ledger ({names}) {source} ON CONFLICT (request_id) DO NOTHING"
         self._sqlite: SqliteWriter | None = None
         self._second, self._second_text, self._day = -1, "", ""
+        # (position, length) of each text column and (position, bounds) of each integer one, checked on every
+        # row so that no value a client chose can make the database refuse it
+        columns = list(LedgerEntry.__table__.columns)
+        self._texts = [(i, c.type.length or 10_000) for i, c in enumerate(columns) if isinstance(c.type, String)]
+        self._ints = [
+            (i, _INT64 if isinstance(c.type, BigInteger) else _INT32)
+            for i, c in enumerate(columns)
+            if isinstance(c.type, Integer)
+        ]
+        self._nullable = {c.name for c in columns if c.nullable}
 
     def prepare(self, record: Mapping[str, Any]) -> PreparedRow:
         """The record (the spool's JSON-ready form, or with `ts` as a datetime) as the database takes it."""
@@ -123,7 +152,67 @@ class SpendLedger:
         else:
             moment = ts if isinstance(ts, dt.datetime) else utc(float(ts))
             when, day = (_sqlite_time(moment) if self._store.is_sqlite else moment), moment.date().isoformat()
-        return tuple(self._getter({**_DEFAULTS, **record, "ts": when, "day": day}))
+        row = self._getter({**_DEFAULTS, **record, "ts": when, "day": day})
+        for i, limit in self._texts:
+            value = row[i]
+            if value is not None and (type(value) is not str or len(value) > limit or not value.isprintable()):
+                break
+        else:
+            for i, (low, high) in self._ints:
+                value = row[i]
+                if value is not None and (type(value) is not int or not low <= value <= high):
+                    break
+            else:
+                return row
+        return self._normalised(list(row))
+
+    def _normalised(self, row: list[Any]) -> PreparedRow:
+        for i, limit in self._texts:
+            if row[i] is not None:
+                row[i] = clean_text(row[i], limit)
+        for i, (low, high) in self._ints:
+            value = row[i]
+            if value is not None and not isinstance(value, bool):
+                try:
+                    row[i] = min(max(int(value), low), high)
+                except (TypeError, ValueError, OverflowError):
+                    row[i] = None if self._columns[i] in self._nullable else 0
+        return tuple(row)
+
+    def unattributed(self, record: Mapping[str, Any]) -> PreparedRow:
+        """The row of a record the database refused even normalised: its tokens, cost, time and status, with
+        every text it carried left out, so the spend still counts in every report (as `(unattributed)`)."""
+        kept = {
+            name: record.get(name)
+            for name in (
+                "request_id",
+                "ts",
+                "input_tokens",
+                "output_tokens",
+                "cached_input_tokens",
+                "reasoning_tokens",
+                "cost_micros",
+                "usage_estimated",
+                "status",
+                "stream",
+                "saved_micros",
+            )
+        }
+        for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens", "status"):
+            if kept[name] is None:
+                kept[name] = 0
+        record = {
+            **dict.fromkeys(self._columns),
+            **kept,
+            "endpoint": "unknown",
+            "model": UNATTRIBUTED,
+            "outcome": "unattributed",
+            "stream": bool(kept["stream"]),
+            "usage_estimated": bool(kept["usage_estimated"]),
+        }
+        if not isinstance(record["ts"], (int, float, dt.datetime)):
+            record["ts"] = 0.0
+        return self._normalised(list(self.prepare(record)))
 
     def _sqlite_times(self, ts: float) -> tuple[str, str]:
         """`_sqlite_time` and the day of a Unix time; the date-and-second part is cached, since each second

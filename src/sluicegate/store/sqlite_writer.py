@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 
 log = logging.getLogger("sluicegate.ledger")
 
@@ -105,6 +105,10 @@ class SqliteWriter:
             if isinstance(exc, sqlite3.OperationalError) and not _busy(exc):
                 self._close_connection()  # a fresh connection next time: the file may have moved
             raise DBAPIError.instance(self._sql, None, exc, sqlite3.Error) from exc
+        except (ValueError, OverflowError) as exc:
+            # a value the driver cannot bind (a lone surrogate, an integer past 64 bits): the rows are at fault,
+            # not the database, so the ledger must not wait for it to "come back"
+            raise DataError(self._sql, None, exc) from exc
         self._unchecked += len(rows)
         if self._unchecked >= self._checkpoint_rows and (self._checkpoint is None or self._checkpoint.done()):
             self._unchecked = 0

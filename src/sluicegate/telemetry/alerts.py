@@ -51,13 +51,19 @@ class BudgetAlerts:
 
     def notify(self, scope: BudgetScope, status: BudgetStatus, threshold: float) -> None:
         """Sends in the background; never delays or fails the request that crossed the threshold."""
+        self._post(alert_message(scope, status, threshold), f"{scope.name} {threshold}")
+
+    def notify_event(self, event: str, text: str, details: dict[str, Any]) -> None:
+        """An operational alert (the ledger's: spool pressure, a refused row) to the same webhooks."""
+        self._post({"text": f":rotating_light: {text}", "sluicegate": {"event": event, **details}}, event)
+
+    def _post(self, message: dict[str, Any], what: str) -> None:
         if not self._webhooks:
             return
         if len(self._tasks) >= _MAX_IN_FLIGHT:
-            log.warning("budget alert dropped (too many in flight): %s %s", scope.name, threshold)
+            log.warning("alert dropped (too many in flight): %s", what)
             self._count("failed")
             return
-        message = alert_message(scope, status, threshold)
         task = asyncio.get_running_loop().create_task(self._send_all(message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -15,13 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Literal, Protocol
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
+from sluicegate.errors import GatewayError
 from sluicegate.keys.clock import Clock, system_clock
 from sluicegate.pipeline.bill import request_bill
 from sluicegate.pipeline.context import RequestContext
@@ -86,6 +88,29 @@ def ledger_row(ctx: RequestContext, now: float) -> dict[str, Any]:
     }
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_safe(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with lone surrogates (which JSON as UTF-8 cannot carry) replaced by U+FFFD."""
+    return {k: _SURROGATE.sub("\ufffd", v) if isinstance(v, str) else v for k, v in record.items()}
+
+
+def ledger_unavailable() -> GatewayError:
+    return GatewayError(
+        503,
+        "The gateway cannot record requests right now (its ledger spool is full or failing), so it serves "
+        "none it could not bill; retry shortly.",
+        type="server_error",
+        code="ledger_unavailable",
+        headers={"retry-after": "5"},
+    )
+
+
+Alert = Callable[[str, str, dict[str, Any]], None]  # (event, text, details): to the operators' webhooks
+SpoolPolicy = Literal["refuse", "serve"]
+
+
 def refused_as_data(exc: DBAPIError) -> bool:
     """The database refused the rows themselves (SQLSTATE class 22 or 23), as opposed to being away."""
     if isinstance(exc, (DataError, IntegrityError)):
@@ -99,11 +124,16 @@ class LedgerTable(Protocol):
 
     def prepare(self, record: Mapping[str, Any]) -> Any: ...
 
+    def unattributed(self, record: Mapping[str, Any]) -> Any: ...
+
     def insert_prepared(self, rows: Sequence[Any]) -> Awaitable[None]: ...
 
 
 _LINGER_SECONDS = 0.05
 _MEMORY_BATCHES = 40  # rows held in memory for the writer, in batches; beyond that it reads the spool
+_UNSPOOLED_LIMIT = 10_000  # records the spool could not take, held for it or the database meanwhile
+_TEND_SECONDS = 1.0  # how often the writer looks at the spool's free space
+_ALERT_EVERY_SECONDS = 60.0  # one alert of a kind a minute at most; the metrics count every event
 
 
 class _Batch:
@@ -113,6 +143,19 @@ class _Batch:
         self.records = records
         self.rows = rows
         self.after = after
+
+
+class LedgerGuard:
+    """A request stage, first of all under policy "refuse": no request is served that could not be recorded."""
+
+    name = "ledger_guard"
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        if not self._ledger.accepting:
+            raise ledger_unavailable()
 
 
 class Ledger:
@@ -130,8 +173,15 @@ class Ledger:
         batch_size: int = 100,
         timeout: float = 5.0,
         clock: Clock = system_clock,
+        reserve_bytes: int = 1 << 20,
+        full_policy: SpoolPolicy = "refuse",
+        alert: Alert | None = None,
     ) -> None:
         self._spool = spool
+        self._reserve_bytes = reserve_bytes
+        self.full_policy = full_policy
+        self.alert = alert
+        self._last_alert: dict[str, float] = {}
         self._table = table
         self._batch_size = batch_size
         self._timeout = timeout
@@ -148,15 +198,23 @@ class Ledger:
         self.written = 0  # rows handed to the database (replayed duplicates included)
         self.failures = 0
         self.rejected = 0  # rows the database refused as data (kept in the spool's rejected file)
+        self.unattributed = 0  # of those, rows recorded without their texts (so still in every report)
+        self.lost = 0  # records neither spooled nor written (the spool failed and the holding area was full)
+        self.spool_failures = 0
         self.healthy = True
+        # Records the spool could not take (a full disk): held here, in order, until the spool or the database
+        # takes them. While any wait, or free space is under the reserve, `accepting` is False and (policy
+        # "refuse") new requests are answered 503 `ledger_unavailable` before anything is served.
+        self._unspooled: deque[dict[str, Any]] = deque()
+        self.accepting = True
+        self._spool_trouble = False
+        self.spool_free_bytes: int | None = None
+        self._tended = 0.0
 
     async def on_finish(self, ctx: RequestContext) -> None:
         record = ledger_row(ctx, self._clock())
-        try:
-            after = self._spool.append(record)
-        except Exception as exc:  # a full disk must not fail the request; it is loud instead
-            log.error("could not spool the ledger record of %s: %s", ctx.request_id, type(exc).__name__)
-            self._leave_memory()  # what follows may not be contiguous with the spool any more
+        after = self._append(record)
+        if after is None:
             return
         if self._in_memory:
             if len(self._memory) < self._memory_limit:
@@ -164,6 +222,108 @@ class Ledger:
             else:  # too far behind: the spool has it all, read from there
                 self._leave_memory()
         self._wake.set()
+
+    def _append(self, record: dict[str, Any]) -> Cursor | None:
+        """Spools the record; None when the spool could not take it (it is then held for the writer)."""
+        try:
+            try:
+                return self._spool.append(record)
+            except TypeError:  # a text JSON cannot carry (a lone surrogate): the record is never lost for it
+                record = json_safe(record)
+                return self._spool.append(record)
+        except Exception as exc:  # a full disk must not fail the request; the record is held, loudly
+            self._spool_failed(record, exc)
+            return None
+
+    def _spool_failed(self, record: dict[str, Any], exc: Exception) -> None:
+        self.spool_failures += 1
+        self._leave_memory()  # what follows may not be contiguous with the spool any more
+        if len(self._unspooled) < _UNSPOOLED_LIMIT:
+            self._unspooled.append(record)
+        else:
+            self.lost += 1
+            log.error("ledger record of %s lost: the spool fails and the holding area is full", record["request_id"])
+            self._alert("ledger_record_lost", "a ledger record was lost: the spool fails and memory is full", {})
+        self._set_trouble(True, f"the spool could not take a record ({type(exc).__name__})")
+        self._wake.set()
+
+    def _set_trouble(self, trouble: bool, reason: str) -> None:
+        """Whether the spool can take records; under policy "refuse", new requests are refused meanwhile."""
+        if trouble == self._spool_trouble:
+            return
+        self._spool_trouble = trouble
+        self.accepting = not trouble or self.full_policy == "serve"
+        if not trouble:
+            log.warning("ledger spool recovered: %s", reason)
+            return
+        action = "new requests are refused with 503 ledger_unavailable" if not self.accepting else "requests are served"
+        log.error("ledger spool under pressure (%s); %s", reason, action)
+        self._alert(
+            "ledger_spool_pressure",
+            f"Sluicegate: the ledger spool of this instance is under pressure ({reason}); {action}.",
+            {"reason": reason, "free_bytes": self.spool_free_bytes, "held_records": len(self._unspooled)},
+        )
+
+    def _alert(self, event: str, text: str, details: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if now - self._last_alert.get(event, -_ALERT_EVERY_SECONDS) < _ALERT_EVERY_SECONDS:
+            return
+        self._last_alert[event] = now
+        if self.alert is not None:
+            try:
+                self.alert(event, text, details)
+            except Exception as exc:  # an alert must never stop the writer
+                log.warning("ledger alert failed: %s", type(exc).__name__)
+
+    @property
+    def spool_trouble(self) -> bool:
+        """The spool cannot take records now (whatever the policy does about it)."""
+        return self._spool_trouble
+
+    async def _tend_spool(self) -> None:
+        """Looks at the spool's free space (at most every second), puts held records back in the spool or
+        straight in the database, and lifts the refusal once the spool takes records again."""
+        now = time.monotonic()
+        if now - self._tended < _TEND_SECONDS and not (self._unspooled and self.healthy):
+            return
+        self._tended = now
+        try:
+            free = self.spool_free_bytes = self._spool.free_bytes()
+        except OSError:
+            free = None
+        roomy = free is None or free >= self._reserve_bytes
+        if roomy and self._spool_trouble:
+            try:  # after a failed write, the disk must take a write again before it is trusted
+                self._spool.probe()
+            except OSError:
+                roomy = False
+        while self._unspooled and roomy:
+            record = self._unspooled[0]
+            try:
+                self._spool.append(record)
+            except OSError:
+                break
+            self._unspooled.popleft()
+            self._leave_memory()  # the writer reads them back from the spool
+        if self._unspooled and self.healthy:  # the spool still refuses them: straight to the database
+            held = list(self._unspooled)[: self._batch_size]
+            try:
+                await self._write(_Batch(held, [self._table.prepare(record) for record in held], self._cursor))
+            except Exception as exc:  # the database is away too: they wait here (and the refusal stands)
+                log.warning("held ledger records could not be written yet: %s", type(exc).__name__)
+            else:
+                for _ in held:
+                    self._unspooled.popleft()
+                self.written += len(held)
+        if not roomy:
+            self._set_trouble(True, f"{free} bytes free on its disk (reserve {self._reserve_bytes}) or writes fail")
+        elif self._unspooled:
+            self._set_trouble(True, f"{len(self._unspooled)} records wait for it")
+        else:
+            self._set_trouble(False, f"{free} bytes free and no record waiting")
+
+    def held_records(self) -> int:
+        return len(self._unspooled)
 
     def _leave_memory(self) -> None:
         """The writer reads the spool from its cursor on, until it has caught up again."""
@@ -198,7 +358,26 @@ class Ledger:
             except DBAPIError as exc:
                 if not refused_as_data(exc):
                     raise
-                self._set_aside(record, type(exc).__name__)
+                await self._record_unattributed(record, type(exc).__name__)
+
+    async def _record_unattributed(self, record: dict[str, Any], reason: str) -> None:
+        """A row the database refused even with its texts normalised: its spend is still recorded, without
+        the texts (`model` = "(unattributed)"), and the whole record is kept in the rejected file."""
+        try:
+            row = self._table.unattributed(record)
+            await asyncio.wait_for(self._table.insert_prepared([row]), self._timeout)
+        except DBAPIError as exc:
+            if not refused_as_data(exc):
+                raise
+            self._set_aside(record, f"{reason}; even without its texts: {type(exc).__name__}")
+            return
+        except Exception as exc:  # a record that cannot even be put in that form: set aside, loudly
+            if isinstance(exc, (OSError, TimeoutError)):
+                raise
+            self._set_aside(record, f"{reason}; even without its texts: {type(exc).__name__}")
+            return
+        self.unattributed += 1
+        self._set_aside(record, f"{reason}; recorded as unattributed spend")
 
     def _next_batch(self) -> _Batch | None:
         """The next rows after the cursor: from memory while it holds them, else from the spool."""
@@ -234,7 +413,10 @@ class Ledger:
         """Keeps a record the table cannot take in the spool's rejected file, loudly, so the rest flow."""
         if not isinstance(record, dict):
             record = {"line": record}
-        self._spool.reject(record, reason)
+        try:
+            self._spool.reject(record, reason)
+        except (OSError, TypeError) as exc:
+            log.error("could not keep the refused ledger record in the rejected file: %s", type(exc).__name__)
         self.rejected += 1
         log.error(
             "the ledger row of %s was set aside (%s); kept in %s",
@@ -242,11 +424,21 @@ class Ledger:
             reason,
             self._spool.rejected_path,
         )
+        self._alert(
+            "ledger_row_refused",
+            f"Sluicegate: the database refused a ledger row ({reason}). The whole record is kept in "
+            f"{self._spool.rejected_path}.",
+            {"request_id": record.get("request_id"), "reason": reason},
+        )
 
     def _advance(self, after: Cursor) -> None:
         if self._spool.caught_up(after) and self._spool.size >= 256 * 1024:
-            self._spool.rotate()  # keeps what a restart must replay small
-            after = Cursor(self._spool.segment, 0)
+            try:
+                self._spool.rotate()  # keeps what a restart must replay small
+            except OSError:
+                pass  # a full disk: the segment is kept a while longer
+            else:
+                after = Cursor(self._spool.segment, 0)
         if after != self._cursor:
             self._cursor = after
             self._spool.release_before(after)
@@ -264,6 +456,7 @@ class Ledger:
         batch: _Batch | None = None
         while True:
             await self._spool.sync_if_due()
+            await self._tend_spool()
             if batch is None:
                 try:
                     batch = self._next_batch()

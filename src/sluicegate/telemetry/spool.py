@@ -12,6 +12,7 @@ directory, and so a restarted gateway adopts what a killed one left behind.
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import logging
 import os
@@ -125,9 +126,17 @@ class Spool:
     # -- writing --------------------------------------------------------------------------------------
 
     def append(self, record: dict[str, Any]) -> Cursor:
-        """Writes the record and returns the cursor just after it."""
+        """Writes the record and returns the cursor just after it. On a failed write (a full disk, an I/O
+        error) nothing of it stays in the file: a torn line is cut off again, so the next record starts on a
+        line of its own, and the OSError is raised for the caller to handle."""
         line = orjson.dumps(record) + b"\n"
-        os.write(self._fd, line)
+        try:
+            written = os.write(self._fd, line)
+        except OSError:
+            self._cut_torn_line()
+            raise
+        if written != len(line):
+            self._finish_line(line, written)
         self._size += len(line)
         self.appended += 1
         if self._fsync == "always":
@@ -135,9 +144,56 @@ class Spool:
         else:
             self._dirty = True
         if self._size >= self._segment_bytes:
-            self.rotate()
-            return Cursor(self.segment, 0)
+            try:
+                self.rotate()
+            except OSError as exc:  # the record is written; the segment just grows until a rotation works
+                log.warning("could not start a new spool segment: %s", type(exc).__name__)
+            else:
+                return Cursor(self.segment, 0)
         return Cursor(self.segment, self._size)
+
+    def _finish_line(self, line: bytes, written: int) -> None:
+        """A short write (the disk filled mid-line): writes the rest, or removes the fragment and raises."""
+        try:
+            while written < len(line):
+                n = os.write(self._fd, line[written:])
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, "no space left for the spool")
+                written += n
+        except OSError:
+            self._cut_torn_line()
+            raise
+
+    def _cut_torn_line(self) -> None:
+        try:
+            if os.fstat(self._fd).st_size == self._size:
+                return  # nothing of the line reached the file
+            os.ftruncate(self._fd, self._size)  # freeing space never needs space
+        except OSError:
+            # The fragment stays: end it, so it is one unreadable line the reader skips, not the start of
+            # the next record; failing that, a fresh segment keeps it apart.
+            try:
+                os.write(self._fd, b"\n")
+                self._size = os.fstat(self._fd).st_size
+            except OSError:
+                self.rotate()
+
+    def probe(self, size: int = 4096) -> None:
+        """Writes `size` bytes beside the segments and removes them: raises OSError while the disk cannot take
+        a record (full, read-only, failing), whatever its free-space figure says."""
+        path = self.directory / ".probe"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            if os.write(fd, b"\0" * size) != size:
+                raise OSError(errno.ENOSPC, "the spool's disk took only part of a probe")
+        finally:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+
+    def free_bytes(self) -> int:
+        """Free space on the spool's filesystem for this process."""
+        stats = os.statvfs(self.directory)
+        return stats.f_bavail * stats.f_frsize
 
     async def sync_if_due(self, now: float | None = None) -> None:
         """Called by the ledger's writer loop: fsyncs (under "interval", at most every interval) and closes
@@ -158,13 +214,18 @@ class Spool:
             await asyncio.to_thread(_sync_and_close, fds, self._fsync != "never")
 
     def rotate(self) -> None:
-        if self._fsync == "always":
-            os.fsync(self._fd)
-            os.close(self._fd)
-        else:
-            self._retired.append(self._fd)  # fsynced and closed by the writer, off the request path
+        old = self._fd
         self.segment += 1
-        self._open_segment()
+        try:
+            self._open_segment()  # first, so that a failure (a full disk) leaves the current segment in use
+        except OSError:
+            self.segment -= 1
+            raise
+        if self._fsync == "always":
+            os.fsync(old)
+            os.close(old)
+        else:
+            self._retired.append(old)  # fsynced and closed by the writer, off the request path
 
     def _open_segment(self) -> None:
         path = self._path(self.segment)
