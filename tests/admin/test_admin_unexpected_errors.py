@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from sluicegate.config.schema import GatewayConfig
+from sluicegate.events import EventBus
 from sluicegate.principal import MASTER
 from sluicegate.server.admin import create_admin_app
 
@@ -26,6 +27,7 @@ async def test_unexpected_error_is_a_shaped_500_without_detail() -> None:
         accounts=SimpleNamespace(admin=_BrokenService()),
         auth=SimpleNamespace(authenticate=_master),
         config=GatewayConfig(),
+        events=EventBus(),
     )
     app = create_admin_app(gateway)  # type: ignore[arg-type]
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

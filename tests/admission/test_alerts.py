@@ -27,6 +27,7 @@ async def test_thresholds_post_once_each_to_the_webhook() -> None:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     from prometheus_client import CollectorRegistry
 
+    from sluicegate.events import EventBus
     from sluicegate.pipeline.settle import SettleStage
     from sluicegate.state.metrics import LimitMetrics
     from sluicegate.telemetry.alerts import BudgetAlerts
@@ -34,7 +35,9 @@ async def test_thresholds_post_once_each_to_the_webhook() -> None:
     cfg = config()
     admission = stage(cfg)
     alerts = BudgetAlerts([WebhookConfig(url=f"http://127.0.0.1:{port}/hook")])
-    settle = SettleStage(admission.state, admission, LimitMetrics(CollectorRegistry()), alerts, (0.5, 0.8, 1.0))
+    events = EventBus()
+    alerts.listen(events)
+    settle = SettleStage(admission.state, admission, LimitMetrics(CollectorRegistry()), events, (0.5, 0.8, 1.0))
     try:
         for _ in range(12):
             ctx = context(who=principal(budget_micros=1_000_000), max_tokens=16)

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from sluicegate.catalog import ModelCatalog
 from sluicegate.config.schema import GatewayConfig
+from sluicegate.events import EventBus, OperatorAction
 from sluicegate.pipeline.admission import AdmissionStage
 from sluicegate.pipeline.meter import StreamMeter
 from sluicegate.pipeline.settle import SettleStage
@@ -43,7 +44,10 @@ def build_state(config: GatewayConfig, metrics: LimitMetrics) -> HotState:
 
 
 class BudgetsAndLimits:
-    def __init__(self, config: GatewayConfig, catalog: ModelCatalog, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, config: GatewayConfig, catalog: ModelCatalog, registry: CollectorRegistry, events: EventBus
+    ) -> None:
+        self.events = events
         self.metrics = LimitMetrics(registry)
         self.state = build_state(config, self.metrics)
         counter = TokenCounter(config.budgets.estimate_margin)
@@ -55,7 +59,8 @@ class BudgetsAndLimits:
             self.state, catalog, config.budgets, config.limits, self.metrics, counter, overrides=self.overrides
         )
         self.meter = StreamMeter(counter, self.metrics)
-        self.settle = SettleStage(self.state, self.admission, self.metrics, self.alerts, tuple(config.budgets.alerts))
+        self.alerts.listen(events)
+        self.settle = SettleStage(self.state, self.admission, self.metrics, events, tuple(config.budgets.alerts))
 
     async def deployment_headroom(self, deployment: str, rpm: int | None, tpm: int | None) -> Headroom:
         """What is left under a deployment's upstream RPM/TPM in the current window (for routing)."""
@@ -69,12 +74,15 @@ class BudgetsAndLimits:
             except OverrideError as exc:
                 return 400, {"error": {"message": str(exc), "type": "invalid_request_error", "code": None}}
             await self.overrides.put(override)
+            self.events.publish(OperatorAction("set", override.entity, override.describe()))
             return 200, {"override": asdict(override)}
         if method == "DELETE":
             entity = payload.get("entity") if isinstance(payload, dict) else None
             if not isinstance(entity, str):
                 return 400, {"error": {"message": "'entity' is required", "type": "invalid_request_error"}}
-            return 200, {"cleared": await self.overrides.clear(entity)}
+            cleared = await self.overrides.clear(entity)
+            self.events.publish(OperatorAction("clear", entity, ""))
+            return 200, {"cleared": cleared}
         await self.overrides.load()
         return 200, {"overrides": [asdict(o) for o in self.overrides.all()]}
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import logging
 
+from sluicegate.events import BudgetThreshold, EventBus
 from sluicegate.pipeline.admission import AdmissionStage, Ticket
 from sluicegate.pipeline.bill import request_bill
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.state.metrics import LimitMetrics
 from sluicegate.state.model import HotState, Settlement
-from sluicegate.telemetry.alerts import BudgetAlerts
 
 log = logging.getLogger("sluicegate.settle")
 
@@ -36,13 +36,13 @@ class SettleStage:
         state: HotState,
         admission: AdmissionStage,
         metrics: LimitMetrics,
-        alerts: BudgetAlerts | None = None,
+        events: EventBus | None = None,
         thresholds: tuple[float, ...] = (),
     ) -> None:
         self._state = state
         self._admission = admission
         self._metrics = metrics
-        self._alerts = alerts
+        self._events = events
         self._thresholds = thresholds
 
     async def on_finish(self, ctx: RequestContext) -> None:
@@ -66,7 +66,7 @@ class SettleStage:
             budgets=ticket.plan.budgets if ticket is not None else (),
             actual_tokens=tokens,
             actual_micros=actual_cost(ctx, ticket) if ticket is not None else 0,
-            alert_thresholds=self._thresholds if self._alerts is not None else (),
+            alert_thresholds=self._thresholds if self._events is not None else (),
             deployment=deployment.name if counted and deployment is not None else None,
             deployment_tokens=tokens,
             backend=ticket.admission.backend if ticket is not None else "",
@@ -81,11 +81,14 @@ class SettleStage:
             used[status.name] = status.used_fraction
         if settled.budgets:
             self._admission.reservations_released()
-        if settled.alerts and self._alerts is not None and ticket is not None:
+        if settled.alerts and self._events is not None and ticket is not None:
             statuses = {s.name: s for s in settled.budgets}
             scopes = {b.name: b for b in ticket.plan.budgets}
             for name, threshold in settled.alerts:
-                self._alerts.notify(scopes[name], statuses[name], threshold)
+                scope, status = scopes[name], statuses[name]
+                self._events.publish(
+                    BudgetThreshold(name, scope.period_id, threshold, status.spent_micros, scope.limit_micros)
+                )
         if ticket is not None and usage is not None and usage.input_tokens and not ticket.cut_off:
             error = (ticket.prompt_tokens - usage.input_tokens) / usage.input_tokens
             method = "exact" if ticket.prompt_exact else "estimate"

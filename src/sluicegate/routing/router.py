@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from sluicegate.catalog import Deployment, ModelCatalog, ModelGroup
 from sluicegate.errors import GatewayError, bad_request
+from sluicegate.events import BreakerTransition, EventBus
+from sluicegate.routing.breaker import BreakerState, CircuitBreaker
 from sluicegate.routing.config import RoutingConfig
 from sluicegate.routing.health import DeploymentHealth
 from sluicegate.routing.needs import RequestNeeds
@@ -48,10 +50,12 @@ class Router:
         *,
         clock: Clock = time.monotonic,
         rng: random.Random | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.catalog = catalog
         self.config = config
         self.clock = clock
+        self.events = events or EventBus()  # breaker transitions are published here
         self.rng = rng or random.Random()
         self.health: dict[str, DeploymentHealth] = {}
         self._members: dict[str, list[DeploymentHealth]] = {}
@@ -71,6 +75,15 @@ class Router:
             windows = [d.context_window for d in group.deployments if d.context_window is not None]
             self._min_window[group.name] = min(windows) if windows else None
         self.retry_budget = RetryBudget(config.retry_budget_ratio, config.retry_budget_min_per_s, clock)
+        for name, health in self.health.items():
+            health.breaker.on_transition = self._announcer(name)
+
+    def _announcer(self, deployment: str) -> Callable[[CircuitBreaker, BreakerState], None]:
+        def announce(breaker: CircuitBreaker, state: BreakerState) -> None:
+            open_for = max(0.0, breaker.open_until - self.clock()) if state is BreakerState.OPEN else 0.0
+            self.events.publish(BreakerTransition(deployment, str(state), breaker.reason, open_for))
+
+        return announce
 
     def members(self, group: ModelGroup) -> list[DeploymentHealth]:
         return self._members[group.name]

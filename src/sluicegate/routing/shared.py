@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 
 from sluicegate.config.schema import GatewayConfig
-from sluicegate.routing.breaker import BreakerState, CircuitBreaker
+from sluicegate.events import BreakerTransition
+from sluicegate.routing.breaker import BreakerState
 from sluicegate.routing.router import Router
 
 log = logging.getLogger("sluicegate.routing")
@@ -39,20 +39,17 @@ class SharedBreakers:
         self._queue: asyncio.Queue[tuple[str, BreakerState, float, str]] = asyncio.Queue(_QUEUE_LIMIT)
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
-        for name, health in router.health.items():
-            health.breaker.on_transition = self._announcer(name)
+        self._unsubscribe = router.events.subscribe(BreakerTransition, self._announce)
 
-    def _announcer(self, name: str) -> Any:
-        def announce(breaker: CircuitBreaker, state: BreakerState) -> None:
-            if state is BreakerState.HALF_OPEN:
-                return  # each instance probes on its own; only the verdicts are shared
-            open_for = max(0.0, breaker.open_until - self._router.clock()) if state is BreakerState.OPEN else 0.0
-            try:
-                self._queue.put_nowait((name, state, open_for, breaker.reason))
-            except asyncio.QueueFull:
-                log.warning("shared breaker queue full; %s not announced", name)
-
-        return announce
+    def _announce(self, event: BreakerTransition) -> None:
+        """A listener of this instance's breaker transitions (the router publishes them)."""
+        state = BreakerState(event.state)
+        if state is BreakerState.HALF_OPEN:
+            return  # each instance probes on its own; only the verdicts are shared
+        try:
+            self._queue.put_nowait((event.deployment, state, event.open_for, event.reason))
+        except asyncio.QueueFull:
+            log.warning("shared breaker queue full; %s not announced", event.deployment)
 
     async def start(self) -> None:
         await self._load()
@@ -62,6 +59,7 @@ class SharedBreakers:
             await asyncio.wait_for(self._subscribed.wait(), 2.0)
 
     async def stop(self) -> None:
+        self._unsubscribe()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from sluicegate.errors import GatewayError, payload_too_large
+from sluicegate.events import AdminAction
 from sluicegate.keys.service import (
     AdminError,
     AdminService,
@@ -39,6 +40,7 @@ from sluicegate.principal import Principal
 from sluicegate.routing import admin as routing_admin
 from sluicegate.server.gateway import Gateway
 
+_CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})  # the methods that change something: announced
 _PRINCIPAL = "sluicegate.admin_principal"  # where the gate leaves the caller in the ASGI scope
 _DOCS = ("/admin/docs", "/admin/openapi.json")
 _ASSETS = "/admin/docs/assets/"
@@ -75,6 +77,7 @@ class AdminGate:
     def __init__(self, app: FastAPI, gateway: Gateway) -> None:
         self.app = app
         self._auth = gateway.auth
+        self._events = gateway.events
         admin = gateway.config.server.admin
         self._max_body = admin.max_body_bytes
         self._public_docs = admin.public_docs
@@ -104,7 +107,24 @@ class AdminGate:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+        method = scope["method"]
+        if method not in _CHANGES or not self._events.listens_to(AdminAction):
+            await self.app(scope, replay, send)
+            return
+        status = 500
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, replay, observed)
+        finally:
+            who = scope.get(_PRINCIPAL)
+            actor = who.key_id if isinstance(who, Principal) else "unknown"
+            self._events.publish(AdminAction(actor, method, path, status))
 
     async def _authenticate(self, headers: dict[str, str], *, docs: bool) -> Principal:
         if docs:  # a browser can send a key only as a Basic password: accept it there, for the docs alone

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from sluicegate.catalog import ModelCatalog
 from sluicegate.config.schema import GatewayConfig
+from sluicegate.events import EventBus
 from sluicegate.keys.accounts import Accounts
 from sluicegate.pipeline import Pipeline, stages
 from sluicegate.pipeline.count_tokens import CountTokens
@@ -45,16 +46,17 @@ class Gateway:
         self.catalog = ModelCatalog.from_config(config, environ)
         self.upstream = UpstreamClient()
         self.metrics = GatewayMetrics(group.name for group in self.catalog)
-        self.router = Router(self.catalog, config.routing)
+        self.events = EventBus()  # breaker transitions, admin and operator actions, budget thresholds, verdicts
+        self.router = Router(self.catalog, config.routing, events=self.events)
         self.metrics.registry.register(RoutingCollector(self.router))
         log_config = config.server.access_log
         self.access_log = access_log or AccessLog.open(log_config.path, log_config.enabled)
         self.accounts = Accounts(config, key, environ)
         self.auth = self.accounts.auth
-        self.limits = BudgetsAndLimits(config, self.catalog, self.metrics.registry)
+        self.limits = BudgetsAndLimits(config, self.catalog, self.metrics.registry, self.events)
         self.routing = RoutingServices(config, self.router, self.upstream, self.limits.deployment_headroom)
         record = Record(self.metrics, self.access_log)
-        optional = stages.build(config.pipeline.stages, stages.StageServices(config))
+        optional = stages.build(config.pipeline.stages, stages.StageServices(config, self.events))
         ledger = self.accounts.ledger
         ledger.alert = self.limits.alerts.notify_event
         self.metrics.registry.register(LedgerCollector(ledger))

@@ -1,5 +1,6 @@
 """Budget alerts: a Slack-compatible JSON message to each configured webhook when a budget first crosses
-a threshold in a period (the hot state makes "first" hold across every gateway instance)."""
+a threshold in a period (the hot state makes "first" hold across every gateway instance). A listener of
+the gateway's `BudgetThreshold` events."""
 
 from __future__ import annotations
 
@@ -10,31 +11,32 @@ from typing import Any
 
 import httpx
 
+from sluicegate.events import BudgetThreshold, EventBus
 from sluicegate.pricing import micros_to_usd
 from sluicegate.state.config import WebhookConfig
-from sluicegate.state.model import BudgetScope, BudgetStatus
 
 log = logging.getLogger("sluicegate.alerts")
 
 _MAX_IN_FLIGHT = 64
 
 
-def alert_message(scope: BudgetScope, status: BudgetStatus, threshold: float) -> dict[str, Any]:
-    kind, _, ident = scope.name.partition(":")
+def alert_message(event: BudgetThreshold) -> dict[str, Any]:
+    kind, _, ident = event.scope.partition(":")
     who = "the global budget" if kind == "global" else f"the budget of {kind} '{ident}'"
+    threshold = event.threshold
     percent = round(threshold * 100)
-    spent = micros_to_usd(status.spent_micros)
-    limit = micros_to_usd(scope.limit_micros)
-    text = f":warning: Sluicegate: {who} has reached {percent}% (${spent} of ${limit}, period {scope.period_id})."
+    spent = micros_to_usd(event.spent_micros)
+    limit = micros_to_usd(event.limit_micros)
+    text = f":warning: Sluicegate: {who} has reached {percent}% (${spent} of ${limit}, period {event.period})."
     if threshold >= 1:
-        text = f":no_entry: Sluicegate: {who} is spent (${spent} of ${limit}, period {scope.period_id}); "
+        text = f":no_entry: Sluicegate: {who} is spent (${spent} of ${limit}, period {event.period}); "
         text += "requests against it are refused."
     return {
         "text": text,
         "sluicegate": {
             "event": "budget_threshold",
-            "scope": scope.name,
-            "period": scope.period_id,
+            "scope": event.scope,
+            "period": event.period,
             "threshold": threshold,
             "spent_usd": spent,
             "limit_usd": limit,
@@ -49,9 +51,14 @@ class BudgetAlerts:
         self._tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
 
-    def notify(self, scope: BudgetScope, status: BudgetStatus, threshold: float) -> None:
+    def listen(self, events: EventBus) -> None:
+        """Alerts on every budget threshold published on `events` (when any webhook is configured)."""
+        if self._webhooks:
+            events.subscribe(BudgetThreshold, self.notify)
+
+    def notify(self, event: BudgetThreshold) -> None:
         """Sends in the background; never delays or fails the request that crossed the threshold."""
-        self._post(alert_message(scope, status, threshold), f"{scope.name} {threshold}")
+        self._post(alert_message(event), f"{event.scope} {event.threshold}")
 
     def notify_event(self, event: str, text: str, details: dict[str, Any]) -> None:
         """An operational alert (the ledger's: spool pressure, a refused row) to the same webhooks."""

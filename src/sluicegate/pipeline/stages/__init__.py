@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sluicegate.config.schema import STAGES_PACKAGE, GatewayConfig
+from sluicegate.events import EventBus
 
 Slot = Literal["request", "output", "record"]
 
@@ -21,6 +22,7 @@ class StageServices:
     """What the gateway hands a stage when it builds it."""
 
     config: GatewayConfig
+    events: EventBus  # for verdicts and anything else a stage announces
 
 
 def build(names: list[str], services: StageServices) -> dict[Slot, list[object]]:
