@@ -252,3 +252,44 @@ async def test_a_refusal_is_terminal_only_when_spending_alone_leaves_no_room(sta
     await state.settle(Settlement("b", "acme", budgets=scopes, actual_micros=4000))
     spent = await state.admit(plan(rid(), **ask))  # type: ignore[arg-type]
     assert not spent.admitted and spent.refusal == "budget" and spent.refused_scope == "key:k1"
+
+
+async def test_a_deployment_slot_is_taken_in_the_first_deployment_with_room(
+    state: HotState, clock: ManualClock
+) -> None:
+    a, b = RateScope("dep:a", rpm=2), RateScope("dep:b", rpm=1)
+
+    def ask(required: bool = True) -> AdmissionPlan:
+        return AdmissionPlan(
+            rid(), "acme", input_tokens=10, max_output_tokens=0, deployments=(a, b), deployment_required=required
+        )
+
+    taken = [(await state.admit(ask())).deployment for _ in range(3)]
+    assert taken == [a, a, b]
+    clock.advance(10)
+    full = await state.admit(ask())
+    assert not full.admitted and full.refusal == "requests" and full.refused_scope in ("dep:a", "dep:b")
+    assert full.retry_after == pytest.approx(50.0)  # the oldest entries (t=0) leave at t=60
+    free = await state.admit(ask(required=False))  # a deployment without limits can take it instead
+    assert free.admitted and free.deployment is None
+    assert (await state.deployment_headroom("a", 2, None)).requests == 0
+    clock.advance(50)
+    assert (await state.admit(ask())).deployment == a
+
+
+async def test_a_deployment_slot_charges_tokens_and_settlement_corrects_them(state: HotState) -> None:
+    a, b = RateScope("dep:a", tpm=1000), RateScope("dep:b", tpm=1000)
+
+    def ask(request_id: str) -> AdmissionPlan:
+        return AdmissionPlan(
+            request_id, "acme", input_tokens=100, max_output_tokens=500, deployments=(a, b), deployment_required=True
+        )
+
+    first = await state.admit(ask("one"))
+    assert first.deployment == a and first.charged_tokens == 600
+    assert (await state.admit(ask("two"))).deployment == b  # 1,200 would be over a's TPM
+    refused = await state.admit(ask(rid()))
+    assert not refused.admitted and refused.refusal == "tokens"
+    await state.settle(Settlement("one", "acme", rates=(a,), actual_tokens=150))  # a: 150 of 1,000 used
+    assert (await state.admit(ask(rid()))).deployment == a
+    assert (await state.deployment_headroom("a", None, 1000)).tokens == 1000 - 150 - 600

@@ -89,7 +89,7 @@ class DeploymentConfig(_Strict):
     capabilities: list[str] = Field(default_factory=list)  # vision, tools, long_context, reasoning, code, ...
     context_window: int | None = Field(None, ge=1)  # prompt + output tokens; None: not checked
     max_output_tokens: int | None = Field(None, ge=1)
-    rpm: int | None = Field(None, ge=1)  # the upstream's own limits, for usage-based routing
+    rpm: int | None = Field(None, ge=1)  # the upstream's own limits: enforced exactly, and used by usage routing
     tpm: int | None = Field(None, ge=1)
     latency_target_ms: float | None = Field(None, gt=0)  # also the slow-call threshold of its breaker
     timeouts: Timeouts | None = None  # overrides the provider's timeouts for this deployment

@@ -18,7 +18,7 @@ from fnmatch import fnmatchcase
 from zoneinfo import ZoneInfo
 
 from sluicegate.canonical import ChatRequest, EmbeddingRequest
-from sluicegate.catalog import ModelCatalog, ModelGroup
+from sluicegate.catalog import Deployment, ModelCatalog, ModelGroup
 from sluicegate.errors import GatewayError
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.pipeline.execute import HEDGE_HEADER
@@ -26,7 +26,7 @@ from sluicegate.pipeline.fair_queue import FairQueue, QueueFull
 from sluicegate.pipeline.route import allowed_regions
 from sluicegate.pricing import micros_to_usd
 from sluicegate.principal import Principal
-from sluicegate.routing.router import region_allowed
+from sluicegate.routing.router import RoutePlan, region_allowed
 from sluicegate.state.config import BudgetConfig, BudgetsConfig, LimitsConfig, Period
 from sluicegate.state.metrics import LimitMetrics
 from sluicegate.state.model import (
@@ -60,6 +60,7 @@ class GroupCost:
     output_pico: int | None
     max_output_tokens: int
     hedged: bool = False  # the group hedges every request: two calls may be paid for
+    limited: bool = False  # a deployment it may reach has its own RPM/TPM: admission takes a deployment slot
 
 
 @dataclass(slots=True)
@@ -77,6 +78,15 @@ class Ticket:
     cut_off: bool = False
     settled: bool = False
     finished_choices: set[int] | None = None  # choices of a stream that already ended (for a cut-off)
+    route_plan: RoutePlan | None = None  # planned by admission when deployments have their own limits
+    slot: str | None = None  # the deployment whose RPM/TPM window this request holds a place in
+
+    def may_call(self, deployment: Deployment) -> bool:
+        """Whether an upstream call to this deployment is inside its own RPM/TPM: a deployment with limits
+        only takes the request that holds its slot."""
+        if self.route_plan is None or not (deployment.rpm or deployment.tpm):
+            return True
+        return deployment.name == self.slot
 
 
 def _pico(value: Decimal) -> int:
@@ -152,6 +162,9 @@ class AdmissionStage:
         self._budget_waiters = 0  # requests waiting for reservations in flight to settle
         self._released = asyncio.Event()  # set (and replaced) when this instance settles a request
         self.used: dict[str, float] = {}  # budget scope -> last known used fraction (for the downgrade tier)
+        # The route stage's planner: with deployments that have their own RPM/TPM, admission plans the route
+        # so that one call to the hot state also takes a place in the first deployment with room.
+        self.planner: Callable[[RequestContext], RoutePlan] | None = None
         self._global_rate = (
             RateScope("global", limits.global_.rpm or 0, limits.global_.tpm or 0, limits.global_.max_concurrency or 0)
             if limits.global_ is not None
@@ -176,6 +189,7 @@ class AdmissionStage:
                 output_pico=None if unknown else max(_pico(p.output) for p in known),
                 max_output_tokens=max(outputs) if outputs else self._budgets.default_max_output_tokens,
                 hedged=group.routing.hedging.enabled,
+                limited=any(d.rpm or d.tpm for d in deployments),
             )
         return cost
 
@@ -247,7 +261,7 @@ class AdmissionStage:
         if self.overrides is not None and self.overrides.any and principal is not None:
             group = self._operator_actions(ctx, principal, rates) or group
         budgets = self._budget_scopes(ctx, now, critical)
-        if not rates and not budgets:
+        if not rates and not budgets and not (self.planner is not None and self.group_cost(group).limited):
             return
         downgrade = self._budgets.downgrade
         if (
@@ -274,6 +288,11 @@ class AdmissionStage:
             raise self._refusal(admission, budgets)
         ticket.admission = admission
         ctx.admission = ticket
+        if ticket.route_plan is not None:
+            ticket.slot = admission.deployment.name.removeprefix("dep:") if admission.deployment else None
+            route = ticket.route_plan
+            route.chain = [d for d in route.chain if ticket.may_call(d)]
+            ctx.route_plan = route
         if (
             isinstance(request, ChatRequest)
             and budgets
@@ -372,6 +391,17 @@ class AdmissionStage:
             if cost.hedged or ctx.headers.get(HEDGE_HEADER, "").lower() in ("1", "true", "on"):
                 # a hedged request may pay for two calls: reserve for both
                 input_micros, output_pico = 2 * input_micros, 2 * (output_pico or 0)
+        route_plan = None
+        deployments: tuple[RateScope, ...] = ()
+        required = False
+        if cost.limited and self.planner is not None:
+            route_plan = self.planner(ctx)  # raises as the route stage would (404, 403 region, 400 context)
+            chain = route_plan.chain
+            deployments = tuple(
+                RateScope("dep:" + d.name, d.rpm or 0, d.tpm or 0) for d in chain if d.rpm or d.tpm
+            )
+            # only deployments with limits could serve it: none with room is a 429 (or a wait in the queue)
+            required = bool(deployments) and len(deployments) == len(chain) and not _has_fallbacks(route_plan.group)
         plan = AdmissionPlan(
             request_id=ctx.request_id,
             tenant=tenant,
@@ -384,8 +414,11 @@ class AdmissionStage:
             min_output_tokens=min_out,
             choices=choices,
             reservation_ttl=self._budgets.reservation_ttl_seconds,
+            deployments=deployments,
+            deployment_required=required,
         )
         ticket = Ticket(plan, Admission(False), counted.tokens, counted.exact, input_pico or 0, output_pico or 0)
+        ticket.route_plan = route_plan
         return plan, ticket
 
     def reservations_released(self) -> None:
@@ -502,6 +535,8 @@ class AdmissionStage:
                 headers={"retry-after": "2"},
             )
         who = admission.refused_scope or "this key"
+        if who.startswith("dep:"):
+            who = "every deployment that can serve this model (each provider's own limit)"
         headers = {}
         if admission.retry_after is not None:
             headers["retry-after"] = str(max(1, math.ceil(admission.retry_after)))
@@ -528,6 +563,10 @@ class AdmissionStage:
             code="rate_limit_exceeded" if kind != "concurrency" else "concurrency_limit_exceeded",
             headers=headers,
         )
+
+
+def _has_fallbacks(group: ModelGroup) -> bool:
+    return bool(group.routing.fallbacks or group.routing.fallbacks_by_error)
 
 
 def permitted(principal: Principal | None, group: ModelGroup) -> bool:

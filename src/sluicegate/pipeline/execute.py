@@ -320,7 +320,8 @@ class Execute:
                         more = router.plan(fallback[0], plan.needs)
                     except GatewayError:
                         continue
-                    queue.extend(more.chain)
+                    ticket = ctx.admission
+                    queue.extend(more.chain if ticket is None else [d for d in more.chain if ticket.may_call(d)])
                     blocked.extend(more.blocked)
                     ctx.route_reason += f"; fallback {fallback[0].name}"
                 continue

@@ -39,6 +39,16 @@ class Route:
         self._router = router
 
     async def on_request(self, ctx: RequestContext) -> None:
+        # Admission plans the route itself when deployments have their own RPM/TPM (one hot-state call takes
+        # a place in the first with room); its plan, without the deployments that have no place, stands.
+        plan: RoutePlan = ctx.route_plan if ctx.route_plan is not None else self.plan(ctx)
+        ctx.group = plan.group
+        ctx.route_plan = plan
+        ctx.deployment = plan.chain[0] if plan.chain else None
+        ctx.route_reason = plan.reason
+
+    def plan(self, ctx: RequestContext) -> RoutePlan:
+        """The route for the request's model: raises 404, 400 or 403 when no deployment could ever serve it."""
         group = self._catalog.get(ctx.model)
         if group is None:
             raise model_not_found(ctx.model)
@@ -55,13 +65,9 @@ class Route:
         if router.needs_counting(group, needs):
             count_prompt(needs, ctx.request)
         try:
-            plan = router.plan(group, needs)
+            return router.plan(group, needs)
         except GatewayError as error:
-            plan = self._context_fallback(ctx, error, group.routing.fallbacks_by_error.get("context_window", []))
-        ctx.group = plan.group
-        ctx.route_plan = plan
-        ctx.deployment = plan.chain[0] if plan.chain else None
-        ctx.route_reason = plan.reason
+            return self._context_fallback(ctx, error, group.routing.fallbacks_by_error.get("context_window", []))
 
     def _context_fallback(self, ctx: RequestContext, error: GatewayError, fallbacks: list[str]) -> RoutePlan:
         """A prompt too long for every deployment goes to the group's `context_window` fallback, if any."""

@@ -48,7 +48,16 @@ class SettleStage:
     async def on_finish(self, ctx: RequestContext) -> None:
         ticket: Ticket | None = ctx.admission
         deployment = ctx.deployment if ctx.attempts > 0 else None
-        counted = deployment is not None and bool(deployment.rpm or deployment.tpm)
+        # a call to a deployment with limits is counted in its windows after the fact, unless admission
+        # already took its place there (then the slot's token charge is corrected like any TPM window)
+        counted = (
+            deployment is not None
+            and bool(deployment.rpm or deployment.tpm)
+            and (ticket is None or ticket.route_plan is None)
+        )
+        rates = ticket.plan.rates if ticket is not None else ()
+        if ticket is not None and ticket.admission.deployment is not None:
+            rates = (*rates, ticket.admission.deployment)
         if ticket is None and not counted:
             return
         usage = ctx.usage
@@ -62,7 +71,7 @@ class SettleStage:
         settlement = Settlement(
             request_id=ctx.request_id,
             tenant=ticket.plan.tenant if ticket is not None else "default",
-            rates=ticket.plan.rates if ticket is not None else (),
+            rates=rates,
             budgets=ticket.plan.budgets if ticket is not None else (),
             actual_tokens=tokens,
             actual_micros=actual_cost(ctx, ticket) if ticket is not None else 0,

@@ -62,13 +62,15 @@ class Gateway:
         self.metrics.registry.register(LedgerCollector(ledger))
         # policy "refuse": nothing is served while the spool could not record it (one attribute read a request)
         guard = [LedgerGuard(ledger)] if ledger.full_policy == "refuse" else []
+        route = Route(self.catalog, self.router)
+        self.limits.admission.planner = route.plan  # deployments with their own RPM/TPM: a place taken at admission
         self.pipeline = Pipeline(
             [
                 *guard,
                 self.auth,
                 *optional["request"],
                 self.limits.admission,
-                Route(self.catalog, self.router),
+                route,
                 self.limits.meter,
                 *optional["output"],
                 # the ledger first: its row is on disk before any stage that may wait on the network

@@ -17,6 +17,7 @@ from sluicegate.state.model import (
     BudgetScope,
     BudgetStatus,
     Headroom,
+    RateScope,
     RateStatus,
     RefusalKind,
     RoundTrips,
@@ -174,16 +175,36 @@ class MemoryState:
             requests.append(req)
             tokens.append(tok)
 
+        slot: RateScope | None = None
+        if plan.deployments:
+            full: tuple[RefusalKind, str, float | None] | None = None
+            for scope in plan.deployments:
+                refusal = self._deployment_room(scope, charged, now)
+                if refusal is None:
+                    slot = scope
+                    break
+                if full is None or (refusal[2] is not None and (full[2] is None or refusal[2] < full[2])):
+                    full = refusal  # the deployment that frees up soonest
+            if slot is None and plan.deployment_required and full is not None:
+                return self._refused(plan, full[0], full[1], full[2], balances)
+        if slot is not None:
+            plan_rates = (*plan.rates, slot)
+            requests.append(self._window_of(self._requests, slot.name) if slot.rpm else None)
+            tokens.append(self._window_of(self._tokens, slot.name) if slot.tpm else None)
+        else:
+            plan_rates = plan.rates
+
         reserve = plan.input_micros + output_micros(grant, pico) if plan.budgets else 0
         statuses = []
-        for scope, req, tok in zip(plan.rates, requests, tokens, strict=True):
+        for scope, req, tok in zip(plan_rates, requests, tokens, strict=True):
             if req is not None:
                 req.add(now, plan.request_id, 1)
             if tok is not None:
                 tok.add(now, plan.request_id, charged)
             if scope.max_concurrency:
                 self._live[scope.name][plan.request_id] = now + plan.reservation_ttl
-            statuses.append(_status(scope.name, scope.rpm, scope.tpm, req, tok, window, now))
+            if scope is not slot:
+                statuses.append(_status(scope.name, scope.rpm, scope.tpm, req, tok, window, now))
         until = now + plan.reservation_ttl
         for balance in balances:
             balance.reservations[plan.request_id] = reserve
@@ -197,7 +218,27 @@ class MemoryState:
             rates=tuple(statuses),
             budgets=_budget_statuses(plan.budgets, balances),
             backend=self.name,
+            deployment=slot,
         )
+
+    def _deployment_room(
+        self, scope: RateScope, charged: int, now: float
+    ) -> tuple[RefusalKind, str, float | None] | None:
+        """None when the deployment's windows have room for this request, else why not and when they will."""
+        edge = now - self._window
+        if scope.rpm:
+            req = self._window_of(self._requests, scope.name)
+            req.purge(edge)
+            if len(req.entries) + 1 > scope.rpm:
+                return "requests", scope.name, req.time_until_fits(scope.rpm, 1, self._window, now, count=True)
+        if scope.tpm:
+            tok = self._window_of(self._tokens, scope.name)
+            tok.purge(edge)
+            if charged > scope.tpm:
+                return "tokens", scope.name, None
+            if tok.total + charged > scope.tpm:
+                return "tokens", scope.name, tok.time_until_fits(scope.tpm, charged, self._window, now, count=False)
+        return None
 
     def _refused(
         self,

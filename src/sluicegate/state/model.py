@@ -46,6 +46,12 @@ class AdmissionPlan:
     max_output_tokens: int = 0  # the most the request may produce per choice (client's max_tokens or the model's)
     min_output_tokens: int = 1  # refuse rather than grant fewer than this
     choices: int = 1  # output multiplier: the upstream writes up to this many answers (`n`, `best_of`) of the grant
+    # Upstream deployments with their own RPM/TPM (`dep:<name>`), best first: the first with room in its
+    # windows is charged like a rate scope and becomes the request's deployment slot. When none has room,
+    # the request is refused if `deployment_required` (no deployment without limits could serve it), else
+    # admitted without a slot.
+    deployments: tuple[RateScope, ...] = ()
+    deployment_required: bool = False
     reservation_ttl: float = 900.0
 
 
@@ -86,6 +92,7 @@ class Admission:
     rates: tuple[RateStatus, ...] = ()
     budgets: tuple[BudgetStatus, ...] = ()
     backend: str = "memory"
+    deployment: RateScope | None = None  # the deployment slot taken (one of `AdmissionPlan.deployments`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,10 @@ class RedisState:
         for budget in plan.budgets:
             keys += [self._key(plan.tenant, budget.name, budget.period_id, x) for x in ("bal", "res")]
             args += [budget.usable_micros, self._keep_ms(budget)]
+        args += [len(plan.deployments), 1 if plan.deployment_required else 0]
+        for deployment in plan.deployments:
+            keys += [self._key(plan.tenant, deployment.name, x) for x in ("req", "tok", "toks")]
+            args += [deployment.rpm, deployment.tpm]
         self.round_trips.admissions += 1
         reply = await self._admit(keys=keys, args=args)
         admitted, grant, reserve, charged, refusal, index, retry, now = reply[:8]
@@ -132,7 +136,7 @@ class RedisState:
         )
         if not admitted:
             kind = cast(RefusalKind, refusal.decode() if isinstance(refusal, bytes) else refusal)
-            scopes = plan.budgets if kind in ("budget", "budget_reserved") else plan.rates
+            scopes = plan.budgets if kind in ("budget", "budget_reserved") else (*plan.rates, *plan.deployments)
             return Admission(
                 admitted=False,
                 refusal=kind,
@@ -156,6 +160,7 @@ class RedisState:
                     reset_tokens=max(0, otok + window - now) / _US if otok >= 0 else 0.0,
                 )
             )
+        slot = int(reply[-1])
         return Admission(
             admitted=True,
             output_tokens=int(grant),
@@ -164,6 +169,7 @@ class RedisState:
             rates=tuple(rates),
             budgets=budgets,
             backend=self.name,
+            deployment=plan.deployments[slot - 1] if slot > 0 else None,
         )
 
     async def settle(self, settlement: Settlement) -> Settled:

@@ -121,19 +121,22 @@ class ResilientState:
         policy = self._policy
         if plan.budgets and policy.budgets == "fail_closed":
             return Admission(admitted=False, refusal="unavailable", backend="local")
-        if plan.rates and policy.rate_limits == "fail_closed":
+        if (plan.rates or plan.deployments) and policy.rate_limits == "fail_closed":
             return Admission(admitted=False, refusal="unavailable", backend="local")
         fraction = policy.local_fraction
-        rates = tuple(
-            dataclasses.replace(
-                rate,
-                rpm=_part(rate.rpm, fraction),
-                tpm=_part(rate.tpm, fraction),
-                max_concurrency=_part(rate.max_concurrency, fraction),
+        rates, deployments = (
+            tuple(
+                dataclasses.replace(
+                    rate,
+                    rpm=_part(rate.rpm, fraction),
+                    tpm=_part(rate.tpm, fraction),
+                    max_concurrency=_part(rate.max_concurrency, fraction),
+                )
+                for rate in scopes
             )
-            for rate in plan.rates
+            for scopes in (plan.rates, plan.deployments)
         )
-        result = await self.local.admit(dataclasses.replace(plan, rates=rates))
+        result = await self.local.admit(dataclasses.replace(plan, rates=rates, deployments=deployments))
         return dataclasses.replace(result, backend="local")
 
     async def settle(self, settlement: Settlement) -> Settled:

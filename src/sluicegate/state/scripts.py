@@ -50,12 +50,14 @@ end
 """
 
 # KEYS: per rate scope (requests zset, tokens zset, tokens hash, live zset), then per budget
-# (balance hash, reservations zset).
+# (balance hash, reservations zset), then per candidate deployment (requests zset, tokens zset, tokens hash).
 # ARGV: now, request id, window, #rates, #budgets, ttl, input tokens, input micros, output pico per granted
 # token (every choice's), max output tokens, min output tokens, choices, then per rate (rpm, tpm,
-# max concurrency), then per budget (usable micros, time to keep in ms or 0).
-# Returns {admitted, grant, reserve, charged, refusal, refused index, retry-after us, now,
-#          per rate: requests, tokens, oldest request, oldest token entry; per budget: spent, reserved}.
+# max concurrency), then per budget (usable micros, time to keep in ms or 0), then #deployments, 1 if one
+# is required, and per deployment (rpm, tpm).
+# Returns {admitted, grant, reserve, charged, refusal, refused index (a deployment's is #rates + its own),
+#          retry-after us, now, per rate: requests, tokens, oldest request, oldest token entry;
+#          per budget: spent, reserved; when admitted, the deployment slot taken (0: none)}.
 ADMIT = (
     _PRELUDE
     + """
@@ -93,6 +95,15 @@ local function fit_in(room)
   local fit = math.floor(room * 1000000 / pico)
   while fit > 0 and out_micros(fit, pico) > room do fit = fit - 1 end
   return fit
+end
+local function tokens_retry(z, h, total, charged, tpm)
+  local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
+  local excess = total + charged - tpm
+  for j = 1, #entries, 2 do
+    excess = excess - (tonumber(redis.call('HGET', h, entries[j])) or 0)
+    if excess <= 0 then return math.max(0, tonumber(entries[j + 1]) + window - now) end
+  end
+  return window
 end
 local grant = max_out
 local least = math.min(min_out, max_out)
@@ -133,16 +144,7 @@ for i = 1, nrate do
     purge_window(z, h, edge)
     local total = tonumber(redis.call('HGET', h, '_sum')) or 0
     if charged > tpm then return refuse('tokens', i, -1) end
-    if total + charged > tpm then
-      local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
-      local excess = total + charged - tpm
-      local retry = window
-      for j = 1, #entries, 2 do
-        excess = excess - (tonumber(redis.call('HGET', h, entries[j])) or 0)
-        if excess <= 0 then retry = math.max(0, tonumber(entries[j + 1]) + window - now); break end
-      end
-      return refuse('tokens', i, retry)
-    end
+    if total + charged > tpm then return refuse('tokens', i, tokens_retry(z, h, total, charged, tpm)) end
   end
   if maxc > 0 then
     local z = KEYS[k + 4]
@@ -150,6 +152,41 @@ for i = 1, nrate do
     if redis.call('ZCARD', z) + 1 > maxc then return refuse('concurrency', i, 1000000) end
   end
 end
+
+-- deployments, best first: the first whose windows have room is the request's slot
+local dk = bk + 2 * nbud
+local da = ba + 2 * nbud
+local ndep = tonumber(ARGV[da + 1]) or 0
+local required = tonumber(ARGV[da + 2]) or 0
+local slot = 0
+local full_kind, full_idx, full_retry = nil, 0, -1
+for j = 1, ndep do
+  local rpm, tpm = tonumber(ARGV[da + 2 * j + 1]), tonumber(ARGV[da + 2 * j + 2])
+  local rz, tz, th = KEYS[dk + 3 * j - 2], KEYS[dk + 3 * j - 1], KEYS[dk + 3 * j]
+  local kind, retry = nil, -1
+  if rpm > 0 then
+    redis.call('ZREMRANGEBYSCORE', rz, '-inf', fmt(edge))
+    local n = redis.call('ZCARD', rz)
+    if n + 1 > rpm then
+      local e = redis.call('ZRANGE', rz, n - rpm, n - rpm, 'WITHSCORES')
+      kind, retry = 'requests', math.max(0, tonumber(e[2]) + window - now)
+    end
+  end
+  if not kind and tpm > 0 then
+    purge_window(tz, th, edge)
+    local total = tonumber(redis.call('HGET', th, '_sum')) or 0
+    if charged > tpm then
+      kind = 'tokens'
+    elseif total + charged > tpm then
+      kind, retry = 'tokens', tokens_retry(tz, th, total, charged, tpm)
+    end
+  end
+  if not kind then slot = j; break end
+  if full_kind == nil or (retry >= 0 and (full_retry < 0 or retry < full_retry)) then
+    full_kind, full_idx, full_retry = kind, nrate + j, retry
+  end
+end
+if slot == 0 and required == 1 and full_kind then return refuse(full_kind, full_idx, full_retry) end
 
 local reserve = 0
 if nbud > 0 then reserve = in_mic + out_micros(grant, pico) end
@@ -194,7 +231,23 @@ for i = 1, nbud do
     redis.call('PEXPIRE', z, fmt(at))
   end
 end
+if slot > 0 then
+  local rpm, tpm = tonumber(ARGV[da + 2 * slot + 1]), tonumber(ARGV[da + 2 * slot + 2])
+  local rz, tz, th = KEYS[dk + 3 * slot - 2], KEYS[dk + 3 * slot - 1], KEYS[dk + 3 * slot]
+  if rpm > 0 then
+    redis.call('ZADD', rz, fmt(now), rid)
+    redis.call('PEXPIRE', rz, keep)
+  end
+  if tpm > 0 then
+    redis.call('ZADD', tz, fmt(now), rid)
+    redis.call('HSET', th, rid, fmt(charged))
+    redis.call('HINCRBY', th, '_sum', fmt(charged))
+    redis.call('PEXPIRE', tz, keep)
+    redis.call('PEXPIRE', th, keep)
+  end
+end
 for _, v in ipairs(budgets_tail()) do result[#result + 1] = v end
+result[#result + 1] = slot
 return result
 """
 )

@@ -1,0 +1,84 @@
+"""Per-deployment `rpm`/`tpm` are the provider's hard limits, enforced exactly through the shared Redis state:
+a request goes to a deployment with room, and gets 429 with `Retry-After` when none is left."""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import MASTER_KEY, Proc, start_gateway
+
+PREFIX = "sgtest-deplimits-" + secrets.token_hex(4)
+
+EXTRA = f"""
+  - name: one-limited
+    deployments:
+      - {{provider: sim, model: gpt-4o-mini, id: solo, rpm: 3}}
+  - name: two-limited
+    deployments:
+      - {{provider: sim, model: gpt-4o-mini, id: left, rpm: 2}}
+      - {{provider: sim, model: gpt-4o-mini, id: right, rpm: 2}}
+  - name: limited-then-free
+    deployments:
+      - {{provider: sim, model: gpt-4o-mini, id: capped, rpm: 1, weight: 100}}
+      - {{provider: sim, model: gpt-4o-mini, id: open}}
+  - name: token-limited
+    deployments:
+      - {{provider: sim, model: gpt-4o-mini, id: tokens, tpm: 300}}
+redis:
+  url: redis://127.0.0.1:6379/0
+limits:
+  key_prefix: {PREFIX}
+"""
+
+
+@pytest.fixture(scope="module")
+def gw(simulator: Proc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    proc = start_gateway(simulator, tmp_path_factory.mktemp("deployment-limits"), "deplimits", EXTRA)
+    yield proc
+    proc.stop()
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    for key in client.scan_iter(match=f"{PREFIX}:*"):
+        client.delete(key)
+    client.close()
+
+
+def post(gw: Proc, model: str, **body: object) -> httpx.Response:
+    payload = {"model": model, "messages": [{"role": "user", "content": "hi"}], **body}
+    return httpx.post(
+        f"{gw.url}/v1/chat/completions", json=payload, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20
+    )
+
+
+def test_a_deployment_with_rpm_3_takes_3_requests_in_a_minute(gw: Proc) -> None:
+    responses = [post(gw, "one-limited") for _ in range(8)]
+    assert [r.status_code for r in responses] == [200] * 3 + [429] * 5
+    refused = responses[-1]
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert "every deployment" in refused.json()["error"]["message"]
+
+
+def test_a_full_deployment_sends_the_request_to_another(gw: Proc) -> None:
+    responses = [post(gw, "two-limited") for _ in range(6)]
+    assert [r.status_code for r in responses] == [200] * 4 + [429] * 2
+    assert Counter(r.headers["x-sluice-deployment"] for r in responses[:4]) == {"left": 2, "right": 2}
+
+
+def test_a_deployment_without_limits_takes_what_the_limited_one_cannot(gw: Proc) -> None:
+    responses = [post(gw, "limited-then-free") for _ in range(5)]
+    assert all(r.status_code == 200 for r in responses)
+    served = Counter(r.headers["x-sluice-deployment"] for r in responses)
+    assert served["capped"] <= 1 and served["open"] >= 4
+
+
+def test_tpm_counts_prompt_and_granted_output(gw: Proc) -> None:
+    assert post(gw, "token-limited", max_tokens=100).status_code == 200
+    refused = post(gw, "token-limited", max_tokens=400)  # more than the whole TPM on its own
+    assert refused.status_code == 429 and "retry-after" not in refused.headers
+    assert post(gw, "token-limited", max_tokens=100).status_code == 200  # the first was corrected to its usage
