@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from sluicegate.state.periods import period_bounds
+import pytest
+
+from sluicegate.state.periods import period_bounds, period_start
 
 NY = ZoneInfo("America/New_York")
 
@@ -35,3 +37,16 @@ def test_weekly_and_monthly_and_total() -> None:
     assert period_bounds("weekly", sunday, NY) == ("w2026-W01", at("2026-01-05T00:00:00", NY))
     assert period_bounds("monthly", at("2026-12-31T23:00:00", NY), NY) == ("m2026-12", at("2027-01-01T00:00:00", NY))
     assert period_bounds("total", sunday, NY) == ("total", None)
+
+
+@pytest.mark.parametrize("period", ["daily", "weekly", "monthly"])
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_period_start_is_where_the_period_named_by_its_id_begins(period: str, zone: str) -> None:
+    tz = ZoneInfo(zone)
+    for now in (1_767_225_600.0, 1_773_500_000.0, 1_796_189_679.0):  # around new year, a DST change, December
+        period_id, end = period_bounds(period, now, tz)  # type: ignore[arg-type]
+        start = period_start(period_id, tz)
+        assert start is not None and end is not None and start <= now < end
+        assert period_bounds(period, start, tz)[0] == period_id
+        assert period_bounds(period, start - 1, tz)[0] != period_id
+    assert period_start("total", tz) is None

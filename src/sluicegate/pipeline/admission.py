@@ -525,6 +525,15 @@ class AdmissionStage:
                 code="budget_reserved",
                 headers={"retry-after": str(RESERVED_RETRY_AFTER)},
             )
+        if kind == "rebuilding":
+            return GatewayError(
+                503,
+                "The gateway is rebuilding this request's budget balances from its spend ledger (after a restart "
+                "or a loss of its shared state) and cannot admit against them yet; please retry shortly.",
+                type="server_error",
+                code="budgets_rebuilding",
+                headers={"retry-after": "1"},
+            )
         if kind == "unavailable":
             return GatewayError(
                 503,

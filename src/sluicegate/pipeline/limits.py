@@ -19,6 +19,7 @@ from sluicegate.state.memory import MemoryState
 from sluicegate.state.metrics import LimitMetrics
 from sluicegate.state.model import Headroom, HotState
 from sluicegate.state.overrides import OverrideBook, OverrideError, parse_override
+from sluicegate.state.rebuild import BudgetRebuild, SpendSource
 from sluicegate.state.redis import RedisState
 from sluicegate.state.resilient import ResilientState
 from sluicegate.telemetry.alerts import BudgetAlerts
@@ -29,15 +30,21 @@ class MissingRedis(Exception):
     pass
 
 
-def build_state(config: GatewayConfig, metrics: LimitMetrics) -> HotState:
+def build_state(config: GatewayConfig, metrics: LimitMetrics, spend: SpendSource | None = None) -> HotState:
+    """The hot state; with `spend` (the ledger), every budget balance it has not seen is rebuilt from it."""
     limits = config.limits
     url = config.redis.url
+    rebuild = BudgetRebuild(spend, config.budgets.rebuild_timeout_seconds) if spend is not None else None
     if limits.backend == "memory" or (limits.backend == "auto" and not url):
-        return MemoryState(window_seconds=limits.window_seconds)
+        return MemoryState(window_seconds=limits.window_seconds, rebuild=rebuild)
     if not url:
         raise MissingRedis("limits.backend is 'redis' but redis.url is not set")
     shared = RedisState.from_url(
-        url, timeout=limits.outage.timeout_seconds, prefix=limits.key_prefix, window_seconds=limits.window_seconds
+        url,
+        timeout=limits.outage.timeout_seconds,
+        prefix=limits.key_prefix,
+        window_seconds=limits.window_seconds,
+        rebuild=rebuild,
     )
     local = MemoryState(window_seconds=limits.window_seconds)
     return ResilientState(shared, local, limits.outage, on_switch=metrics.switched)
@@ -45,11 +52,16 @@ def build_state(config: GatewayConfig, metrics: LimitMetrics) -> HotState:
 
 class BudgetsAndLimits:
     def __init__(
-        self, config: GatewayConfig, catalog: ModelCatalog, registry: CollectorRegistry, events: EventBus
+        self,
+        config: GatewayConfig,
+        catalog: ModelCatalog,
+        registry: CollectorRegistry,
+        events: EventBus,
+        spend: SpendSource | None = None,
     ) -> None:
         self.events = events
         self.metrics = LimitMetrics(registry)
-        self.state = build_state(config, self.metrics)
+        self.state = build_state(config, self.metrics, spend)
         counter = TokenCounter(config.budgets.estimate_margin)
         self.alerts = BudgetAlerts(
             list(config.budgets.webhooks), on_result=lambda outcome: self.metrics.alerts.labels(outcome).inc()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from zoneinfo import ZoneInfo
 
 from sluicegate.catalog import ModelCatalog
 from sluicegate.config.schema import GatewayConfig
@@ -20,6 +21,7 @@ from sluicegate.routing.metrics import RoutingCollector
 from sluicegate.routing.router import Router
 from sluicegate.routing.services import RoutingServices
 from sluicegate.state.resilient import ResilientState
+from sluicegate.store.totals import LedgerTotals
 from sluicegate.telemetry.access_log import AccessLog
 from sluicegate.telemetry.ledger import LedgerGuard
 from sluicegate.telemetry.ledger_metrics import LedgerCollector
@@ -53,7 +55,9 @@ class Gateway:
         self.access_log = access_log or AccessLog.open(log_config.path, log_config.enabled)
         self.accounts = Accounts(config, key, environ)
         self.auth = self.accounts.auth
-        self.limits = BudgetsAndLimits(config, self.catalog, self.metrics.registry, self.events)
+        # The hot counters are a cache of the ledger: balances are rebuilt from it after a start or a loss.
+        ledger_totals = LedgerTotals(self.accounts.store, config.store.spool_dir, ZoneInfo(config.budgets.time_zone))
+        self.limits = BudgetsAndLimits(config, self.catalog, self.metrics.registry, self.events, ledger_totals)
         self.routing = RoutingServices(config, self.router, self.upstream, self.limits.deployment_headroom)
         record = Record(self.metrics, self.access_log)
         optional = stages.build(config.pipeline.stages, stages.StageServices(config, self.events))

@@ -57,6 +57,9 @@ class BudgetsConfig(_Strict):
     # A request the budget could pay once requests in flight settle waits this long for them (0: answer 429
     # `budget_reserved` at once); only one the spending alone leaves no room for is refused for good.
     reserved_wait_seconds: float = Field(5.0, ge=0)
+    # how long a request waits for its budget's balance to be rebuilt from the ledger (after a start or a loss
+    # of the hot state) before it gets 503 `budgets_rebuilding`
+    rebuild_timeout_seconds: float = Field(5.0, gt=0)
     estimate_margin: float = Field(0.15, ge=0, le=2)  # added to estimated (non-OpenAI) prompt token counts
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

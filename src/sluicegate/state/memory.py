@@ -25,6 +25,7 @@ from sluicegate.state.model import (
     Settlement,
     output_micros,
 )
+from sluicegate.state.rebuild import BudgetRebuild, RebuildPending
 
 
 @dataclass(slots=True)
@@ -81,6 +82,7 @@ class _Balance:
     reservations: dict[str, int] = field(default_factory=dict)
     expiries: list[tuple[float, str]] = field(default_factory=list)
     alerted: set[float] = field(default_factory=set)
+    seeded: bool = False  # its spend so far was read from the ledger
 
     def purge(self, now: float) -> None:
         expiries = self.expiries
@@ -96,8 +98,11 @@ class MemoryState:
 
     name = "memory"
 
-    def __init__(self, clock: Clock | None = None, window_seconds: float = 60.0) -> None:
+    def __init__(
+        self, clock: Clock | None = None, window_seconds: float = 60.0, rebuild: BudgetRebuild | None = None
+    ) -> None:
         self._clock = clock or SystemClock()
+        self._rebuild = rebuild  # None: balances start at zero (no ledger to rebuild them from)
         self._window = window_seconds
         self._requests: dict[str, _Window] = {}
         self._tokens: dict[str, _Window] = {}
@@ -120,6 +125,10 @@ class MemoryState:
         return window
 
     async def admit(self, plan: AdmissionPlan) -> Admission:
+        if self._rebuild is not None and plan.budgets:
+            refused = await self._seed(plan)
+            if refused is not None:
+                return refused
         self.round_trips.admissions += 1
         now = self._clock.now()
         window = self._window
@@ -238,6 +247,23 @@ class MemoryState:
                 return "tokens", scope.name, None
             if tok.total + charged > scope.tpm:
                 return "tokens", scope.name, tok.time_until_fits(scope.tpm, charged, self._window, now, count=False)
+        return None
+
+    async def _seed(self, plan: AdmissionPlan) -> Admission | None:
+        """Seeds each balance this process has not seen with the ledger's spend, before admitting against it
+        (the only awaits of an admission, before its atomic part)."""
+        assert self._rebuild is not None
+        balances = [self._balance(scope) for scope in plan.budgets]
+        for scope, balance in zip(plan.budgets, balances, strict=True):
+            if balance.seeded:
+                continue
+            try:
+                micros = await self._rebuild.spent(scope)
+            except RebuildPending:
+                return self._refused(plan, "rebuilding", scope.name, 1.0, balances)
+            if not balance.seeded:  # another request may have seeded it meanwhile
+                balance.spent += micros
+                balance.seeded = True
         return None
 
     def _refused(

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 # "budget": spent + this request's minimum cost exceed a budget (only a new period helps);
-# "budget_reserved": the budget could pay once requests in flight settle and release their reservations.
-RefusalKind = Literal["requests", "tokens", "concurrency", "budget", "budget_reserved", "unavailable"]
+# "budget_reserved": the budget could pay once requests in flight settle and release their reservations;
+# "rebuilding": a budget's balance is being rebuilt from the ledger (after a start or a loss of the hot state).
+RefusalKind = Literal["requests", "tokens", "concurrency", "budget", "budget_reserved", "unavailable", "rebuilding"]
 
 PICO_PER_MICRO = 1_000_000  # prices per token are carried in pico-dollars so that they are integers
 

@@ -28,3 +28,21 @@ def period_bounds(period: Period, now: float, zone: ZoneInfo) -> tuple[str, floa
         ident = first.strftime("%Y-%m")
     end = dt.datetime.combine(end_date, dt.time(), tzinfo=zone)  # midnight local, DST-correct
     return f"{period[0]}{ident}", end.timestamp()
+
+
+def period_start(period_id: str, zone: ZoneInfo) -> float | None:
+    """When the period named `period_id` (as `period_bounds` names it) began, as epoch seconds; None for
+    `total`, which has no start."""
+    if period_id == "total":
+        return None
+    kind, ident = period_id[0], period_id[1:]
+    if kind == "d":
+        first = dt.date.fromisoformat(ident)
+    elif kind == "w":
+        year, week = ident.split("-W")
+        first = dt.date.fromisocalendar(int(year), int(week), 1)
+    elif kind == "m":
+        first = dt.date.fromisoformat(ident + "-01")
+    else:
+        raise ValueError(f"not a budget period id: {period_id!r}")
+    return dt.datetime.combine(first, dt.time(), tzinfo=zone).timestamp()

@@ -6,6 +6,7 @@ global and per-deployment counters are shared by every tenant and carry the tag 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, cast
 
@@ -27,7 +28,8 @@ from sluicegate.state.model import (
     Settled,
     Settlement,
 )
-from sluicegate.state.scripts import ADMIT, BALANCE, SETTLE, WINDOW_USE
+from sluicegate.state.rebuild import BudgetRebuild, RebuildPending
+from sluicegate.state.scripts import ADMIT, BALANCE, SEED, SETTLE, WINDOW_USE
 
 _US = 1_000_000
 
@@ -58,8 +60,12 @@ class RedisState:
         prefix: str = "sg",
         window_seconds: float = 60.0,
         clock: Clock | None = None,
+        rebuild: BudgetRebuild | None = None,
     ) -> None:
         self._redis = client
+        self._rebuild = rebuild  # None: a balance Redis has not seen starts at zero
+        self._seeded: dict[tuple[str, str, str], float] = {}  # balance -> when this instance last seeded it
+        self._seeding: dict[tuple[str, str, str], asyncio.Task[None]] = {}
         self._prefix = prefix
         self._window = _us(window_seconds)
         self._clock = clock  # None: Redis's own TIME inside the scripts
@@ -67,11 +73,18 @@ class RedisState:
         self._settle = client.register_script(SETTLE)
         self._window_use = client.register_script(WINDOW_USE)
         self._balance = client.register_script(BALANCE)
+        self._seed = client.register_script(SEED)
         self.round_trips = RoundTrips()
 
     @classmethod
     def from_url(
-        cls, url: str, *, timeout: float = 1.0, prefix: str = "sg", window_seconds: float = 60.0
+        cls,
+        url: str,
+        *,
+        timeout: float = 1.0,
+        prefix: str = "sg",
+        window_seconds: float = 60.0,
+        rebuild: BudgetRebuild | None = None,
     ) -> RedisState:
         # A bounded pool: a burst waits briefly for a connection instead of opening thousands.
         pool = aioredis.BlockingConnectionPool.from_url(
@@ -83,7 +96,7 @@ class RedisState:
             retry=fresh_connection_retry(),
         )
         client = aioredis.Redis(connection_pool=pool)
-        return cls(client, prefix=prefix, window_seconds=window_seconds)
+        return cls(client, prefix=prefix, window_seconds=window_seconds, rebuild=rebuild)
 
     def _key(self, tenant: str, scope: str, *parts: str) -> str:
         tag = "{g}" if _is_shared(scope) else "{t:" + tenant + "}"
@@ -125,9 +138,24 @@ class RedisState:
         for deployment in plan.deployments:
             keys += [self._key(plan.tenant, deployment.name, x) for x in ("req", "tok", "toks")]
             args += [deployment.rpm, deployment.tpm]
-        self.round_trips.admissions += 1
-        reply = await self._admit(keys=keys, args=args)
+        for _ in range(2 * len(plan.budgets) + 1):
+            self.round_trips.admissions += 1
+            sent = time.monotonic()
+            reply = await self._admit(keys=keys, args=args)
+            if reply[4] not in (b"unseeded", "unseeded"):
+                break
+            budget = plan.budgets[int(reply[5]) - 1]
+            if self._seeded.get((plan.tenant, budget.name, budget.period_id), -1.0) >= sent:
+                continue  # seeded by this instance while the script was on its way: nothing to read again
+            try:
+                await self._seed_once(plan.tenant, budget)
+            except RebuildPending:
+                return Admission(
+                    admitted=False, refusal="rebuilding", refused_scope=budget.name, retry_after=1.0, backend=self.name
+                )
         admitted, grant, reserve, charged, refusal, index, retry, now = reply[:8]
+        if refusal in (b"unseeded", "unseeded"):  # seeded balances vanished again at once (Redis evicting)
+            return Admission(admitted=False, refusal="rebuilding", retry_after=1.0, backend=self.name)
         rest = reply[8:]
         budget_values = rest[4 * len(plan.rates) :] if admitted else rest
         budgets = tuple(
@@ -171,6 +199,31 @@ class RedisState:
             backend=self.name,
             deployment=plan.deployments[slot - 1] if slot > 0 else None,
         )
+
+    async def _seed_once(self, tenant: str, budget: BudgetScope) -> None:
+        """Reads the balance's spend from the ledger and seeds it, once however many requests found it
+        unseeded at the same time."""
+        key = (tenant, budget.name, budget.period_id)
+        task = self._seeding.get(key)
+        if task is None:
+            task = self._seeding[key] = asyncio.get_running_loop().create_task(self._seed_balance(tenant, budget))
+
+            def forget(done: asyncio.Task[None]) -> None:
+                self._seeding.pop(key, None)
+                if not done.cancelled():
+                    done.exception()  # raised to every waiter; not reported again as never retrieved
+
+            task.add_done_callback(forget)
+        await asyncio.shield(task)
+
+    async def _seed_balance(self, tenant: str, budget: BudgetScope) -> None:
+        micros = await self._rebuild.spent(budget) if self._rebuild is not None else 0
+        self.round_trips.by_kind["seed"] = self.round_trips.by_kind.get("seed", 0) + 1
+        balance = self._key(tenant, budget.name, budget.period_id, "bal")
+        await self._seed(keys=[balance], args=[micros, self._keep_ms(budget)])
+        if len(self._seeded) > 100_000:
+            self._seeded.clear()
+        self._seeded[(tenant, budget.name, budget.period_id)] = time.monotonic()
 
     async def settle(self, settlement: Settlement) -> Settled:
         thresholds = [round(t * 1000) for t in settlement.alert_thresholds]

@@ -58,6 +58,8 @@ end
 # Returns {admitted, grant, reserve, charged, refusal, refused index (a deployment's is #rates + its own),
 #          retry-after us, now, per rate: requests, tokens, oldest request, oldest token entry;
 #          per budget: spent, reserved; when admitted, the deployment slot taken (0: none)}.
+# A balance without the field `seeded` (Redis lost it, or the period is new) refuses as 'unseeded': the
+# caller reads its spend from the ledger, seeds it (SEED) and tries again.
 ADMIT = (
     _PRELUDE
     + """
@@ -111,7 +113,8 @@ local short, terminal = 0, 0
 for i = 1, nbud do
   local b, z = KEYS[bk + 2 * i - 1], KEYS[bk + 2 * i]
   purge_reservations(b, z, now)
-  local v = redis.call('HMGET', b, 'spent', 'reserved')
+  local v = redis.call('HMGET', b, 'spent', 'reserved', 'seeded')
+  if not v[3] then return refuse('unseeded', i, -1) end  -- a balance Redis lost, or never had
   spent[i], reserved[i] = tonumber(v[1]) or 0, tonumber(v[2]) or 0
   local usable = tonumber(ARGV[ba + 2 * i - 1])
   local fit = fit_in(usable - spent[i] - reserved[i] - in_mic)
@@ -349,3 +352,15 @@ local v = redis.call('HMGET', KEYS[1], 'spent', 'reserved')
 return {tonumber(v[1]) or 0, tonumber(v[2]) or 0}
 """
 )
+
+# KEYS: balance hash. ARGV: micros spent according to the ledger, time to keep in ms or 0.
+# Adds the ledger's spend once (settlements since Redis lost the balance are already in it, so an answer
+# settled meanwhile may count twice: the balance errs high, never low). Returns 1 if it seeded, 0 if another
+# instance had.
+SEED = """
+if redis.call('HEXISTS', KEYS[1], 'seeded') == 1 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'spent', ARGV[1])
+redis.call('HSET', KEYS[1], 'seeded', '1')
+if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+"""
