@@ -77,7 +77,7 @@ async def test_a_balance_starts_from_what_the_ledger_says_was_spent(make: Callab
     assert admission.admitted and admission.output_tokens == 30  # only the 30 µ$ the ledger leaves
     assert admission.budgets[0].spent_micros == LIMIT - 30
     refused = await state.admit(plan(2))
-    assert not refused.admitted and refused.refusal == "budget"
+    assert not refused.admitted and refused.refusal == "budget_reserved"  # held by the first until it settles
     assert ledger.reads == 1
 
 

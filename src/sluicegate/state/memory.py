@@ -6,6 +6,7 @@ script is on the server.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 from collections import deque
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ class _Balance:
     expiries: list[tuple[float, str]] = field(default_factory=list)
     alerted: set[float] = field(default_factory=set)
     seeded: bool = False  # its spend so far was read from the ledger
+    seeding: asyncio.Future[int] | None = None  # the ledger read in progress
 
     def purge(self, now: float) -> None:
         expiries = self.expiries
@@ -257,13 +259,18 @@ class MemoryState:
         for scope, balance in zip(plan.budgets, balances, strict=True):
             if balance.seeded:
                 continue
+            pending = balance.seeding  # one ledger read however many requests wait for the balance
+            if pending is None:
+                pending = balance.seeding = asyncio.ensure_future(self._rebuild.spent(scope))
             try:
-                micros = await self._rebuild.spent(scope)
+                micros = await asyncio.shield(pending)
             except RebuildPending:
+                balance.seeding = None  # the next request tries again
                 return self._refused(plan, "rebuilding", scope.name, 1.0, balances)
-            if not balance.seeded:  # another request may have seeded it meanwhile
+            if not balance.seeded:  # the first of the waiters to resume seeds it
                 balance.spent += micros
                 balance.seeded = True
+                balance.seeding = None
         return None
 
     def _refused(
