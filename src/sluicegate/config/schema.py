@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sluicegate.models.config import ModelHostConfig, ProviderEmbeddings
 from sluicegate.routing.config import GroupRoutingConfig, RoutingConfig
 from sluicegate.state.config import BudgetsConfig, LimitsConfig
 
@@ -204,6 +205,7 @@ class GatewayConfig(_Strict):
     budgets: BudgetsConfig = BudgetsConfig()
     limits: LimitsConfig = LimitsConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    model_host: ModelHostConfig | None = None  # small CPU models for the features that need them
 
     def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Cross-references a field validator cannot see: (path, message) for each broken one."""
@@ -238,6 +240,11 @@ class GatewayConfig(_Strict):
             problem = _group_problem(downgrade.to, "chat", kinds, "downgrade target")
             if problem:
                 problems.append((("budgets", "downgrade", "to"), problem))
+        host = self.model_host
+        if host is not None and isinstance(host.embeddings, ProviderEmbeddings):
+            problem = _group_problem(host.embeddings.group, "embedding", kinds, "model host")
+            if problem:
+                problems.append((("model_host", "embeddings", "group"), problem))
         return problems
 
     def missing_secrets(self, environ: Mapping[str, str]) -> list[tuple[tuple[str | int, ...], str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sluicegate.catalog import ModelCatalog
@@ -26,6 +27,9 @@ from sluicegate.telemetry.access_log import AccessLog
 from sluicegate.telemetry.ledger import LedgerGuard
 from sluicegate.telemetry.ledger_metrics import LedgerCollector
 from sluicegate.telemetry.metrics import GatewayMetrics
+
+if TYPE_CHECKING:
+    from sluicegate.models.host import ModelHost
 
 
 class MissingMasterKey(Exception):
@@ -60,7 +64,8 @@ class Gateway:
         self.limits = BudgetsAndLimits(config, self.catalog, self.metrics.registry, self.events, ledger_totals)
         self.routing = RoutingServices(config, self.router, self.upstream, self.limits.deployment_headroom)
         record = Record(self.metrics, self.access_log)
-        optional = stages.build(config.pipeline.stages, stages.StageServices(config, self.events))
+        self.model_host = self._model_host(record)
+        optional = stages.build(config.pipeline.stages, stages.StageServices(config, self.events, self.model_host))
         ledger = self.accounts.ledger
         ledger.alert = self.limits.alerts.notify_event
         self.metrics.registry.register(LedgerCollector(ledger))
@@ -89,15 +94,32 @@ class Gateway:
         self.token_counting = Pipeline([self.auth, CountTokens(), record])
         self.ready = False
 
+    def _model_host(self, record: Record) -> ModelHost | None:
+        """Built only when configured; its children start with the gateway only if a stage asked for it."""
+        if self.config.model_host is None:
+            return None
+        from sluicegate.models.host import build_host
+        from sluicegate.server.model_upstream import GatewayEmbeddings
+
+        # the host's own embedding calls: routed and failed over like any, in the ledger, never budgeted
+        internal = Pipeline(
+            [Route(self.catalog, self.router), self.accounts.ledger, record], Execute(self.upstream, self.router)
+        )
+        return build_host(self.config.model_host, registry=self.metrics.registry, upstream=GatewayEmbeddings(internal))
+
     async def start(self) -> None:
         self.access_log.start()
         await self.accounts.start()
         await self.limits.start()
         await self.routing.start()
+        if self.model_host is not None:
+            await self.model_host.start()
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False
+        if self.model_host is not None:
+            await self.model_host.stop()
         await self.upstream.close()
         await self.routing.stop()
         await self.accounts.stop()

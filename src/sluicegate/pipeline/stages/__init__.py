@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sluicegate.config.schema import STAGES_PACKAGE, GatewayConfig
 from sluicegate.events import EventBus
+
+if TYPE_CHECKING:
+    from sluicegate.models.host import ModelHost
 
 Slot = Literal["request", "output", "record"]
 
@@ -23,6 +26,9 @@ class StageServices:
 
     config: GatewayConfig
     events: EventBus  # for verdicts and anything else a stage announces
+    # The model host, when configured: a stage that needs a model asks it for a handle when it is built
+    # (`model_host.embedder(fail=..., deadline_ms=...)`), which is what makes the host start.
+    model_host: ModelHost | None = None
 
 
 def build(names: list[str], services: StageServices) -> dict[Slot, list[object]]:
