@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sluicegate.keys.service import AdminError, AdminService, KeyBody, TeamBody, TenantBody
+from sluicegate.keys.service import AdminError, AdminService, KeyBody, TeamBody, TeamUpdate, TenantBody
 from sluicegate.principal import MASTER, Principal
 from sluicegate.store.db import Store
 from sluicegate.store.directory import Directory
@@ -142,9 +142,9 @@ async def test_nobody_raises_a_limit_above_its_own(admin: AdminService) -> None:
     assert await status_of(admin.create_user(team_admin, UserBody(id="u2", team="acme-eng", rpm=1000))) == 403
     assert await status_of(admin.update_user(team_admin, "plain", UserUpdate(tpm=2000))) == 200  # no tpm cap
     # the tenant admin whose own team is held to a budget cannot raise that team
-    await admin.update_team(MASTER, "acme-eng", TeamBody(budget_usd="100"))
+    await admin.update_team(MASTER, "acme-eng", TeamUpdate(budget_usd="100"))
     made = await admin.create_key(MASTER, KeyBody(team="acme-eng", role="tenant_admin"))
     tenant_admin = await _principal(admin, made)
-    assert await status_of(admin.update_team(tenant_admin, "acme-eng", TeamBody(budget_usd="1000"))) == 403
-    assert await status_of(admin.update_team(tenant_admin, "acme-eng", TeamBody(budget_usd="50"))) == 200
-    assert await status_of(admin.update_team(MASTER, "acme-eng", TeamBody(budget_usd="1000"))) == 200
+    assert await status_of(admin.update_team(tenant_admin, "acme-eng", TeamUpdate(budget_usd="1000"))) == 403
+    assert await status_of(admin.update_team(tenant_admin, "acme-eng", TeamUpdate(budget_usd="50"))) == 200
+    assert await status_of(admin.update_team(MASTER, "acme-eng", TeamUpdate(budget_usd="1000"))) == 200

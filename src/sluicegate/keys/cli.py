@@ -12,6 +12,7 @@ import csv
 import io
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -228,10 +229,27 @@ async def _keys_revoke(admin: Admin, args: argparse.Namespace) -> None:
     _print_json(revoked) if args.json else print(f"revoked {revoked['key_id']}")
 
 
-async def _keys_rotate(admin: Admin, args: argparse.Namespace) -> None:
-    from sluicegate.keys.service import parse_expiry
+def grace_seconds(text: str, now: float) -> float:
+    """`--grace`: a duration (0s, 90m, 1.5h, 7d), plain seconds, or the ISO 8601 time the old secret ends."""
+    from sluicegate.keys.service import AdminError, parse_duration, parse_moment
 
-    grace = parse_expiry(args.grace, 0).timestamp() if args.grace else 3600.0
+    text = text.strip()
+    try:
+        if text.replace(".", "", 1).isdigit():
+            return float(text)
+        seconds = parse_duration(text, "--grace")
+        if seconds is not None:
+            return seconds
+        until = parse_moment(text, "--grace", "0s, 90m, 1.5h, 7d").timestamp()
+    except AdminError as exc:
+        raise CommandError(exc.message) from None
+    if until <= now:
+        raise CommandError(f"'--grace' is in the past: {text}")
+    return until - now
+
+
+async def _keys_rotate(admin: Admin, args: argparse.Namespace) -> None:
+    grace = grace_seconds(args.grace, time.time()) if args.grace else 3600.0
     rotated = await admin.call("POST", f"/admin/keys/{args.key_id}/rotate", query={"grace_seconds": grace})
     if args.json:
         _print_json(rotated)
@@ -393,7 +411,9 @@ def add_commands(commands: Any) -> None:
     rotate = keys.add_parser("rotate", help="new secret; the old one works for --grace")
     _common(rotate)
     rotate.add_argument("key_id")
-    rotate.add_argument("--grace", default="1h", help="how long the old secret stays valid: 0s, 1h, 7d")
+    rotate.add_argument(
+        "--grace", default="1h", help="how long the old secret stays valid: 0s, 90m, 1.5h, 7d or an ISO 8601 time"
+    )
     rotate.set_defaults(func=_run(_keys_rotate))
 
     for kind, parent_flag, columns in (

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from sluicegate.keys.clock import Clock, as_utc, system_clock, utc
 from sluicegate.keys.material import hint, key_hash, new_id, new_key
@@ -29,9 +29,35 @@ from sluicegate.store.spend import GROUPS, SpendFilter, SpendLedger
 Invalidate = Callable[[list[str]], Awaitable[None]]
 DEFAULT_TENANT = "default"
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_DURATION = re.compile(r"^(\d{1,9}(?:\.\d{1,6})?)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _REGION = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # a region name or a prefix of one, e.g. "eu", "us-east-1"
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # free text: no control characters (PostgreSQL refuses NUL in text)
+
+# Every admin number and string is bounded here, so the OpenAPI document states the bounds and the store
+# never sees a value it cannot hold (rpm and friends are 32-bit columns in PostgreSQL).
+MAX_INT = 2**31 - 1
+MAX_BUDGET_USD = Decimal(10**9)
+MAX_GRACE_SECONDS = 90 * 86400
+MAX_SPAN_SECONDS = 100 * 365 * 86400  # the longest duration anything accepts (100 years)
+Id = Annotated[str, Field(pattern=_ID, max_length=64)]
+Count = Annotated[int, Field(ge=1, le=MAX_INT)]
+Time = Annotated[str, Field(min_length=1, max_length=64, pattern=_PRINTABLE)]
+
+
+def _encodable(text: str) -> str:
+    text.encode()  # lone surrogates (valid in JSON, not in UTF-8) fail here: 400, not a store error
+    return text
+
+
+Name = Annotated[str, Field(max_length=200, pattern=_PRINTABLE), AfterValidator(_encodable)]
+Email = Annotated[str, Field(max_length=320, pattern=_PRINTABLE), AfterValidator(_encodable)]
+ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=_PRINTABLE), AfterValidator(_encodable)]
+MetadataKey = Annotated[str, Field(min_length=1, max_length=64, pattern=_PRINTABLE), AfterValidator(_encodable)]
+MetadataValue = Annotated[str, Field(max_length=512, pattern=_PRINTABLE), AfterValidator(_encodable)]
+Models = Annotated[list[ModelName], Field(max_length=256)]
+Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=64)]
+GuardrailLevel = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
 
 
 class AdminError(Exception):
@@ -50,77 +76,105 @@ class _Body(BaseModel):
 
 
 class LimitsBody(_Body):
-    rpm: int | None = Field(None, ge=1)
-    tpm: int | None = Field(None, ge=1)
-    max_concurrency: int | None = Field(None, ge=1)
-    budget_usd: Decimal | None = Field(None, ge=0)
+    rpm: Count | None = None
+    tpm: Count | None = None
+    max_concurrency: Count | None = None
+    budget_usd: Decimal | None = Field(None, ge=0, le=MAX_BUDGET_USD, decimal_places=6, allow_inf_nan=False)
     budget_period: Literal["daily", "weekly", "monthly", "total"] | None = None
     # data residency: region names or prefixes ("eu" admits "eu-west-1"); null or [] lifts the restriction
     allowed_regions: list[Annotated[str, Field(pattern=_REGION)]] | None = Field(None, max_length=64)
 
 
 class TenantBody(LimitsBody):
-    id: str | None = Field(None, pattern=_ID)
-    name: str | None = None
+    id: Id | None = None
+    name: Name | None = None
+
+
+class TenantUpdate(LimitsBody):
+    """A tenant's id never changes (a body naming it is refused)."""
+
+    name: Name | None = None
 
 
 class TeamBody(LimitsBody):
-    id: str | None = Field(None, pattern=_ID)
-    name: str | None = None
-    tenant: str | None = None
+    id: Id | None = None
+    name: Name | None = None
+    tenant: Id | None = None
+
+
+class TeamUpdate(LimitsBody):
+    """A team's id and tenant never change (a body naming them is refused)."""
+
+    name: Name | None = None
 
 
 class UserBody(LimitsBody):
-    id: str = Field(pattern=_ID)
-    team: str
-    email: str | None = None
+    id: Id
+    team: Id
+    email: Email | None = None
 
 
 class UserUpdate(LimitsBody):
-    email: str | None = None
+    email: Email | None = None
 
 
 class KeyBody(LimitsBody):
-    team: str | None = Field(None, pattern=_ID)
-    user: str | None = Field(None, pattern=_ID)
-    name: str | None = None
+    team: Id | None = None
+    user: Id | None = None
+    name: Name | None = None
     role: Literal["inference", "viewer", "team_admin", "tenant_admin"] = "inference"
-    models: list[str] = Field(default_factory=list)
-    max_tokens: int | None = Field(None, ge=1)
-    guardrail_level: str | None = None
-    metadata: dict[str, str] = Field(default_factory=dict)
-    expires: str | None = None  # "30d", "12h", or an ISO 8601 time
+    models: Models = Field(default_factory=list)
+    max_tokens: Count | None = None
+    guardrail_level: GuardrailLevel | None = None
+    metadata: Metadata = Field(default_factory=dict)
+    expires: Time | None = None  # "30d", "12h", or an ISO 8601 time, in the future
 
 
 class KeyUpdate(LimitsBody):
-    name: str | None = None
-    models: list[str] | None = None
-    max_tokens: int | None = Field(None, ge=1)
-    guardrail_level: str | None = None
-    metadata: dict[str, str] | None = None
-    enabled: bool | None = None
-    expires: str | None = None
+    name: Name | None = None
+    # no null for these three: the key always has a model list (empty: every model), metadata and a state
+    models: Models = None  # type: ignore[assignment]
+    metadata: Metadata = None  # type: ignore[assignment]
+    enabled: bool = None  # type: ignore[assignment]
+    max_tokens: Count | None = None
+    guardrail_level: GuardrailLevel | None = None
+    expires: Time | None = None
 
 
-def parse_expiry(text: str, now: float) -> dt.datetime:
+def parse_duration(text: str, name: str) -> float | None:
+    """`30d`, `1.5h`, `90m`, `0s` -> seconds, or None if `text` is not a duration."""
     match = _DURATION.match(text.strip())
-    if match:
-        return utc(now + int(match.group(1)) * _UNITS[match.group(2)])
-    try:
-        moment = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise AdminError(400, f"'expires' must be like 30d, 12h or an ISO 8601 time, not {text!r}") from None
-    return as_utc(moment)
+    if match is None:
+        return None
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > MAX_SPAN_SECONDS:
+        raise AdminError(400, f"'{name}' is too far away: at most {MAX_SPAN_SECONDS // 86400}d")
+    return seconds
 
 
-def parse_since(text: str, now: float) -> dt.datetime:
-    match = _DURATION.match(text.strip())
-    if match:
-        return utc(now - int(match.group(1)) * _UNITS[match.group(2)])
+def parse_moment(text: str, name: str, example: str) -> dt.datetime:
     try:
         return as_utc(dt.datetime.fromisoformat(text.strip()))
-    except ValueError:
-        raise AdminError(400, f"'since' must be like 7d or an ISO 8601 date, not {text!r}") from None
+    except (ValueError, OverflowError):
+        raise AdminError(400, f"'{name}' must be like {example} or an ISO 8601 time, not {text!r}") from None
+
+
+def _span(text: str, name: str, now: float, sign: int) -> dt.datetime | None:
+    """A duration counted from `now`, forwards or backwards (None if `text` is not a duration)."""
+    seconds = parse_duration(text, name)
+    return None if seconds is None else utc(now + sign * seconds)
+
+
+def parse_expiry(text: str, now: float, name: str = "expires") -> dt.datetime:
+    """When a key (or a rotated-out secret) stops working; it must be in the future."""
+    moment = _span(text, name, now, 1) or parse_moment(text, name, "30d, 12h, 1.5h")
+    if moment.timestamp() <= now:
+        raise AdminError(400, f"'{name}' is in the past: {moment.isoformat()}")
+    return moment
+
+
+def parse_since(text: str, now: float, name: str = "since") -> dt.datetime:
+    return _span(text, name, now, -1) or parse_moment(text, name, "7d")
 
 
 def _micros(usd: Decimal | None) -> int | None:
@@ -401,7 +455,7 @@ class AdminService:
         rows = await self._directory.list(Tenant, id=None if actor.role == "master" else actor.tenant_id)
         return [tenant_view(t) for t in rows]
 
-    async def update_tenant(self, actor: Principal, tenant_id: str, body: TenantBody) -> dict[str, Any]:
+    async def update_tenant(self, actor: Principal, tenant_id: str, body: TenantUpdate) -> dict[str, Any]:
         self._require(actor, "master", "change tenants")
         changes = _limits_changes(body)
         if body.name:
@@ -453,7 +507,7 @@ class AdminService:
             return [team_view(await self._team_for(actor, actor.team_id or "", "list teams"))]
         return [team_view(t) for t in await self._directory.list(Team, tenant_id=tenant)]
 
-    async def update_team(self, actor: Principal, team_id: str, body: TeamBody) -> dict[str, Any]:
+    async def update_team(self, actor: Principal, team_id: str, body: TeamUpdate) -> dict[str, Any]:
         self._require(actor, "team_admin", "change teams")
         team = await self._team_for(actor, team_id, "change this team")
         self._outrank(actor, "team_admin", "change teams")
@@ -640,21 +694,35 @@ class AdminService:
         return key_view(key)
 
     async def rotate_key(self, actor: Principal, key_id: str, grace_seconds: float = 3600.0) -> dict[str, Any]:
+        """A new secret; the current one keeps working for `grace_seconds`.
+
+        A grace promised by an earlier rotation is never cut short: while it runs, another rotation must
+        end the current secret at once (grace 0) and the earlier one keeps its grace.
+        """
         key = await self._key_for(actor, key_id, "rotate this key")
         self._may_change(actor, key, "rotate this key", own=True)
         if key.revoked_at is not None:
             raise AdminError(409, f"key '{key_id}' is revoked")
+        if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
+            raise AdminError(400, f"'grace_seconds' must be between 0 and {MAX_GRACE_SECONDS}")
+        now = self._clock()
+        earlier = key.previous_expires_at if key.previous_hash else None
+        if earlier is not None and as_utc(earlier).timestamp() > now:
+            if grace_seconds > 0:
+                raise AdminError(
+                    409,
+                    f"key '{key_id}' still accepts its secret from before the last rotation until "
+                    f"{as_utc(earlier).isoformat()}; rotate with grace_seconds=0 (that secret keeps its grace) "
+                    "or after that time",
+                )
+            previous = {"previous_hash": key.previous_hash, "previous_expires_at": earlier}
+        elif grace_seconds > 0:
+            previous = {"previous_hash": key.key_hash, "previous_expires_at": utc(now + grace_seconds)}
+        else:
+            previous = {"previous_hash": None, "previous_expires_at": None}
         old = _hashes(key)
         secret = new_key()
-        grace = max(0.0, grace_seconds)
-        rotated = await self._directory.update(
-            ApiKey,
-            key_id,
-            key_hash=key_hash(secret),
-            hint=hint(secret),
-            previous_hash=key.key_hash if grace > 0 else None,
-            previous_expires_at=utc(self._clock() + grace) if grace > 0 else None,
-        )
+        rotated = await self._directory.update(ApiKey, key_id, key_hash=key_hash(secret), hint=hint(secret), **previous)
         if rotated is None:
             raise _not_found("key", key_id)
         await self._invalidate(old)
@@ -705,7 +773,7 @@ class AdminService:
             model=model,
             feature=feature,
             since=parse_since(since, now) if since else None,
-            until=parse_since(until, now) if until else None,
+            until=parse_since(until, now, "until") if until else None,
         )
         rows = await self._ledger.report(by, where)
         return {

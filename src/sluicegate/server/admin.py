@@ -10,14 +10,15 @@ import binascii
 import contextlib
 from dataclasses import asdict
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
@@ -26,12 +27,16 @@ from starlette.types import Message, Receive, Scope, Send
 from sluicegate.errors import GatewayError, payload_too_large
 from sluicegate.events import AdminAction
 from sluicegate.keys.service import (
+    MAX_GRACE_SECONDS,
+    MAX_INT,
     AdminError,
     AdminService,
     KeyBody,
     KeyUpdate,
     TeamBody,
+    TeamUpdate,
     TenantBody,
+    TenantUpdate,
     UserBody,
     UserUpdate,
 )
@@ -39,6 +44,8 @@ from sluicegate.pipeline.auth import bearer_token
 from sluicegate.principal import Principal
 from sluicegate.routing import admin as routing_admin
 from sluicegate.server.gateway import Gateway
+from sluicegate.store.models import ApiKey, Team, Tenant, User
+from sluicegate.store.spend import GROUPS
 
 _CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})  # the methods that change something: announced
 _PRINCIPAL = "sluicegate.admin_principal"  # where the gate leaves the caller in the ASGI scope
@@ -270,8 +277,14 @@ def create_admin_app(gateway: Gateway) -> AdminGate:
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return _error(400, f"Invalid value for '{where}': {first.get('msg')}", "invalid_request_error")
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
+        if first.get("type") == "extra_forbidden":
+            message = f"'{where}' is not a field of this request, or cannot be changed."
+            return _error(400, message, "invalid_request_error")
+        if first.get("type") == "missing" and not where:
+            return _error(400, "This request needs a JSON body.", "invalid_request_error")
+        message = str(first.get("msg", "invalid"))[:200]
+        return _error(400, f"Invalid value for '{where}': {message}", "invalid_request_error")
 
     @app.get("/admin/docs", include_in_schema=False)
     async def docs() -> Response:
@@ -290,25 +303,27 @@ def create_admin_app(gateway: Gateway) -> AdminGate:
         return await service.create_key(who, body)
 
     @app.get("/admin/keys", tags=["keys"])
-    async def list_keys(who: Actor, team: str | None = None, user: str | None = None) -> dict[str, Any]:
+    async def list_keys(who: Actor, team: IdQuery = None, user: IdQuery = None) -> dict[str, Any]:
         return {"keys": await service.list_keys(who, team, user)}
 
     @app.get("/admin/keys/{key_id}", tags=["keys"])
-    async def get_key(key_id: str, who: Actor) -> dict[str, Any]:
+    async def get_key(key_id: KeyId, who: Actor) -> dict[str, Any]:
         return with_actions(await service.get_key(who, key_id), "key", key_id)
 
     @app.patch("/admin/keys/{key_id}", tags=["keys"])
-    async def update_key(key_id: str, body: KeyUpdate, who: Actor) -> dict[str, Any]:
+    async def update_key(key_id: KeyId, body: KeyUpdate, who: Actor) -> dict[str, Any]:
         return await service.update_key(who, key_id, body)
 
     @app.post("/admin/keys/{key_id}/rotate", tags=["keys"], summary="New secret; the old one works for the grace")
     async def rotate_key(
-        key_id: str, who: Actor, grace_seconds: Annotated[float, Query(ge=0)] = 3600.0
+        key_id: KeyId,
+        who: Actor,
+        grace_seconds: Annotated[float, Query(ge=0, le=MAX_GRACE_SECONDS, allow_inf_nan=False)] = 3600.0,
     ) -> dict[str, Any]:
         return await service.rotate_key(who, key_id, grace_seconds)
 
     @app.delete("/admin/keys/{key_id}", tags=["keys"], summary="Revoke a key (every instance within seconds)")
-    async def revoke_key(key_id: str, who: Actor) -> dict[str, Any]:
+    async def revoke_key(key_id: KeyId, who: Actor) -> dict[str, Any]:
         return await service.revoke_key(who, key_id)
 
     # -- tenants, teams, users ------------------------------------------------------------------------
@@ -322,15 +337,15 @@ def create_admin_app(gateway: Gateway) -> AdminGate:
         return {"tenants": await service.list_tenants(who)}
 
     @app.get("/admin/tenants/{tenant_id}", tags=["tenants"])
-    async def get_tenant(tenant_id: str, who: Actor) -> dict[str, Any]:
+    async def get_tenant(tenant_id: TenantId, who: Actor) -> dict[str, Any]:
         return with_actions(await service.get_tenant(who, tenant_id), "tenant", tenant_id)
 
     @app.patch("/admin/tenants/{tenant_id}", tags=["tenants"])
-    async def update_tenant(tenant_id: str, body: TenantBody, who: Actor) -> dict[str, Any]:
+    async def update_tenant(tenant_id: TenantId, body: TenantUpdate, who: Actor) -> dict[str, Any]:
         return await service.update_tenant(who, tenant_id, body)
 
     @app.delete("/admin/tenants/{tenant_id}", status_code=204, tags=["tenants"])
-    async def delete_tenant(tenant_id: str, who: Actor) -> Response:
+    async def delete_tenant(tenant_id: TenantId, who: Actor) -> Response:
         await service.delete_tenant(who, tenant_id)
         return Response(status_code=204)
 
@@ -339,19 +354,19 @@ def create_admin_app(gateway: Gateway) -> AdminGate:
         return await service.create_team(who, body)
 
     @app.get("/admin/teams", tags=["teams"])
-    async def list_teams(who: Actor, tenant: str | None = None) -> dict[str, Any]:
+    async def list_teams(who: Actor, tenant: IdQuery = None) -> dict[str, Any]:
         return {"teams": await service.list_teams(who, tenant)}
 
     @app.get("/admin/teams/{team_id}", tags=["teams"])
-    async def get_team(team_id: str, who: Actor) -> dict[str, Any]:
+    async def get_team(team_id: TeamId, who: Actor) -> dict[str, Any]:
         return with_actions(await service.get_team(who, team_id), "team", team_id)
 
     @app.patch("/admin/teams/{team_id}", tags=["teams"])
-    async def update_team(team_id: str, body: TeamBody, who: Actor) -> dict[str, Any]:
+    async def update_team(team_id: TeamId, body: TeamUpdate, who: Actor) -> dict[str, Any]:
         return await service.update_team(who, team_id, body)
 
     @app.delete("/admin/teams/{team_id}", status_code=204, tags=["teams"])
-    async def delete_team(team_id: str, who: Actor) -> Response:
+    async def delete_team(team_id: TeamId, who: Actor) -> Response:
         await service.delete_team(who, team_id)
         return Response(status_code=204)
 
@@ -360,19 +375,19 @@ def create_admin_app(gateway: Gateway) -> AdminGate:
         return await service.create_user(who, body)
 
     @app.get("/admin/users", tags=["users"])
-    async def list_users(who: Actor, team: str | None = None) -> dict[str, Any]:
+    async def list_users(who: Actor, team: IdQuery = None) -> dict[str, Any]:
         return {"users": await service.list_users(who, team)}
 
     @app.get("/admin/users/{user_id}", tags=["users"])
-    async def get_user(user_id: str, who: Actor) -> dict[str, Any]:
+    async def get_user(user_id: UserId, who: Actor) -> dict[str, Any]:
         return with_actions(await service.get_user(who, user_id), "user", user_id)
 
     @app.patch("/admin/users/{user_id}", tags=["users"])
-    async def update_user(user_id: str, body: UserUpdate, who: Actor) -> dict[str, Any]:
+    async def update_user(user_id: UserId, body: UserUpdate, who: Actor) -> dict[str, Any]:
         return await service.update_user(who, user_id, body)
 
     @app.delete("/admin/users/{user_id}", status_code=204, tags=["users"])
-    async def delete_user(user_id: str, who: Actor) -> Response:
+    async def delete_user(user_id: UserId, who: Actor) -> Response:
         await service.delete_user(who, user_id)
         return Response(status_code=204)
 
@@ -387,18 +402,32 @@ def create_admin_app(gateway: Gateway) -> AdminGate:
         tags=["routing"],
         summary="Force a deployment's breaker open or closed, or give it back to the breaker (state: auto)",
     )
-    async def routing_breaker(request: Request, who: Master) -> Response:
-        return json_response(routing_admin.override_breaker(gateway.router, await json_body(request)))
+    async def routing_breaker(body: BreakerBody, who: Master) -> Response:
+        return json_response(routing_admin.override_breaker(gateway.router, body.model_dump()))
 
-    @app.api_route(
+    async def entity_exists(entity: str) -> bool:
+        kind, _, entity_id = entity.partition(":")
+        return await gateway.accounts.directory.get(_ENTITY_TABLES[kind], entity_id) is not None
+
+    @app.get("/admin/limits/overrides", tags=["limits"], summary="Operator actions in force")
+    async def limits_overrides(who: Master) -> Response:
+        status, result = await gateway.limits.operator_action("GET", None)
+        return json_response(result, status)
+
+    @app.put(
         "/admin/limits/overrides",
-        methods=["GET", "PUT", "DELETE"],
         tags=["limits"],
-        summary="Operator actions: emergency rate limits and economy mode, with an expiry",
+        summary="Put an entity under an emergency rate limit or economy mode, with an expiry",
     )
-    async def limits_overrides(request: Request, who: Master) -> Response:
-        payload = None if request.method == "GET" else await json_body(request)
-        status, result = await gateway.limits.operator_action(request.method, payload)
+    async def put_limits_override(body: OverrideBody, who: Master) -> Response:
+        if not await entity_exists(body.entity):
+            raise AdminError(404, f"{body.entity.replace(':', ' ', 1)} does not exist")
+        status, result = await gateway.limits.operator_action("PUT", body.model_dump(exclude_unset=True))
+        return json_response(result, status)
+
+    @app.delete("/admin/limits/overrides", tags=["limits"], summary="End an entity's operator action now")
+    async def clear_limits_override(body: OverrideTarget, who: Master) -> Response:
+        status, result = await gateway.limits.operator_action("DELETE", body.model_dump())
         return json_response(result, status)
 
     # -- spend ----------------------------------------------------------------------------------------
@@ -406,15 +435,15 @@ def create_admin_app(gateway: Gateway) -> AdminGate:
     @app.get("/admin/spend", tags=["spend"], summary="Spend grouped by team, user, key, model, feature or day")
     async def spend(
         who: Actor,
-        by: str = "team",
-        key_id: str | None = None,
-        team: str | None = None,
-        user: str | None = None,
-        tenant: str | None = None,
-        model: str | None = None,
-        feature: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
+        by: Annotated[Literal[GROUPS], Query()] = "team",  # type: ignore[valid-type]
+        key_id: IdQuery = None,
+        team: IdQuery = None,
+        user: IdQuery = None,
+        tenant: IdQuery = None,
+        model: TextQuery = None,
+        feature: TextQuery = None,
+        since: TimeQuery = None,
+        until: TimeQuery = None,
     ) -> dict[str, Any]:
         return await service.spend(
             who,
@@ -430,3 +459,35 @@ def create_admin_app(gateway: Gateway) -> AdminGate:
         )
 
     return AdminGate(app, gateway)
+
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
+KeyId = Annotated[str, Path(pattern=_ID, max_length=64)]
+TenantId = Annotated[str, Path(pattern=_ID, max_length=64)]
+TeamId = Annotated[str, Path(pattern=_ID, max_length=64)]
+UserId = Annotated[str, Path(pattern=_ID, max_length=64)]
+IdQuery = Annotated[str | None, Query(pattern=_ID, max_length=64)]
+TextQuery = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+TimeQuery = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")]
+_ENTITY_TABLES: dict[str, type[Any]] = {"key": ApiKey, "user": User, "team": Team, "tenant": Tenant}
+
+
+class BreakerBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deployment: str = Field(min_length=1, max_length=200)
+    state: Literal["open", "closed", "auto"]
+
+
+class OverrideTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entity: str = Field(pattern=r"^(key|user|team|tenant):[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+class OverrideBody(OverrideTarget):
+    minutes: float = Field(gt=0, le=7 * 24 * 60, allow_inf_nan=False)
+    rpm: int | None = Field(None, ge=1, le=MAX_INT)
+    tpm: int | None = Field(None, ge=1, le=MAX_INT)
+    economy: bool = False
+    reason: str | None = Field(None, max_length=200)
