@@ -44,6 +44,7 @@ from sluicegate.pipeline.auth import bearer_token
 from sluicegate.principal import Principal
 from sluicegate.routing import admin as routing_admin
 from sluicegate.server.gateway import Gateway
+from sluicegate.state.overrides import OverrideError, parse_override
 from sluicegate.store.models import ApiKey, Team, Tenant, User
 from sluicegate.store.spend import GROUPS
 
@@ -420,9 +421,14 @@ def create_admin_app(gateway: Gateway) -> AdminGate:
         summary="Put an entity under an emergency rate limit or economy mode, with an expiry",
     )
     async def put_limits_override(body: OverrideBody, who: Master) -> Response:
+        payload = body.model_dump(exclude_unset=True)
+        try:
+            parse_override(payload, 0.0)  # what is wrong with the action itself comes first
+        except OverrideError as exc:
+            raise AdminError(400, str(exc)) from None
         if not await entity_exists(body.entity):
             raise AdminError(404, f"{body.entity.replace(':', ' ', 1)} does not exist")
-        status, result = await gateway.limits.operator_action("PUT", body.model_dump(exclude_unset=True))
+        status, result = await gateway.limits.operator_action("PUT", payload)
         return json_response(result, status)
 
     @app.delete("/admin/limits/overrides", tags=["limits"], summary="End an entity's operator action now")
