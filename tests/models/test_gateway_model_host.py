@@ -3,6 +3,7 @@ provider backend served by one of the gateway's own embedding groups."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,34 @@ def test_the_provider_backend_must_name_an_embedding_group(tmp_path: Path) -> No
     expected = r"model_host\.embeddings\.group: model host model 'gpt-4o-mini' is a chat model"
     with pytest.raises(ConfigError, match=expected):
         parse_config(gateway_yaml(tmp_path, "http://127.0.0.1:9", host_yaml))
+
+
+async def test_a_stage_that_asks_for_the_host_when_built_starts_it_with_the_gateway(
+    simulator: Proc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluicegate.models.host import Embedder
+    from sluicegate.pipeline import stages
+
+    monkeypatch.setenv("SIM_UPSTREAM_KEY", UPSTREAM_KEY)
+    handles: list[Embedder[None]] = []
+
+    def build(names: list[str], services: stages.StageServices) -> dict[stages.Slot, list[object]]:
+        assert services.model_host is not None  # the host exists before the stages are built
+        handles.append(services.model_host.embedder(fail="closed", deadline_ms=5000))  # as a feature's create()
+        return {"request": [], "output": [], "record": []}
+
+    monkeypatch.setattr(stages, "build", build)
+    gateway = Gateway(parse_config(gateway_yaml(tmp_path, simulator.url, "model_host: {}")), master_key="sk-master")
+    host = gateway.model_host
+    assert host is not None and isinstance(host.backend, LocalBackend)
+    await gateway.start()
+    try:
+        assert host.started and await host.backend.wait_ready(60)
+        [pid] = host.backend.pids
+        vectors = await handles[0].embed(["hello"])
+        assert isinstance(vectors, np.ndarray) and vectors.shape == (1, 256)
+    finally:
+        await gateway.stop()
+    assert host.backend.pids == [None] and pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the child is gone with the gateway

@@ -162,3 +162,16 @@ async def test_a_model_that_cannot_load_fails_callers_by_policy() -> None:
         assert local(host).up == 0 and await embedder.embed(TEXTS) == "fallback"
     finally:
         await host.stop()
+
+
+async def test_without_the_model_package_the_host_refuses_to_start_and_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sluicegate.models.local as local_module
+
+    monkeypatch.setattr(local_module, "find_spec", lambda name: None)
+    host = build_host(ModelHostConfig())
+    host.embedder(fail="open")
+    with pytest.raises(RuntimeError, match=r"pip install 'sluicegate\[local-models\]'"):
+        await host.start()
+    assert not host.started

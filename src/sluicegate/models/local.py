@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from typing import Any
 
 from sluicegate.models.config import LocalEmbeddings, ModelHostConfig
@@ -99,6 +100,10 @@ class LocalBackend:
     # -- lifecycle ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if find_spec("wordllama") is None:
+            raise RuntimeError(
+                "model_host: the local backend needs its model package: pip install 'sluicegate[local-models]'"
+            )
         allowed = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         self.placement = place(self._config, allowed, os.cpu_count() or 1)
         if self.placement.loop_cpus is not None and allowed is not None:

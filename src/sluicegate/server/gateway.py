@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from importlib.util import find_spec
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -98,6 +99,8 @@ class Gateway:
         """Built only when configured; its children start with the gateway only if a stage asked for it."""
         if self.config.model_host is None:
             return None
+        if find_spec("numpy") is None:
+            raise RuntimeError("model_host needs numpy: pip install 'sluicegate[model-host]' (or '[local-models]')")
         from sluicegate.models.host import build_host
         from sluicegate.server.model_upstream import GatewayEmbeddings
 
