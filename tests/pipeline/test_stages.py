@@ -35,9 +35,11 @@ def test_each_configured_stage_takes_its_place_on_the_request_path() -> None:
     hooks = Gateway(config, master_key="sk-master", environ={}).pipeline.hooks()
     on_request = hooks["on_request"]
     assert on_request[on_request.index("auth") :] == ["auth", "noop_request", "admission", "route"]
+    assert on_request[0] == "ledger_guard"  # first: nothing is served while the spool could not record it
     assert hooks["on_response"] == ["noop_response"]
     assert hooks["on_chunk"] == ["meter"]  # the meter before any chunk stage
     assert hooks["on_chunks"] == ["noop_chunks"]
+    assert hooks["on_open"] == ["ledger"]  # a stream's in-flight row is spooled before its head leaves
     assert hooks["on_finish (before reply)"] == ["ledger"]
     assert hooks["on_finish"] == ["settle", "record", "noop_finish"]
 

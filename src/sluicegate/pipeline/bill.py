@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sluicegate.canonical import Usage
+from sluicegate.canonical import ChatRequest, Usage
 from sluicegate.pipeline.context import RequestContext
+from sluicegate.tokens import count_chat_prompt
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +26,39 @@ class Bill:
 NOTHING = Bill(None, None, False)
 
 
+def stream_estimate(ctx: RequestContext, *, exact_prompt: bool = True) -> Usage:
+    """What a stream has used so far when the provider has not said: the counted prompt, and the larger of
+    the meter's count, the chunks relayed (about a token each for most providers) and the text relayed at
+    four characters a token. An estimate, marked as one wherever it is recorded. Without `exact_prompt`,
+    a prompt nobody has counted yet is taken as its UTF-8 size over four (no tokenizer on the request path).
+    """
+    ticket = ctx.admission
+    metered = 0
+    if ticket is not None:
+        prompt, metered = ticket.prompt_tokens, ticket.output_tokens
+    else:
+        request = ctx.request
+        needs = getattr(ctx.route_plan, "needs", None)
+        if needs is not None and needs.prompt_tokens is not None:
+            prompt = needs.prompt_tokens
+        elif not exact_prompt and needs is not None:
+            prompt = -(-needs.prompt_bound // 4)
+        elif isinstance(request, ChatRequest):
+            prompt = count_chat_prompt(request.messages)  # type: ignore[arg-type]
+            if needs is not None:
+                needs.prompt_tokens = prompt  # counted once per request
+        else:
+            prompt = 0
+    output = max(metered, ctx.relayed_chunks, -(-ctx.relayed_chars // 4))
+    return Usage(input_tokens=prompt, output_tokens=output)
+
+
 def answer_usage(ctx: RequestContext) -> tuple[Usage | None, bool]:
     """The answer's tokens and whether the gateway counted them itself."""
     if ctx.usage is not None:
         return ctx.usage, ctx.cut_off or ctx.usage_estimated
+    if ctx.attempts > 0 and (ctx.interrupted or ctx.relayed_chunks):
+        return stream_estimate(ctx), True  # a stream stopped or left before the provider reported usage
     ticket = ctx.admission
     if ctx.attempts > 0 and ticket is not None and ticket.output_tokens:
         return Usage(input_tokens=ticket.prompt_tokens, output_tokens=ticket.output_tokens), True

@@ -56,6 +56,9 @@ class RequestContext:
     first_token_at: float | None = None
     finished_at: float | None = None
     sealed: bool = False  # outcome and bill fixed, the ledger row written (`Pipeline.seal`)
+    interrupted: bool = False  # the gateway is stopping: the stream ends now with an error event
+    relayed_chunks: int = 0  # stream chunks handed to the client, and the text they carried (for estimates)
+    relayed_chars: int = 0
     after_reply: list[Callable[[], None]] = field(default_factory=list)  # bookkeeping `Pipeline.finish` runs
     response_headers: dict[str, str] = field(default_factory=dict)
     model_changed_from: str | None = None  # what the client asked for, once a stage changed `request.model`

@@ -16,6 +16,7 @@ is built, and calls each in the order of its stage list):
   counts what the provider actually sent (None drops the chunk);
 - `on_chunks(ctx, batch) -> batch` and `on_end(ctx) -> batch`: a stream's chunks in batches (what arrived
   in one network read); a stage may hold chunks back and release them later or when the stream ends;
+- `on_open(ctx)`: a stream is about to send its head to the client (the ledger's "opened" record);
 - `async on_finish(ctx)`: once, whatever happened. A stage with `before_reply = True` (the ledger) runs
   before the client receives the end of its answer, so no answer a client received can be missing from it
   even if the process is killed right after; the others run once the answer has gone.
@@ -118,6 +119,12 @@ class BatchStage(Protocol):
     def on_end(self, ctx: RequestContext) -> list[ChatChunk]: ...
 
 
+class OpenStage(Protocol):
+    name: str
+
+    def on_open(self, ctx: RequestContext) -> None: ...
+
+
 class FinishStage(Protocol):
     name: str
 
@@ -130,6 +137,35 @@ def _has_token(chunk: ChatChunk) -> bool:
         if delta.get("content") or delta.get("tool_calls") or delta.get("refusal"):
             return True
     return False
+
+
+def _text_length(batch: list[ChatChunk]) -> int:
+    """The characters of output a batch carries (content, refusals, tool-call arguments): what an estimate of
+    a stream's output tokens rests on when the provider never reports usage (a stop, a kill)."""
+    n = 0
+    for chunk in batch:
+        for choice in chunk.choices:
+            delta = choice.get("delta")
+            if delta:
+                text = delta.get("content")
+                if text:
+                    n += len(text)
+                calls = delta.get("tool_calls")
+                if calls:
+                    for call in calls:
+                        n += len((call.get("function") or {}).get("arguments") or "")
+    return n
+
+
+def shutting_down() -> GatewayError:
+    return GatewayError(
+        503,
+        "The gateway is shutting down and its grace period for open streams is over; the answer so far is "
+        "billed as estimated. Retry to continue on another instance.",
+        type="server_error",
+        code="gateway_shutting_down",
+        headers={"retry-after": "1"},
+    )
 
 
 def price_usage(ctx: RequestContext) -> None:
@@ -169,17 +205,19 @@ class Pipeline:
         self._on_response: tuple[ResponseStage, ...] = tuple(s for s in stages if hasattr(s, "on_response"))  # type: ignore[misc]
         self._on_chunk: tuple[ChunkStage, ...] = tuple(s for s in stages if hasattr(s, "on_chunk"))  # type: ignore[misc]
         self._on_chunks: tuple[BatchStage, ...] = tuple(s for s in stages if hasattr(s, "on_chunks"))  # type: ignore[misc]
+        self._on_open: tuple[OpenStage, ...] = tuple(s for s in stages if hasattr(s, "on_open"))  # type: ignore[misc]
         finish: tuple[FinishStage, ...] = tuple(s for s in stages if hasattr(s, "on_finish"))  # type: ignore[misc]
         self._before_reply = tuple(s for s in finish if getattr(s, "before_reply", False))
         self._after_reply = tuple(s for s in finish if not getattr(s, "before_reply", False))
 
     def hooks(self) -> dict[str, list[str]]:
         """The names of the stages on each hook, in the order they run (for docs, tests and operators)."""
-        names: dict[str, Sequence[RequestStage | ResponseStage | ChunkStage | BatchStage | FinishStage]] = {
+        names: dict[str, Sequence[RequestStage | ResponseStage | ChunkStage | BatchStage | OpenStage | FinishStage]] = {
             "on_request": self._on_request,
             "on_response": self._on_response,
             "on_chunk": self._on_chunk,
             "on_chunks": self._on_chunks,
+            "on_open": self._on_open,
             "on_finish (before reply)": self._before_reply,
             "on_finish": self._after_reply,
         }
@@ -252,6 +290,8 @@ class Pipeline:
         return response
 
     async def _stream(self, ctx: RequestContext, reply: Reply, chunks: ChunkSource) -> None:
+        for stage in self._on_open:
+            stage.on_open(ctx)
         await reply.open_stream(ctx)
         try:
             async for batch in chunks:
@@ -265,6 +305,19 @@ class Pipeline:
             await self.seal(ctx)
             await reply.send_last(tail)
         except asyncio.CancelledError:
+            if ctx.interrupted and not reply.client_left():
+                # the gateway is stopping and its grace period is over: the client is told, in its format,
+                # and the row and the budgets get the usage so far
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                stopping = shutting_down()
+                ctx.outcome = "interrupted"
+                ctx.error_code = stopping.code
+                tail = reply.end_stream(ctx, stopping)
+                await self.seal(ctx)
+                await reply.send_last(tail)
+                return
             if not reply.client_left():
                 raise
             ctx.outcome = "cancelled"
@@ -303,6 +356,8 @@ class Pipeline:
                 for batch_stage in stages:
                     out = batch_stage.on_chunks(ctx, out)
                 if out:
+                    ctx.relayed_chunks += len(out)
+                    ctx.relayed_chars += _text_length(out)
                     yield out
                 if ctx.cut_off:
                     break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from importlib.util import find_spec
@@ -31,6 +32,8 @@ from sluicegate.telemetry.metrics import GatewayMetrics
 
 if TYPE_CHECKING:
     from sluicegate.models.host import ModelHost
+
+log = logging.getLogger("sluicegate.server")
 
 
 class MissingMasterKey(Exception):
@@ -128,6 +131,13 @@ class Gateway:
         await self.accounts.stop()
         await self.limits.stop()
         await self.access_log.stop()
+
+    def end_open_streams(self) -> None:
+        """The stop's grace period is over: every stream still open ends now with an error event in its
+        client's format, and is recorded and settled with its usage so far."""
+        count = self.accounts.ledger.interrupt_streams()
+        if count:
+            log.warning("grace period over: ending %d open stream(s) with an error event", count)
 
     def degraded(self) -> dict[str, object]:
         """The shared services that are away, each with the policy in force meanwhile (empty: none)."""

@@ -12,6 +12,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any, Literal
 
 import uvicorn
@@ -48,10 +49,21 @@ def uvicorn_config(
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, but a graceful stop on SIGTERM or SIGINT exits with status 0.
+    """uvicorn's server, but a graceful stop on SIGTERM or SIGINT exits with status 0, and `on_stop` is
+    called (once) when the stop begins.
 
     (uvicorn re-raises the signal after draining, so the process would report death by signal.)
     """
+
+    def __init__(self, config: uvicorn.Config, on_stop: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self._on_stop = on_stop
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        first = not self.should_exit
+        super().handle_exit(sig, frame)
+        if first and self._on_stop is not None:
+            self._on_stop()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -120,8 +132,17 @@ async def serve_gateway(
     uvicorn_settings = uvicorn_config(
         GatewayApp(gateway), host, port, config.server.graceful_shutdown_seconds, lifespan="off"
     )
-    server = _Server(uvicorn_settings)
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    loop = asyncio.get_running_loop()
+    grace = float(uvicorn_settings.timeout_graceful_shutdown or 0)
+    # Open streams end a little before uvicorn's grace period does (it would cancel them without a word):
+    # each gets an error event, its row and its settlement, in the margin left.
+    end_streams_after = max(0.0, grace - min(1.0, grace / 4))
+
+    def on_stop() -> None:  # in the signal handler: only schedules
+        loop.call_soon_threadsafe(loop.call_later, end_streams_after, gateway.end_open_streams)
+
+    server = _Server(uvicorn_settings, on_stop)
+    task = loop.create_task(server.serve(sockets=[sock]))
     try:
         await _wait_started(server, task)
         # Everything built at start-up lives as long as the process: keep it out of the collector's way, so

@@ -129,7 +129,14 @@ class SpendLedger:
         else:
             arrays = ", ".join(f"${i + 1}::{_pg_type(c)}[]" for i, c in enumerate(LedgerEntry.__table__.columns))
             source = f"SELECT * FROM unnest({arrays})"
-        self._insert_sql = f"INSERT INTO spend_ledger ({names}) {source} ON CONFLICT (request_id) DO NOTHING"
+        # A request id already present is skipped (replays are harmless), except a stream's in-flight row,
+        # which its later rows (progress, then the final one) replace; nothing ever replaces a final row.
+        updates = ", ".join(f"{name} = excluded.{name}" for name in self._columns if name != "request_id")
+        self._insert_sql = (
+            f"INSERT INTO spend_ledger ({names}) {source} ON CONFLICT (request_id) DO UPDATE SET {updates} "
+            "WHERE spend_ledger.outcome = 'in_flight'"
+        )
+        self._outcome = self._columns.index("outcome")
         self._sqlite: SqliteWriter | None = None
         self._second, self._second_text, self._day = -1, "", ""
         # (position, length) of each text column and (position, bounds) of each integer one, checked on every
@@ -236,6 +243,8 @@ class SpendLedger:
     async def insert_prepared(self, rows: Sequence[PreparedRow]) -> None:
         if not rows:
             return
+        if len({row[0] for row in rows}) != len(rows):
+            rows = self._latest_per_request(rows)
         if self._store.is_sqlite:
             if self._sqlite is None:
                 self._sqlite = SqliteWriter(
@@ -250,6 +259,17 @@ class SpendLedger:
         columns = [list(column) for column in zip(*rows, strict=True)]
         async with self._store.engine.begin() as conn:
             await conn.exec_driver_sql(self._insert_sql, tuple(columns))
+
+    def _latest_per_request(self, rows: Sequence[PreparedRow]) -> list[PreparedRow]:
+        """One row per request id (PostgreSQL cannot upsert a row twice in one statement): the final row
+        over any in-flight one, else the later."""
+        kept: dict[Any, PreparedRow] = {}
+        outcome = self._outcome
+        for row in rows:
+            held = kept.get(row[0])
+            if held is None or held[outcome] == "in_flight" or row[outcome] != "in_flight":
+                kept[row[0]] = row
+        return list(kept.values())
 
     async def close(self) -> None:
         if self._sqlite is not None:

@@ -25,14 +25,30 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from sluicegate.errors import GatewayError
 from sluicegate.keys.clock import Clock, system_clock
-from sluicegate.pipeline.bill import request_bill
+from sluicegate.pipeline.bill import Bill, request_bill, stream_estimate
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.telemetry.spool import Cursor, Spool
 
 log = logging.getLogger("sluicegate.ledger")
 
 
-def ledger_row(ctx: RequestContext, now: float) -> dict[str, Any]:
+IN_FLIGHT = "in_flight"  # the outcome of a stream's row until its final row replaces it
+
+
+def in_flight_row(ctx: RequestContext, now: float, *, exact_prompt: bool = True) -> dict[str, Any]:
+    """The row of a stream still running: its usage so far, estimated. Spooled when its head goes to the
+    client and every few seconds after, it is what the ledger keeps of a stream whose process is killed;
+    the final row replaces it (the table's upsert only ever overwrites an in-flight row)."""
+    usage = stream_estimate(ctx, exact_prompt=exact_prompt)
+    deployment = ctx.deployment
+    price = deployment.price if deployment is not None else None
+    micros = price.cost_micros(usage) if price is not None else None
+    row = ledger_row(ctx, now, Bill(usage, micros, True))
+    row["outcome"] = IN_FLIGHT
+    return row
+
+
+def ledger_row(ctx: RequestContext, now: float, bill: Bill | None = None) -> dict[str, Any]:
     """The ledger record of a finished request, as JSON-ready values (the spool's line format)."""
     principal = ctx.principal
     request = ctx.request
@@ -47,7 +63,8 @@ def ledger_row(ctx: RequestContext, now: float) -> dict[str, Any]:
                 feature = metadata["feature"]
     if feature is None and principal is not None:
         feature = principal.metadata.get("feature")  # a key made for one feature
-    bill = request_bill(ctx)  # the same bill the budgets were charged
+    if bill is None:
+        bill = request_bill(ctx)  # the same bill the budgets were charged
     usage = bill.usage
     deployment = ctx.deployment
     latency = ctx.latency
@@ -134,6 +151,7 @@ _MEMORY_BATCHES = 40  # rows held in memory for the writer, in batches; beyond t
 _UNSPOOLED_LIMIT = 10_000  # records the spool could not take, held for it or the database meanwhile
 _TEND_SECONDS = 1.0  # how often the writer looks at the spool's free space
 _ALERT_EVERY_SECONDS = 60.0  # one alert of a kind a minute at most; the metrics count every event
+_PROGRESS_SECONDS = 2.0  # how often the row of each open stream is spooled again with its usage so far
 
 
 class _Batch:
@@ -210,16 +228,63 @@ class Ledger:
         self._spool_trouble = False
         self.spool_free_bytes: int | None = None
         self._tended = 0.0
+        # Streams whose head went to a client, by request id: their in-flight rows are spooled again every
+        # few seconds, and a stopping gateway ends them (`interrupt_streams`).
+        self._open: dict[str, tuple[RequestContext, asyncio.Task[Any] | None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # known from `start` (saves a system call a stream)
+        self._progressed = 0.0
+
+    def on_open(self, ctx: RequestContext) -> None:
+        """A stream's head is about to reach the client: its in-flight row is spooled first (one buffered
+        append, as for any row), so a process killed from here on still leaves a row for it."""
+        self._open[ctx.request_id] = (ctx, asyncio.current_task(self._loop))
+        record = in_flight_row(ctx, self._clock(), exact_prompt=False)  # no tokenizer on the request path
+        after = self._append(record)
+        if after is not None:
+            self._follow(after, record)
+
+    def open_streams(self) -> int:
+        return len(self._open)
+
+    def interrupt_streams(self) -> int:
+        """Ends every open stream now (the gateway's grace period is over): each gets an error event in its
+        client's format, and its row and settlement the usage so far. Returns how many were open."""
+        open_now = list(self._open.values())
+        for ctx, task in open_now:
+            if task is not None and not task.done() and not ctx.sealed:
+                ctx.interrupted = True
+                task.cancel()
+        return len(open_now)
+
+    def _spool_progress(self) -> None:
+        """Spools the in-flight row of each stream open for a while again, with its usage so far: after a
+        kill, the ledger has each one's estimate as of at most this interval before."""
+        now = time.monotonic()
+        if not self._open or now - self._progressed < _PROGRESS_SECONDS:
+            return
+        self._progressed = now
+        started_before = time.perf_counter() - _PROGRESS_SECONDS
+        wall = self._clock()
+        for ctx, _ in list(self._open.values()):
+            if not ctx.sealed and ctx.started < started_before:
+                record = in_flight_row(ctx, wall)
+                after = self._append(record)
+                if after is not None:
+                    self._follow(after, record)
 
     async def on_finish(self, ctx: RequestContext) -> None:
+        self._open.pop(ctx.request_id, None)
         record = ledger_row(ctx, self._clock())
         after = self._append(record)
-        if after is None:
-            return
+        if after is not None:
+            self._follow(after, record)
+
+    def _follow(self, after: Cursor, record: dict[str, Any] | None = None) -> None:
+        """The writer takes what was just spooled: from memory while it keeps up, else from the spool."""
         if self._in_memory:
-            if len(self._memory) < self._memory_limit:
+            if record is not None and len(self._memory) < self._memory_limit:
                 self._memory.append((record, after))  # put in the database's form by the writer, later
-            else:  # too far behind: the spool has it all, read from there
+            else:  # too far behind (or not kept): the spool has it all, read from there
                 self._leave_memory()
         self._wake.set()
 
@@ -331,6 +396,7 @@ class Ledger:
         self._memory.clear()
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._cursor = self._spool.start()
         self._task = asyncio.get_running_loop().create_task(self._run())
         self._wake.set()  # replay whatever a previous process left
@@ -457,6 +523,7 @@ class Ledger:
         while True:
             await self._spool.sync_if_due()
             await self._tend_spool()
+            self._spool_progress()
             if batch is None:
                 try:
                     batch = self._next_batch()
