@@ -82,6 +82,11 @@ def payload_too_large(limit: int) -> GatewayError:
     return GatewayError(413, f"Request body exceeds the limit of {limit} bytes.", code="request_too_large")
 
 
+def body_incomplete() -> GatewayError:
+    """The connection ended (or its body deadline passed) before the request body was whole."""
+    return GatewayError(400, "The request body ended before it was complete.", code="incomplete_body")
+
+
 def internal_error(request_id: str) -> GatewayError:
     return GatewayError(
         500,

@@ -130,6 +130,21 @@ class ServerConfig(_Strict):
     master_key_env: str = Field("SLUICEGATE_MASTER_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     graceful_shutdown_seconds: float = Field(30.0, ge=0)
     access_log: AccessLogConfig = AccessLogConfig()
+    # Client connections (docs/security.md). Seconds from accept, or from a kept-alive connection's first new
+    # byte, until a request's headers are complete; missed: the connection is closed.
+    header_timeout_seconds: float = Field(10.0, gt=0, le=3600)
+    # While a request body is read: the longest silence between its bytes, and the longest it may take in
+    # all; missed: 408.
+    body_idle_timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    body_timeout_seconds: float = Field(120.0, gt=0, le=86400)
+    keep_alive_seconds: int = Field(65, ge=1, le=3600)  # idle between requests (above common LBs' 60 s)
+    max_header_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)  # request line and headers; 431
+    # Open client connections: at the cap the longest-idle connection is closed to make room, and a new one
+    # is refused only when every connection is serving a request. Lowered at start-up to fit the open-file
+    # limit. Per address: behind a proxy or load balancer every client shares its address, so raise it or
+    # set it to null there.
+    max_connections: int = Field(10_000, ge=1, le=10_000_000)
+    max_connections_per_address: int | None = Field(1_000, ge=1, le=10_000_000)
     admin: AdminApiConfig = AdminApiConfig()
 
 

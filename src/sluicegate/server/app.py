@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from sluicegate.canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, TokenCount
-from sluicegate.errors import GatewayError, not_found, payload_too_large, scrub
+from sluicegate.errors import GatewayError, body_incomplete, not_found, payload_too_large, scrub
 from sluicegate.pipeline.context import Endpoint, RequestContext
 from sluicegate.pipeline.runner import Answer
 from sluicegate.pricing import micros_to_usd
@@ -65,6 +65,8 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise payload_too_large(limit)
     message = await receive()
+    if message["type"] == "http.disconnect":  # the client left, or its body missed its deadline (408)
+        raise body_incomplete()
     body: bytes = message.get("body", b"")
     if not message.get("more_body"):
         if len(body) > limit:
@@ -74,6 +76,8 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
     size = len(body)
     while message.get("more_body"):
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise body_incomplete()
         part = message.get("body", b"")
         size += len(part)
         if size > limit:

@@ -23,6 +23,7 @@ from sluicegate.providers.http import UpstreamClient
 from sluicegate.routing.metrics import RoutingCollector
 from sluicegate.routing.router import Router
 from sluicegate.routing.services import RoutingServices
+from sluicegate.server.connections import ConnectionCollector, ConnectionGuard, ConnectionLimits
 from sluicegate.state.resilient import ResilientState
 from sluicegate.store.totals import LedgerTotals
 from sluicegate.telemetry.access_log import AccessLog
@@ -38,6 +39,19 @@ log = logging.getLogger("sluicegate.server")
 
 class MissingMasterKey(Exception):
     pass
+
+
+def connection_limits(config: GatewayConfig) -> ConnectionLimits:
+    server = config.server
+    return ConnectionLimits(
+        header_timeout=server.header_timeout_seconds,
+        body_idle_timeout=server.body_idle_timeout_seconds,
+        body_timeout=server.body_timeout_seconds,
+        keep_alive=server.keep_alive_seconds,
+        max_connections=server.max_connections,
+        max_connections_per_address=server.max_connections_per_address,
+        max_header_bytes=server.max_header_bytes,
+    )
 
 
 class Gateway:
@@ -59,6 +73,8 @@ class Gateway:
         self.events = EventBus()  # breaker transitions, admin and operator actions, budget thresholds, verdicts
         self.router = Router(self.catalog, config.routing, events=self.events)
         self.metrics.registry.register(RoutingCollector(self.router))
+        self.connections = ConnectionGuard(connection_limits(config))
+        self.metrics.registry.register(ConnectionCollector(self.connections))
         log_config = config.server.access_log
         self.access_log = access_log or AccessLog.open(log_config.path, log_config.enabled)
         self.accounts = Accounts(config, key, environ)

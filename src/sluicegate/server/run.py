@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
+import resource
 import signal
 import socket
 import threading
@@ -20,8 +22,11 @@ import uvicorn
 from sluicegate.config.schema import GatewayConfig
 from sluicegate.errors import scrub
 from sluicegate.server.app import GatewayApp
+from sluicegate.server.connections import ConnectionGuard
 from sluicegate.server.gateway import Gateway
-from sluicegate.server.protocol import CoalescingHttpToolsProtocol
+from sluicegate.server.protocol import CoalescingHttpToolsProtocol, GatewayHttpProtocol
+
+log = logging.getLogger("sluicegate.server")
 
 
 class StartupError(Exception):
@@ -29,18 +34,29 @@ class StartupError(Exception):
 
 
 def uvicorn_config(
-    app: Any, host: str, port: int, graceful_seconds: float = 30.0, lifespan: Literal["on", "off"] = "on"
+    app: Any,
+    host: str,
+    port: int,
+    graceful_seconds: float = 30.0,
+    lifespan: Literal["on", "off"] = "on",
+    *,
+    connections: ConnectionGuard | None = None,
 ) -> uvicorn.Config:
+    """uvicorn's settings; with `connections`, client connections are held to its caps and deadlines."""
+    http: Any = CoalescingHttpToolsProtocol
+    if connections is not None:
+        http = functools.partial(GatewayHttpProtocol, guard=connections)
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http=CoalescingHttpToolsProtocol,
+        http=http,
+        ws="none",  # nothing here speaks WebSocket; an upgrade request is served as plain HTTP
         lifespan=lifespan,
         access_log=False,  # the gateway writes its own access log
         log_level="warning",
-        timeout_keep_alive=65,
+        timeout_keep_alive=connections.limits.keep_alive if connections is not None else 65,
         timeout_graceful_shutdown=max(1, round(graceful_seconds)),
         server_header=False,
         proxy_headers=False,  # the gateway reads no client address; skipping the middleware saves a hop
@@ -102,6 +118,19 @@ def bound_port(server: uvicorn.Server) -> int:
     return int(sock.getsockname()[1])
 
 
+def raise_file_limit() -> int:
+    """Raises the soft open-file limit to the hard one (each client connection is a file); returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-file limit above %d: %s", soft, exc)
+    return int(soft)
+
+
 async def _wait_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
     while not server.started:
         if task.done():
@@ -129,8 +158,14 @@ async def serve_gateway(
         await _stop_quietly(gateway)
         raise StartupError(f"start-up failed: {scrub(str(exc)) or type(exc).__name__}") from None
     # the components are started here, not by the ASGI lifespan, so their failure is ours to report
+    gateway.connections.fit_file_limit(raise_file_limit())
     uvicorn_settings = uvicorn_config(
-        GatewayApp(gateway), host, port, config.server.graceful_shutdown_seconds, lifespan="off"
+        GatewayApp(gateway),
+        host,
+        port,
+        config.server.graceful_shutdown_seconds,
+        lifespan="off",
+        connections=gateway.connections,
     )
     loop = asyncio.get_running_loop()
     grace = float(uvicorn_settings.timeout_graceful_shutdown or 0)

@@ -30,9 +30,11 @@ def _tagged(name: str, key: str, known: frozenset[str], other: str | None) -> Di
         if not isinstance(value, dict):
             return None
         kind = value.get(key)
+        if not isinstance(kind, str):  # (an unhashable value must not reach the set)
+            return None
         if kind in known:
             return f"{key}={kind}"
-        return f"{key}=*" if other is not None and isinstance(kind, str) else None
+        return f"{key}=*" if other is not None else None
 
     return Discriminator(tag, custom_error_type=name, custom_error_message=key)
 
@@ -114,11 +116,18 @@ class _ToolCall(TypedDict):
     function: _FunctionCall
 
 
+# Every role's shape types every field the canonical message has (tool_calls, tool_call_id, name, refusal),
+# whatever the role: adapters read them wherever they appear.
+
+
 @with_config(_ALLOW)
 class _InstructionMessage(TypedDict):  # system and developer
     role: Literal["system", "developer"]
     content: _Content
     name: NotRequired[str]
+    tool_calls: NotRequired[list[_ToolCall] | None]
+    tool_call_id: NotRequired[str | None]
+    refusal: NotRequired[str | None]
 
 
 @with_config(_ALLOW)
@@ -126,6 +135,9 @@ class _UserMessage(TypedDict):
     role: Literal["user"]
     content: _Content
     name: NotRequired[str]
+    tool_calls: NotRequired[list[_ToolCall] | None]
+    tool_call_id: NotRequired[str | None]
+    refusal: NotRequired[str | None]
 
 
 @with_config(_ALLOW)
@@ -134,6 +146,7 @@ class _AssistantMessage(TypedDict):
     content: NotRequired[_Content | None]
     name: NotRequired[str]
     tool_calls: NotRequired[list[_ToolCall] | None]
+    tool_call_id: NotRequired[str | None]
     function_call: NotRequired[_FunctionCall | None]
     refusal: NotRequired[str | None]
     audio: NotRequired[dict[str, Any] | None]
@@ -144,6 +157,9 @@ class _ToolMessage(TypedDict):
     role: Literal["tool"]
     content: _Content
     tool_call_id: str
+    name: NotRequired[str]
+    tool_calls: NotRequired[list[_ToolCall] | None]
+    refusal: NotRequired[str | None]
 
 
 @with_config(_ALLOW)
@@ -151,6 +167,9 @@ class _FunctionMessage(TypedDict):
     role: Literal["function"]
     content: str | None
     name: str
+    tool_calls: NotRequired[list[_ToolCall] | None]
+    tool_call_id: NotRequired[str | None]
+    refusal: NotRequired[str | None]
 
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
