@@ -97,9 +97,7 @@ def _serve(args: argparse.Namespace) -> int:
 
         try:
             asyncio.run(
-                serve_with_companion(
-                    create_app(demo_simulator_config()), "127.0.0.1", args.simulator_port, run_gateway
-                )
+                serve_with_companion(create_app(demo_simulator_config()), "127.0.0.1", args.simulator_port, run_gateway)
             )
         except StartupError as exc:
             print(f"sluicegate serve: {exc}", file=sys.stderr)

@@ -359,9 +359,7 @@ def _hold_budget(caps: tuple[Budget, ...], changes: dict[str, Any], old: Any | N
         period = changes.get("budget_period", old.budget_period) or "monthly"
         before = old.budget_micros
         looser = before is not None and (
-            amount is None
-            or amount > before
-            or _PERIOD_DAYS[period] < _PERIOD_DAYS[old.budget_period or "monthly"]
+            amount is None or amount > before or _PERIOD_DAYS[period] < _PERIOD_DAYS[old.budget_period or "monthly"]
         )
         if not looser:
             return
