@@ -318,7 +318,9 @@ def _attack(suite: Suite, key: str, *attacks: Any) -> list[tuple[bytes, float]]:
     started = time.monotonic()
     with Trickle(suite, key) as trickle:
         results = asyncio.run(run())
-        time.sleep(max(0.0, started + 2 - time.monotonic()))  # a trickle long enough to measure
+        while time.monotonic() < started + 2 or len(trickle.results) < 5:  # a trickle long enough to measure
+            assert time.monotonic() < started + 30, trickle.results
+            time.sleep(0.05)
     trickle.assert_healthy()
     for received, _ in results:
         suite.keep(received)
