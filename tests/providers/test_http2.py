@@ -49,6 +49,9 @@ class Recorder:
         elif path == "/big":  # more than the stream's receive window
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"x" * (3 << 20)})
+        elif path == "/huge":  # a large embeddings answer: several times every window
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"z" * (6 << 20)})
         elif path == "/stream":
             await send({"type": "http.response.start", "status": 200, "headers": []})
             for i in range(3):
@@ -124,6 +127,23 @@ async def test_bodies_larger_than_the_flow_control_windows_arrive_whole(h2_serve
     assert orjson.loads(await exchange.read_body())["bytes"] == len(big)
     exchange = await pool.open("POST", "/big", {}, b"", **TIMEOUTS)  # 3 MiB down through a 1 MiB window
     assert len(await exchange.read_body()) == 3 << 20
+    pool.close()
+
+
+async def test_bodies_of_several_megabytes_arrive_whole_and_streamed_when_read_late(
+    h2_server: tuple[str, Recorder],
+) -> None:
+    url, _ = h2_server
+    pool = Http2Pool(url, limit=2)
+    exchange = await pool.open("POST", "/huge", {}, b"", **TIMEOUTS)
+    await asyncio.sleep(0.2)  # the first window's worth arrives before anyone reads
+    assert len(await exchange.read_body()) == 6 << 20
+    exchange = await pool.open("POST", "/huge", {}, b"", **TIMEOUTS)
+    await asyncio.sleep(0.2)
+    received = 0
+    while (part := await exchange.read_chunk()) is not None:
+        received += len(part)
+    assert received == 6 << 20
     pool.close()
 
 

@@ -27,10 +27,11 @@ NOTHING = Bill(None, None, False)
 
 
 def stream_estimate(ctx: RequestContext, *, exact_prompt: bool = True) -> Usage:
-    """What a stream has used so far when the provider has not said: the counted prompt, and the larger of
-    the meter's count, the chunks relayed (about a token each for most providers) and the text relayed at
-    four characters a token. An estimate, marked as one wherever it is recorded. Without `exact_prompt`,
-    a prompt nobody has counted yet is taken as its UTF-8 size over four (no tokenizer on the request path).
+    """What a stream has used so far when the provider has not said: the counted prompt, and the meter's
+    count when a budget applies (it never passes the reservation), else the larger of the chunks relayed
+    (about a token each for most providers) and the text relayed at four characters a token. An estimate,
+    marked as one wherever it is recorded. Without `exact_prompt`, a prompt nobody has counted yet is taken
+    as its UTF-8 size over four (no tokenizer on the request path).
     """
     ticket = ctx.admission
     metered = 0
@@ -49,7 +50,10 @@ def stream_estimate(ctx: RequestContext, *, exact_prompt: bool = True) -> Usage:
                 needs.prompt_tokens = prompt  # counted once per request
         else:
             prompt = 0
-    output = max(metered, ctx.relayed_chunks, -(-ctx.relayed_chars // 4))
+    if ticket is not None and ticket.plan.budgets:
+        output = metered  # the meter's tokenizer count, which it keeps within the reservation
+    else:
+        output = max(metered, ctx.relayed_chunks, -(-ctx.relayed_chars // 4))
     return Usage(input_tokens=prompt, output_tokens=output)
 
 
