@@ -62,3 +62,70 @@ class OwnRedis:
     def restart(self) -> None:
         self.kill()
         self.start()
+
+
+def _low_port() -> int:
+    """A free port a cluster node may use (Redis refuses ports above 55535 in cluster mode)."""
+    while True:
+        port = free_port()
+        if port <= 55535:
+            return port
+
+
+class OwnCluster:
+    """A Redis Cluster of three masters (no replicas, no persistence) on free loopback ports, created with
+    `redis-cli --cluster create`; `stop` kills every node."""
+
+    def __init__(self, workdir: Path, masters: int = 3) -> None:
+        self.workdir = workdir
+        self.nodes = [
+            OwnRedis(
+                workdir,
+                port=_low_port(),
+                extra=(
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    str(free_port()),
+                    "--cluster-config-file",
+                    f"nodes-{n}.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ),
+            )
+            for n in range(masters)
+        ]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def start(self, timeout: float = 30.0) -> OwnCluster:
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            pytest.skip("redis-cli is NOT installed: the Redis Cluster tests did not run")
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+        )
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:  # every node must agree the cluster is up before a test uses it
+            while True:
+                info = subprocess.run(
+                    [cli, "-p", str(node.port), "cluster", "info"], capture_output=True, text=True, timeout=5
+                ).stdout
+                if "cluster_state:ok" in info:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the Redis Cluster did not come up within {timeout}s:\n{info}")
+                time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.kill()

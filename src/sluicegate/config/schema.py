@@ -207,7 +207,11 @@ class StoreConfig(_Strict):
 class RedisConfig(_Strict):
     """Shared Redis (revocation pub/sub here; the budgets and rate limits use it too)."""
 
-    url: str | None = Field(None, pattern=r"^rediss?://")
+    # redis:// or rediss:// (one Redis), redis+cluster://host:port[,host:port...] (Redis Cluster),
+    # redis+sentinel://host:port[,host:port...]/service[/db] (the primary a set of Sentinels names)
+    url: str | None = Field(
+        None, pattern=r"^(rediss?://.*|rediss?\+cluster://[^/]+:\d+(/0?)?|rediss?\+sentinel://[^/]+:\d+/[^/]+(/\d+)?)$"
+    )
 
 
 class GatewayConfig(_Strict):

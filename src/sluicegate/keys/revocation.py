@@ -1,6 +1,7 @@
 """Tells every gateway instance to drop cached keys at once, over Redis pub/sub.
 
-Messages carry key hashes, never keys. If the subscription drops, the instance clears its whole cache on
+Messages carry key hashes, never keys. On Redis Cluster every node carries every channel; with Sentinel the
+channel is on the primary. If the subscription drops, the instance clears its whole cache on
 reconnecting (it may have missed messages); while it is down, the cache TTL still bounds staleness.
 """
 
@@ -12,6 +13,8 @@ import logging
 from collections.abc import Callable, Iterable
 
 import orjson
+
+from sluicegate.state.connect import pubsub_client
 
 log = logging.getLogger("sluicegate.keys")
 
@@ -55,13 +58,11 @@ class RevocationBus:
         await publish(self._url, hashes, self._channel)
 
     async def _listen(self) -> None:
-        import redis.asyncio as redis
-
         assert self._url is not None
         delay = 0.2
         first = True
         while True:
-            client = redis.from_url(self._url, socket_timeout=None, socket_connect_timeout=2)
+            client = pubsub_client(self._url, timeout=None, connect_timeout=2)
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(self._channel)
@@ -86,9 +87,7 @@ class RevocationBus:
 
 
 async def publish(redis_url: str, digests: list[str], channel: str = CHANNEL) -> None:
-    import redis.asyncio as redis
-
-    client = redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+    client = pubsub_client(redis_url, timeout=2, connect_timeout=2)
     try:
         await client.publish(channel, orjson.dumps(digests))
     except Exception as exc:

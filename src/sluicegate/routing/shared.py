@@ -20,6 +20,7 @@ from sluicegate.config.schema import GatewayConfig
 from sluicegate.events import BreakerTransition
 from sluicegate.routing.breaker import BreakerState
 from sluicegate.routing.router import Router
+from sluicegate.state.connect import connect, parse_redis_url
 
 log = logging.getLogger("sluicegate.routing")
 
@@ -145,6 +146,10 @@ def shared_breakers(config: GatewayConfig, router: Router) -> SharedBreakers | N
     url = config.redis.url
     if not url or not config.routing.share_breakers:
         return None
-    client = aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    listener = aioredis.from_url(url, socket_connect_timeout=1.0, health_check_interval=30)
+    if parse_redis_url(url).kind == "cluster":
+        # Its keys are not hash-tagged for one slot and its pipelines span keys: kept per instance for now.
+        log.warning("routing: breaker verdicts are not shared through a Redis Cluster URL; kept per instance")
+        return None
+    client = connect(url, timeout=1.0, connect_timeout=1.0)
+    listener = connect(url, connect_timeout=1.0, health_check_interval=30)
     return SharedBreakers(client, listener, router, prefix=f"{config.limits.key_prefix}:breaker:")

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from sluicegate.config.schema import GatewayConfig
 from sluicegate.routing.router import Router
 from sluicegate.routing.stats import RemoteLatency
+from sluicegate.state.connect import connect, parse_redis_url
 
 log = logging.getLogger("sluicegate.routing")
 
@@ -102,5 +103,9 @@ def shared_latency(config: GatewayConfig, router: Router) -> SharedLatency | Non
     url = config.redis.url
     if not url or not config.routing.share_latency:
         return None
-    client = aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    if parse_redis_url(url).kind == "cluster":
+        # Its keys are not hash-tagged for one slot and its pipelines span keys: kept per instance for now.
+        log.warning("routing: latency statistics are not shared through a Redis Cluster URL; kept per instance")
+        return None
+    client = connect(url, timeout=1.0, connect_timeout=1.0)
     return SharedLatency(client, router, prefix=f"{config.limits.key_prefix}:latency:")

@@ -7,8 +7,10 @@ global and per-deployment counters are shared by every tenant and carry the tag 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -16,12 +18,14 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from sluicegate.state.clock import Clock
+from sluicegate.state.connect import ClusterClient, connect, is_cluster, parse_redis_url
 from sluicegate.state.model import (
     Admission,
     AdmissionPlan,
     BudgetScope,
     BudgetStatus,
     Headroom,
+    RateScope,
     RateStatus,
     RefusalKind,
     RoundTrips,
@@ -29,7 +33,7 @@ from sluicegate.state.model import (
     Settlement,
 )
 from sluicegate.state.rebuild import BudgetRebuild, RebuildPending
-from sluicegate.state.scripts import ADMIT, BALANCE, SEED, SETTLE, WINDOW_USE
+from sluicegate.state.scripts import ADMIT, BALANCE, RELEASE, SEED, SETTLE, SHRINK, WINDOW_USE
 
 _US = 1_000_000
 
@@ -55,7 +59,7 @@ class RedisState:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: aioredis.Redis | ClusterClient,
         *,
         prefix: str = "sg",
         window_seconds: float = 60.0,
@@ -69,12 +73,21 @@ class RedisState:
         self._prefix = prefix
         self._window = _us(window_seconds)
         self._clock = clock  # None: Redis's own TIME inside the scripts
-        self._admit = client.register_script(ADMIT)
-        self._settle = client.register_script(SETTLE)
-        self._window_use = client.register_script(WINDOW_USE)
-        self._balance = client.register_script(BALANCE)
-        self._seed = client.register_script(SEED)
+        # On Redis Cluster a script touches one slot: a request's tenant keys and its shared keys (global
+        # scopes, deployments) are admitted and settled by one script each (see `_split`).
+        self._cluster = is_cluster(client)
+        self._admit = self._script(ADMIT)
+        self._settle = self._script(SETTLE)
+        self._window_use = self._script(WINDOW_USE)
+        self._balance = self._script(BALANCE)
+        self._seed = self._script(SEED)
+        self._release = self._script(RELEASE)
+        self._shrink = self._script(SHRINK)
         self.round_trips = RoundTrips()
+
+    def _script(self, source: str) -> Callable[..., Awaitable[Any]]:
+        script: Callable[..., Awaitable[Any]] = self._redis.register_script(source)
+        return script
 
     @classmethod
     def from_url(
@@ -85,7 +98,11 @@ class RedisState:
         prefix: str = "sg",
         window_seconds: float = 60.0,
         rebuild: BudgetRebuild | None = None,
+        clock: Clock | None = None,
     ) -> RedisState:
+        if parse_redis_url(url).kind != "single":  # Redis Cluster or Sentinel: redis-py's own clients
+            client = connect(url, timeout=timeout, max_connections=128, retry=fresh_connection_retry())
+            return cls(client, prefix=prefix, window_seconds=window_seconds, clock=clock, rebuild=rebuild)
         # A bounded pool: a burst waits briefly for a connection instead of opening thousands.
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
@@ -96,7 +113,7 @@ class RedisState:
             retry=fresh_connection_retry(),
         )
         client = aioredis.Redis(connection_pool=pool)
-        return cls(client, prefix=prefix, window_seconds=window_seconds, rebuild=rebuild)
+        return cls(client, prefix=prefix, window_seconds=window_seconds, clock=clock, rebuild=rebuild)
 
     def _key(self, tenant: str, scope: str, *parts: str) -> str:
         tag = "{g}" if _is_shared(scope) else "{t:" + tenant + "}"
@@ -113,6 +130,74 @@ class RedisState:
         return max(1000, int((budget.expires_at - now + 7 * 86400) * 1000))
 
     async def admit(self, plan: AdmissionPlan) -> Admission:
+        parts = self._split(plan.rates, plan.budgets, bool(plan.deployments))
+        if parts is None:
+            return await self._admit_slot(plan)
+        (own_rates, own_budgets), (shared_rates, shared_budgets) = parts
+        own = dataclasses.replace(plan, rates=own_rates, budgets=own_budgets, deployments=(), deployment_required=False)
+        first = await self._admit_slot(own)
+        if not first.admitted:
+            return first
+        # The shared slot may grant fewer tokens than the tenant's (a global budget): the tenant's part keeps
+        # its larger reservation until the request settles, erring high.
+        grant = first.output_tokens
+        shared = dataclasses.replace(
+            plan,
+            rates=shared_rates,
+            budgets=shared_budgets,
+            max_output_tokens=grant,
+            min_output_tokens=min(plan.min_output_tokens, grant),
+        )
+        second = await self._admit_slot(shared)
+        if not second.admitted:
+            await self._release_slot(own)  # all or nothing across slots
+            return dataclasses.replace(second, budgets=_ordered(plan.budgets, first.budgets + second.budgets))
+        if second.output_tokens < grant:  # a shared budget granted less: the tenant's part holds as much
+            await self._shrink_slot(own, second.reserved_micros, second.charged_tokens)
+            first = dataclasses.replace(first, charged_tokens=second.charged_tokens)
+        return Admission(
+            admitted=True,
+            output_tokens=second.output_tokens,
+            reserved_micros=second.reserved_micros if shared_budgets else first.reserved_micros,
+            charged_tokens=first.charged_tokens,
+            rates=_ordered(plan.rates, first.rates + second.rates),
+            budgets=_ordered(plan.budgets, first.budgets + second.budgets),
+            backend=self.name,
+            deployment=second.deployment,
+        )
+
+    def _split(
+        self, rates: tuple[RateScope, ...], budgets: tuple[BudgetScope, ...], deployments: bool
+    ) -> tuple[_Scopes, _Scopes] | None:
+        """On a cluster, the tenant's scopes and the shared ones when a request has both (None: one slot)."""
+        if not self._cluster:
+            return None
+        own_rates = tuple(r for r in rates if not _is_shared(r.name))
+        own_budgets = tuple(b for b in budgets if not _is_shared(b.name))
+        shared_rates = tuple(r for r in rates if _is_shared(r.name))
+        shared_budgets = tuple(b for b in budgets if _is_shared(b.name))
+        if not (own_rates or own_budgets) or not (shared_rates or shared_budgets or deployments):
+            return None
+        return (own_rates, own_budgets), (shared_rates, shared_budgets)
+
+    async def _release_slot(self, plan: AdmissionPlan) -> None:
+        """Takes back what `_admit_slot` took for the request in one slot (its other slot refused it)."""
+        keys: list[str] = []
+        for rate in plan.rates:
+            keys += [self._key(plan.tenant, rate.name, x) for x in ("req", "tok", "toks", "live")]
+        for budget in plan.budgets:
+            keys += [self._key(plan.tenant, budget.name, budget.period_id, x) for x in ("bal", "res")]
+        self.round_trips.by_kind["release"] = self.round_trips.by_kind.get("release", 0) + 1
+        await self._release(keys=keys, args=[plan.request_id, len(plan.rates), len(plan.budgets)])
+
+    async def _shrink_slot(self, plan: AdmissionPlan, reserve: int, charged: int) -> None:
+        """Lowers the request's reservation and token charge in one slot to what the other slot granted."""
+        keys = [self._key(plan.tenant, rate.name, "toks") for rate in plan.rates]
+        keys += [self._key(plan.tenant, budget.name, budget.period_id, "bal") for budget in plan.budgets]
+        self.round_trips.by_kind["shrink"] = self.round_trips.by_kind.get("shrink", 0) + 1
+        await self._shrink(keys=keys, args=[plan.request_id, len(plan.rates), len(plan.budgets), reserve, charged])
+
+    async def _admit_slot(self, plan: AdmissionPlan) -> Admission:
         keys: list[str] = []
         args: list[Any] = [
             self._now(),
@@ -226,6 +311,16 @@ class RedisState:
         self._seeded[(tenant, budget.name, budget.period_id)] = time.monotonic()
 
     async def settle(self, settlement: Settlement) -> Settled:
+        parts = self._split(settlement.rates, settlement.budgets, settlement.deployment is not None)
+        if parts is None:
+            return await self._settle_slot(settlement)
+        (own_rates, own_budgets), (shared_rates, shared_budgets) = parts
+        own = dataclasses.replace(settlement, rates=own_rates, budgets=own_budgets, deployment=None)
+        shared = dataclasses.replace(settlement, rates=shared_rates, budgets=shared_budgets)
+        first, second = await asyncio.gather(self._settle_slot(own), self._settle_slot(shared))
+        return Settled(_ordered(settlement.budgets, first.budgets + second.budgets), first.alerts + second.alerts)
+
+    async def _settle_slot(self, settlement: Settlement) -> Settled:
         thresholds = [round(t * 1000) for t in settlement.alert_thresholds]
         keys: list[str] = []
         args: list[Any] = [
@@ -292,6 +387,18 @@ class RedisState:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+_Named = TypeVar("_Named", RateStatus, BudgetStatus)
+_Scopes = tuple[tuple[RateScope, ...], tuple[BudgetScope, ...]]  # a slot's share of a request's scopes
+
+
+def _ordered(
+    scopes: tuple[RateScope, ...] | tuple[BudgetScope, ...], statuses: tuple[_Named, ...]
+) -> tuple[_Named, ...]:
+    """The statuses of two slots' replies in the order of the request's scopes."""
+    by_name = {status.name: status for status in statuses}
+    return tuple(by_name[scope.name] for scope in scopes if scope.name in by_name)
 
 
 def _text(value: bytes | str) -> str:

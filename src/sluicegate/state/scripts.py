@@ -364,3 +364,58 @@ redis.call('HSET', KEYS[1], 'seeded', '1')
 if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 """
+
+# KEYS: per rate scope (requests zset, tokens zset, tokens hash, live zset), then per budget (balance hash,
+# reservations zset): the request's keys in one slot. ARGV: request id, #rates, #budgets.
+# Takes back an admission in this slot when the request's other slot refused it (Redis Cluster).
+RELEASE = """
+local rid = ARGV[1]
+local nrate, nbud = tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 1, nrate do
+  local k = 4 * (i - 1)
+  redis.call('ZREM', KEYS[k + 1], rid)
+  local charged = redis.call('HGET', KEYS[k + 3], rid)
+  if charged then
+    redis.call('HINCRBY', KEYS[k + 3], '_sum', string.format('%d', -tonumber(charged)))
+    redis.call('HDEL', KEYS[k + 3], rid)
+  end
+  redis.call('ZREM', KEYS[k + 2], rid)
+  redis.call('ZREM', KEYS[k + 4], rid)
+end
+local bk = 4 * nrate
+for i = 1, nbud do
+  local b, z = KEYS[bk + 2 * i - 1], KEYS[bk + 2 * i]
+  local held = redis.call('HGET', b, 'r:' .. rid)
+  if held then
+    redis.call('HDEL', b, 'r:' .. rid)
+    redis.call('HINCRBY', b, 'reserved', string.format('%d', -tonumber(held)))
+    redis.call('ZREM', z, rid)
+  end
+end
+return 1
+"""
+
+# KEYS: per rate scope its tokens hash, then per budget its balance hash: the request's keys in one slot.
+# ARGV: request id, #rates, #budgets, reservation, token charge. Lowers what an admission in this slot holds
+# to what the request's other slot granted (Redis Cluster); never raises it.
+SHRINK = """
+local rid = ARGV[1]
+local nrate, nbud = tonumber(ARGV[2]), tonumber(ARGV[3])
+local reserve, charged = tonumber(ARGV[4]), tonumber(ARGV[5])
+for i = 1, nrate do
+  local old = tonumber(redis.call('HGET', KEYS[i], rid))
+  if old and charged < old then
+    redis.call('HSET', KEYS[i], rid, string.format('%d', charged))
+    redis.call('HINCRBY', KEYS[i], '_sum', string.format('%d', charged - old))
+  end
+end
+for i = 1, nbud do
+  local b = KEYS[nrate + i]
+  local held = tonumber(redis.call('HGET', b, 'r:' .. rid))
+  if held and reserve < held then
+    redis.call('HSET', b, 'r:' .. rid, string.format('%d', reserve))
+    redis.call('HINCRBY', b, 'reserved', string.format('%d', reserve - held))
+  end
+end
+return 1
+"""
