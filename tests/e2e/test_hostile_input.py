@@ -491,6 +491,44 @@ def test_body_attacks_are_4xx_in_the_clients_format_never_5xx(suite: Suite, key:
     assert statuses.get(400, 0) > 1000, statuses  # nearly all of them are refused at ingress
 
 
+def _spooled(suite: Suite) -> int:
+    return sum(p.stat().st_size for p in (suite.workdir / ".sluicegate" / "spool").rglob("*") if p.is_file())
+
+
+def _access_lines(suite: Suite) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in (suite.workdir / "hostile-access.log").read_text().splitlines()]
+
+
+def test_requests_refused_before_authentication_write_nothing_durable(suite: Suite, key: str) -> None:
+    time.sleep(1)  # the trickles' rows are spooled
+    spooled, lines = _spooled(suite), len(_access_lines(suite))
+    anonymous = [
+        ({"authorization": "Bearer sk-sluice-" + "x" * 43, "x-sluice-user": "u" * 200}, orjson.dumps(CHAT)),
+        ({"x-api-key": "not-a-key"}, orjson.dumps(MESSAGES)),
+        ({}, orjson.dumps(CHAT)),
+        ({}, b"{not json"),
+        ({}, b"x" * 70_000),  # beyond the test gateway's max_body_bytes: 413
+    ]
+    with httpx.Client(base_url=suite.proc.url, timeout=30) as client:
+        for n in range(2000):
+            headers, body = anonymous[n % len(anonymous)]
+            path = "/v1/messages" if "x-api-key" in headers else "/v1/chat/completions"
+            response = client.post(path, content=body, headers=headers)
+            assert response.status_code in (400, 401, 413), response.text
+        time.sleep(1)
+        assert _spooled(suite) == spooled  # no ledger row, no spool line
+        assert len(_access_lines(suite)) <= lines + 1  # one line for this address this window, at most
+        text = client.get("/metrics").text
+        assert re.search(r'sluicegate_requests_total\{[^}]*status="401"\} ([0-9.]+)', text)
+        # a refusal after authentication keeps its row
+        known = client.post(
+            "/v1/chat/completions", json={**CHAT, "model": "nope"}, headers={"authorization": f"Bearer {key}"}
+        )
+        assert known.status_code == 404
+        time.sleep(1)
+        assert _spooled(suite) > spooled
+
+
 # -- what the suite leaves behind -----------------------------------------------------------------------
 
 
@@ -499,7 +537,7 @@ def test_no_tracebacks_and_no_server_errors_in_the_logs(suite: Suite) -> None:
     assert "Traceback" not in logs and "Exception in ASGI application" not in logs, logs[-3000:]
     assert "Internal Server Error" not in logs
     for line in (suite.workdir / "hostile-access.log").read_text().splitlines():
-        assert orjson.loads(line)["status"] < 500, line
+        assert orjson.loads(line).get("status", 0) < 500, line
     text = httpx.get(f"{suite.proc.url}/metrics", timeout=10).text
     assert not re.search(r'sluicegate_requests_total\{[^}]*status="5', text), text
 
@@ -521,6 +559,7 @@ def test_no_key_material_or_provider_credential_anywhere_the_suite_left_anything
         suite.keep(client.get("/metrics").content)
     suite.secrets.append(bogus)
     suite.proc.stop()  # logs flushed, the ledger drained to the database
+    assert any(line.get("event") == "anonymous_refusals" for line in _access_lines(suite))  # summed up at stop
     found: list[str] = []
     files = [p for p in suite.workdir.rglob("*") if p.is_file() and p.suffix != ".yaml"]
     assert any("spool" in str(p) for p in files) and any(p.suffix == ".db" for p in files)

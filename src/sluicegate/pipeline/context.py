@@ -34,6 +34,7 @@ class RequestContext:
     client_format: str  # the wire the client spoke, answered in the same
     headers: Mapping[str, str]  # lower-cased request headers
     request: ChatRequest | EmbeddingRequest | None  # None until ingress has parsed the body
+    client: str | None = None  # the client's address as the connection shows it (a proxy's, behind one)
     started: float = field(default_factory=time.perf_counter)
     principal: Principal | None = None
     group: ModelGroup | None = None

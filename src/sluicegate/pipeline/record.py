@@ -1,4 +1,5 @@
-"""The record stage: metrics and the access line for every request, whatever its outcome."""
+"""The record stage: metrics for every request, whatever its outcome, and its access line (those refused
+before authentication at a bounded rate per source address: `telemetry/refusals.py`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.telemetry.access_log import AccessLog
 from sluicegate.telemetry.metrics import GatewayMetrics
+from sluicegate.telemetry.refusals import AnonymousRefusals
 
 _DECISIONS = (
     ("operator_action", "x-sluice-operator-action"),
@@ -18,9 +20,17 @@ _DECISIONS = (
 class Record:
     name = "record"
 
-    def __init__(self, metrics: GatewayMetrics, access_log: AccessLog) -> None:
+    def __init__(
+        self, metrics: GatewayMetrics, access_log: AccessLog, refusals: AnonymousRefusals | None = None
+    ) -> None:
         self._metrics = metrics
         self._access_log = access_log
+        self._refusals = refusals or AnonymousRefusals()
+
+    def flush(self) -> None:
+        """Writes the summaries of anonymous refusals not yet written (at shutdown)."""
+        for summary in self._refusals.due(force=True):
+            self._access_log.write(summary)
 
     async def on_finish(self, ctx: RequestContext) -> None:
         latency = ctx.latency or 0.0
@@ -32,6 +42,12 @@ class Record:
             else None
         )
         self._metrics.observe(ctx.model, ctx.endpoint, ctx.status, ctx.outcome, latency, ttft, tokens)
+        if ctx.principal is None and ctx.status >= 400:  # anyone can send these: bounded lines, not one each
+            refusals = self._refusals
+            for summary in refusals.due():
+                self._access_log.write(summary)
+            if not refusals.note(ctx.client, ctx.status):
+                return
         entry: dict[str, Any] = {
             "request_id": ctx.request_id,
             "key_id": ctx.principal.key_id if ctx.principal else None,

@@ -291,7 +291,8 @@ class GatewayApp:
     ) -> None:
         """Parses the request and hands it to the pipeline with a sink that answers in the client's format."""
         headers = _headers(scope)
-        ctx = RequestContext(self._request_id(), endpoint, wire.name, headers, None)
+        client = scope.get("client")
+        ctx = RequestContext(self._request_id(), endpoint, wire.name, headers, None, client[0] if client else None)
         reply = _Exchange(wire, receive, send)
         pipeline = self.gateway.token_counting if endpoint == "count_tokens" else self.gateway.pipeline
         try:

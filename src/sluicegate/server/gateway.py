@@ -83,7 +83,7 @@ class Gateway:
         ledger_totals = LedgerTotals(self.accounts.store, config.store.spool_dir, ZoneInfo(config.budgets.time_zone))
         self.limits = BudgetsAndLimits(config, self.catalog, self.metrics.registry, self.events, ledger_totals)
         self.routing = RoutingServices(config, self.router, self.upstream, self.limits.deployment_headroom)
-        record = Record(self.metrics, self.access_log)
+        record = self.record = Record(self.metrics, self.access_log)
         self.model_host = self._model_host(record)
         optional = stages.build(config.pipeline.stages, stages.StageServices(config, self.events, self.model_host))
         ledger = self.accounts.ledger
@@ -146,6 +146,7 @@ class Gateway:
         await self.routing.stop()
         await self.accounts.stop()
         await self.limits.stop()
+        self.record.flush()
         await self.access_log.stop()
 
     def end_open_streams(self) -> None:

@@ -274,6 +274,8 @@ class Ledger:
 
     async def on_finish(self, ctx: RequestContext) -> None:
         self._open.pop(ctx.request_id, None)
+        if ctx.principal is None:  # refused before anyone was authenticated: no row (telemetry/refusals.py)
+            return
         record = ledger_row(ctx, self._clock())
         after = self._append(record)
         if after is not None:
