@@ -34,7 +34,7 @@ def test_each_configured_stage_takes_its_place_on_the_request_path() -> None:
     config = GatewayConfig.model_validate({"pipeline": {"stages": list(reversed(NOOPS))}})
     hooks = Gateway(config, master_key="sk-master", environ={}).pipeline.hooks()
     on_request = hooks["on_request"]
-    assert on_request[on_request.index("auth") :] == ["auth", "noop_request", "admission", "route"]
+    assert on_request[on_request.index("auth") :] == ["auth", "decide", "noop_request", "admission", "route"]
     assert on_request[0] == "ledger_guard"  # first: nothing is served while the spool could not record it
     assert hooks["on_response"] == ["noop_response"]
     assert hooks["on_chunk"] == ["meter"]  # the meter before any chunk stage

@@ -21,8 +21,9 @@ from sluicegate.canonical import ChatRequest, EmbeddingRequest
 from sluicegate.catalog import Deployment, ModelCatalog, ModelGroup
 from sluicegate.errors import GatewayError
 from sluicegate.pipeline.context import RequestContext
-from sluicegate.pipeline.execute import HEDGE_HEADER
+from sluicegate.pipeline.decide import PRIORITIES, choose_group, facts_of, undo_choice
 from sluicegate.pipeline.fair_queue import FairQueue, QueueFull
+from sluicegate.pipeline.records import Refusal
 from sluicegate.pipeline.route import allowed_regions
 from sluicegate.pricing import micros_to_usd
 from sluicegate.principal import Principal
@@ -42,9 +43,8 @@ from sluicegate.state.overrides import OverrideBook
 from sluicegate.state.periods import period_bounds
 from sluicegate.tokens import TokenCounter
 
-PRIORITIES = {"low": 0, "normal": 1, "high": 2, "critical": 3}
 SESSION_HEADER = "x-sluice-session-id"
-PRIORITY_HEADER = "x-sluice-priority"
+OPERATOR_HEADER = "x-sluice-operator-action"
 RESERVED_POLL_SECONDS = 0.25  # a request waiting for reservations retries at least this often
 RESERVED_RETRY_AFTER = 1  # seconds, in a 429 `budget_reserved`
 CLAMPED_HEADER = "x-sluice-max-tokens-clamped"
@@ -250,12 +250,12 @@ class AdmissionStage:
 
     async def on_request(self, ctx: RequestContext) -> None:
         request = ctx.request
-        group = self._catalog.get(ctx.model)
+        group = ctx.group or self._catalog.get(ctx.model)  # the decide stage's choice (looked up when alone)
         if request is None or group is None:
-            return  # route answers 404 for an unknown model
+            return  # the decide stage answers 404 for an unknown model
         principal = ctx.principal
         now = self._clock()
-        priority = _priority(ctx)
+        priority = facts_of(ctx).priority
         critical = priority >= PRIORITIES["critical"]
         rates = self._rates(principal)
         if self.overrides is not None and self.overrides.any and principal is not None:
@@ -276,15 +276,14 @@ class AdmissionStage:
         admission = await self._admit(ctx, plan, tenant, priority)
         if not admission.admitted and admission.refusal == "budget" and downgrade is not None:
             cheaper = self._catalog.get(downgrade.to)
-            original = ctx.model
             if cheaper is not None and cheaper is not group and self._downgrade(ctx, downgrade.to) is not None:
                 plan, ticket = self._plan(ctx, cheaper, tenant, rates, budgets)
                 admission = await self._admit(ctx, plan, tenant, priority)
                 if not admission.admitted:
-                    _set_model(ctx, original)
-                    ctx.response_headers.pop("x-sluice-budget-downgraded-from", None)
+                    undo_choice(ctx, self._catalog)
         self._remember(admission)
         if not admission.admitted:
+            ctx.refusal = Refusal(admission.refusal or "unavailable", admission.refused_scope, admission.retry_after)
             raise self._refusal(admission, budgets)
         ticket.admission = admission
         ctx.admission = ticket
@@ -317,10 +316,10 @@ class AdmissionStage:
                 rates.append(RateScope(f"emergency:{action.entity}", action.rpm or 0, action.tpm or 0))
             if action.economy:
                 economy = self._cheapest(ctx)
-        ctx.response_headers["x-sluice-operator-action"] = "; ".join(f"{a.entity}: {a.describe()}" for a in actions)
+        ctx.operator_actions = "; ".join(f"{a.entity}: {a.describe()}" for a in actions)
+        ctx.response_headers[OPERATOR_HEADER] = ctx.operator_actions
         if economy is not None and economy.name != ctx.model:
-            ctx.response_headers["x-sluice-economy-from"] = ctx.model
-            _set_model(ctx, economy.name)
+            choose_group(ctx, economy, "economy")
         return economy
 
     def _cheapest(self, ctx: RequestContext) -> ModelGroup | None:
@@ -341,8 +340,7 @@ class AdmissionStage:
         cheaper = self._catalog.get(to)
         if cheaper is None or not permitted(ctx.principal, cheaper):
             return None  # a cheaper model this key may not use (or not in its regions) is no way out
-        ctx.response_headers["x-sluice-budget-downgraded-from"] = ctx.model
-        _set_model(ctx, to)
+        choose_group(ctx, cheaper, "budget_downgrade")
         self._metrics.downgrades.inc()
         return cheaper
 
@@ -388,7 +386,7 @@ class AdmissionStage:
                 input_micros = math.ceil(unknown.ceiling_usd * 1_000_000)
             else:
                 input_micros = -(-counted.tokens * input_pico // PICO_PER_MICRO)
-            if cost.hedged or ctx.headers.get(HEDGE_HEADER, "").lower() in ("1", "true", "on"):
+            if cost.hedged or facts_of(ctx).hedge:
                 # a hedged request may pay for two calls: reserve for both
                 input_micros, output_pico = 2 * input_micros, 2 * (output_pico or 0)
         route_plan = None
@@ -629,20 +627,6 @@ def _describe_budget(name: str, scope: BudgetScope | None) -> str:
     if kind == "global":
         return f"gateway's global {period}budget{amount}"
     return f"{period}budget{amount} of {kind} '{ident}'"
-
-
-def _priority(ctx: RequestContext) -> int:
-    header = ctx.headers.get(PRIORITY_HEADER)
-    if header is None and ctx.principal is not None:
-        header = ctx.principal.metadata.get("priority")
-    return PRIORITIES.get((header or "normal").lower(), PRIORITIES["normal"])
-
-
-def _set_model(ctx: RequestContext, model: str) -> None:
-    assert ctx.request is not None
-    if ctx.model_changed_from is None:
-        ctx.model_changed_from = ctx.request.model
-    ctx.request.model = model
 
 
 def _embedding_text(value: object) -> str:

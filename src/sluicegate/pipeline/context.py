@@ -5,11 +5,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sluicegate.canonical import ChatRequest, EmbeddingRequest, Usage
 from sluicegate.catalog import Deployment, ModelGroup
+from sluicegate.events import StageVerdict
+from sluicegate.pipeline.records import Attempt, ModelChoice, Refusal, RouteStep, route_reason
 from sluicegate.principal import Principal
+
+if TYPE_CHECKING:
+    from sluicegate.pipeline.admission import Ticket
+    from sluicegate.pipeline.bill import Bill
+    from sluicegate.pipeline.decide import RequestFacts
+    from sluicegate.routing.router import RoutePlan
 
 Endpoint = Literal["chat", "embeddings", "count_tokens"]
 
@@ -39,12 +47,17 @@ class RequestContext:
     principal: Principal | None = None
     group: ModelGroup | None = None
     deployment: Deployment | None = None
-    route_reason: str = ""
+    route: list[RouteStep] = field(default_factory=list)  # the plan, then fallbacks and hedges, in order
     attempts: int = 0
-    attempt_log: list[str] = field(default_factory=list)  # "deployment:outcome" per upstream attempt
+    attempt_log: list[Attempt] = field(default_factory=list)  # every upstream call and how it ended
     side_attempts: list[SideAttempt] = field(default_factory=list)  # costs beside the answer (hedging)
-    route_plan: Any = None  # sluicegate.routing.router.RoutePlan, set by the route stage for execute
-    admission: Any = None  # sluicegate.pipeline.admission.Ticket: what admission reserved, for meter and settle
+    route_plan: RoutePlan | None = None  # set by the route stage for execute
+    admission: Ticket | None = None  # what admission reserved, for meter and settle
+    facts: RequestFacts | None = None  # read once by the decide stage
+    choices: tuple[ModelChoice, ...] = ()  # changes of model group (economy mode, budget downgrade)
+    operator_actions: str | None = None  # operator actions in force on the principal, described
+    refusal: Refusal | None = None
+    verdicts: tuple[StageVerdict, ...] = ()  # what optional stages decided
     cut_off: bool = False  # the meter ended the stream (the reservation would have been overrun)
     usage_extension: dict[str, Any] | None = None  # added to the usage object as `sluicegate`
     usage: Usage | None = None
@@ -53,7 +66,7 @@ class RequestContext:
     outcome: str = "ok"  # ok | an ErrorClass value | client_error | cancelled | internal_error
     error_code: str | None = None
     cost_micros: int | None = None  # actual cost once settled; None while unknown (never guessed as 0)
-    bill: Any = None  # sluicegate.pipeline.bill.Bill: the whole request's cost, set once before finishing
+    bill: Bill | None = None  # the whole request's cost, set once before finishing
     first_token_at: float | None = None
     finished_at: float | None = None
     sealed: bool = False  # outcome and bill fixed, the ledger row written (`Pipeline.seal`)
@@ -72,6 +85,11 @@ class RequestContext:
     cache_status: str | None = None  # e.g. hit | miss
     saved_micros: int | None = None  # the provider cost a local answer avoided
     trace_id: str | None = None
+
+    @property
+    def route_reason(self) -> str:
+        """Why this deployment, as the response header and the access log say it."""
+        return route_reason(self.route)
 
     @property
     def model(self) -> str:

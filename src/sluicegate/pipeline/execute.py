@@ -18,17 +18,18 @@ from sluicegate.canonical import ChatChunk, ChatResponse, EmbeddingRequest, Embe
 from sluicegate.catalog import Deployment
 from sluicegate.errors import RETRYABLE, ErrorClass, GatewayError, UpstreamError, upstream_to_client
 from sluicegate.pipeline.context import RequestContext, SideAttempt
+from sluicegate.pipeline.decide import facts_of
+from sluicegate.pipeline.records import Attempt, RouteStep
 from sluicegate.providers.http import UpstreamClient, UpstreamStream
 from sluicegate.providers.sse import SSEParser
 from sluicegate.routing.breaker import Outcome
 from sluicegate.routing.health import DeploymentHealth
 from sluicegate.routing.needs import count_prompt
 from sluicegate.routing.retry import backoff_delay
-from sluicegate.routing.router import RoutePlan, Router
+from sluicegate.routing.router import Router
 from sluicegate.tokens import count_text
 
 T = TypeVar("T")
-HEDGE_HEADER = "x-sluice-hedge"
 
 # Errors after which another deployment may well succeed (AUTH: another deployment has other credentials).
 _FAILOVER = RETRYABLE | {ErrorClass.AUTH}
@@ -106,13 +107,13 @@ class _Attempt:
             health.usage.add(tokens=usage.total_tokens)
         if cancelled:
             health.breaker.record("ignored")
-            self._ctx.attempt_log.append(f"{self.deployment.name}:cancelled")
+            self._ctx.attempt_log.append(Attempt(self.deployment.name, "cancelled"))
             return
         if error is None:
             health.breaker.record("success", duration)
             health.limit.on_success()
             health.stats.observe(duration, self.ttft, usage.output_tokens if usage else 0)
-            self._ctx.attempt_log.append(f"{self.deployment.name}:ok")
+            self._ctx.attempt_log.append(Attempt(self.deployment.name, "ok"))
             return
         health.breaker.record(_BREAKER_OUTCOME.get(error.error_class, "failure"), duration)
         if error.error_class in _THROTTLES:
@@ -120,7 +121,7 @@ class _Attempt:
             # outage, which is the breaker's to judge quickly).
             rate_limited = error.error_class is ErrorClass.RATE_LIMITED
             health.throttle(now, error.retry_after if rate_limited or error.retry_after is not None else 0.0)
-        self._ctx.attempt_log.append(f"{self.deployment.name}:{error.error_class}")
+        self._ctx.attempt_log.append(Attempt(self.deployment.name, str(error.error_class)))
 
 
 class OpenStream:
@@ -293,7 +294,7 @@ class Execute:
         *,
         stream: bool,
     ) -> T:
-        plan: RoutePlan | None = ctx.route_plan
+        plan = ctx.route_plan
         if plan is None:
             raise RuntimeError("execute stage reached without a route plan")
         router = self._router
@@ -308,7 +309,7 @@ class Execute:
         last_error: UpstreamError | None = None
         last_deployment: Deployment | None = None
         blocked = list(plan.blocked)
-        hedge = routing.hedging.enabled or ctx.headers.get(HEDGE_HEADER, "").lower() in ("1", "true", "on")
+        hedge = routing.hedging.enabled or facts_of(ctx).hedge
         while True:
             deployment = self._next(queue, failed, blocked)
             if deployment is None:
@@ -323,7 +324,7 @@ class Execute:
                     ticket = ctx.admission
                     queue.extend(more.chain if ticket is None else [d for d in more.chain if ticket.may_call(d)])
                     blocked.extend(more.blocked)
-                    ctx.route_reason += f"; fallback {fallback[0].name}"
+                    ctx.route.append(RouteStep("fallback", f"fallback {fallback[0].name}"))
                 continue
             health = router.health_of(deployment)
             if ctx.attempts >= retry.max_attempts or (ctx.attempts > 0 and not router.retry_budget.try_spend()):
@@ -341,7 +342,7 @@ class Execute:
                 if by_error:
                     queue.clear()
                     pending_groups = list(by_error)
-                    ctx.route_reason += f"; {error.error_class} -> {','.join(by_error)}"
+                    ctx.route.append(RouteStep("error_fallback", f"{error.error_class} -> {','.join(by_error)}"))
                     continue
                 if error.error_class not in _FAILOVER:
                     break
@@ -420,7 +421,8 @@ class Execute:
         stream: bool,
     ) -> T:
         """Asks a second deployment when the first has not answered by its p95; the first answer wins."""
-        plan: RoutePlan = ctx.route_plan
+        plan = ctx.route_plan
+        assert plan is not None
         hedging = plan.group.routing.hedging
         delay_s = (hedging.delay_ms / 1000) if hedging.delay_ms else self._router.health_of(first).stats.p95(stream)
         if delay_s is None:  # no samples yet: nothing to say the first deployment is slow
@@ -437,7 +439,7 @@ class Execute:
                 if second is not None:
                     if self._router.retry_budget.try_spend():
                         tasks[loop.create_task(self._attempt(ctx, once, second))] = second
-                        ctx.route_reason += f"; hedged to {second.name} after {delay_s * 1000:.0f}ms"
+                        ctx.route.append(RouteStep("hedge", f"hedged to {second.name} after {delay_s * 1000:.0f}ms"))
                     else:
                         self._router.health_of(second).breaker.record("ignored")
                         queue.appendleft(second)
@@ -468,7 +470,8 @@ class Execute:
         self, ctx: RequestContext, tasks: dict[asyncio.Task[Any], Deployment], winner: Any
     ) -> None:
         """Cancels the slower call and keeps what it cost: reported usage, or the counted prompt at least."""
-        plan: RoutePlan = ctx.route_plan
+        plan = ctx.route_plan
+        assert plan is not None
         for task, deployment in tasks.items():
             if task is winner:
                 continue

@@ -6,15 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from sluicegate.pipeline.context import RequestContext
+from sluicegate.pipeline.records import ChoiceReason
 from sluicegate.telemetry.access_log import AccessLog
 from sluicegate.telemetry.metrics import GatewayMetrics
 from sluicegate.telemetry.refusals import AnonymousRefusals
 
-_DECISIONS = (
-    ("operator_action", "x-sluice-operator-action"),
-    ("economy_from", "x-sluice-economy-from"),
-    ("downgraded_from", "x-sluice-budget-downgraded-from"),
-)
+_CHOICE_FIELDS: dict[ChoiceReason, str] = {"economy": "economy_from", "budget_downgrade": "downgraded_from"}
 
 
 class Record:
@@ -59,7 +56,7 @@ class Record:
             "stream": getattr(ctx.request, "stream", False),
             "attempts": ctx.attempts,
             "route_reason": ctx.route_reason or None,
-            "attempt_log": ctx.attempt_log or None,
+            "attempt_log": [str(attempt) for attempt in ctx.attempt_log] or None,
             "side_attempts": [
                 {
                     "deployment": a.deployment.name,
@@ -79,11 +76,14 @@ class Record:
         }
         if ctx.error_code:
             entry["error_code"] = ctx.error_code
-        headers = ctx.response_headers
-        if headers:  # budget and operator decisions that changed this request
-            for field, header in _DECISIONS:
-                if header in headers:
-                    entry[field] = headers[header]
+        if ctx.operator_actions:  # decisions that changed this request, from their records
+            entry["operator_action"] = ctx.operator_actions
+        for choice in ctx.choices:
+            entry[_CHOICE_FIELDS[choice.reason]] = choice.requested
+        if ctx.refusal is not None:
+            entry["refusal"] = {"kind": ctx.refusal.kind, "scope": ctx.refusal.scope}
+        if ctx.verdicts:
+            entry["verdicts"] = [{"stage": v.stage, "verdict": v.verdict, "detail": v.detail} for v in ctx.verdicts]
         if ctx.cut_off:
             entry["cut_off"] = "budget_reservation"
         self._access_log.write(entry)

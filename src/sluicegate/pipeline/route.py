@@ -5,6 +5,7 @@ from __future__ import annotations
 from sluicegate.catalog import ModelCatalog
 from sluicegate.errors import GatewayError, bad_request, model_not_found
 from sluicegate.pipeline.context import RequestContext
+from sluicegate.pipeline.records import RouteStep, RouteStepKind
 from sluicegate.principal import Principal
 from sluicegate.routing.needs import count_prompt, needs_of
 from sluicegate.routing.router import RoutePlan, Router
@@ -42,14 +43,16 @@ class Route:
         # Admission plans the route itself when deployments have their own RPM/TPM (one hot-state call takes
         # a place in the first with room); its plan, without the deployments that have no place, stands.
         plan: RoutePlan = ctx.route_plan if ctx.route_plan is not None else self.plan(ctx)
+        chosen = ctx.group
         ctx.group = plan.group
         ctx.route_plan = plan
         ctx.deployment = plan.chain[0] if plan.chain else None
-        ctx.route_reason = plan.reason
+        kind: RouteStepKind = "context_fallback" if chosen is not None and plan.group is not chosen else "plan"
+        ctx.route = [RouteStep(kind, plan.reason)]
 
     def plan(self, ctx: RequestContext) -> RoutePlan:
         """The route for the request's model: raises 404, 400 or 403 when no deployment could ever serve it."""
-        group = self._catalog.get(ctx.model)
+        group = ctx.group or self._catalog.get(ctx.model)  # the decide stage's choice, or admission's
         if group is None:
             raise model_not_found(ctx.model)
         if group.kind != _KIND_OF_ENDPOINT[ctx.endpoint]:

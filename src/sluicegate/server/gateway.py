@@ -15,6 +15,7 @@ from sluicegate.events import EventBus
 from sluicegate.keys.accounts import Accounts
 from sluicegate.pipeline import Pipeline, stages
 from sluicegate.pipeline.count_tokens import CountTokens
+from sluicegate.pipeline.decide import Decide
 from sluicegate.pipeline.execute import Execute
 from sluicegate.pipeline.limits import BudgetsAndLimits
 from sluicegate.pipeline.record import Record
@@ -97,6 +98,7 @@ class Gateway:
             [
                 *guard,
                 self.auth,
+                Decide(self.catalog),  # the model group and the request's facts, once
                 *optional["request"],
                 self.limits.admission,
                 route,
