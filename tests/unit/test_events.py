@@ -99,14 +99,17 @@ async def test_admin_and_operator_actions_are_announced_with_who_what_and_target
         transport = httpx.ASGITransport(app=GatewayApp(gateway))
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
             auth = {"authorization": "Bearer sk-master"}
+            created = await client.post("/admin/keys", json={"team": "search"}, headers=auth)
             body = {"entity": "team:search", "minutes": 5, "rpm": 10}
             put = await client.put("/admin/limits/overrides", json=body, headers=auth)
             listed = await client.get("/admin/limits/overrides", headers=auth)  # reading changes nothing
             refused = await client.put("/admin/limits/overrides", json=body)  # no key: not an action
     finally:
         await gateway.stop()
+    assert created.status_code == 201, created.text
     assert put.status_code == 200 and listed.status_code == 200 and refused.status_code == 401
     assert heard == [
+        AdminAction("master", "POST", "/admin/keys", 201),
         OperatorAction("set", "team:search", "emergency rate limit (rpm=10, tpm=None)"),
         AdminAction("master", "PUT", "/admin/limits/overrides", 200),
     ]
