@@ -177,7 +177,10 @@ async def test_store_outage_serves_cached_keys_without_waiting_and_unknown_keys_
 
     directory.find_key = hanging  # type: ignore[method-assign]
     clock.now += 10  # every entry is past its TTL
-    await auth.on_request(ctx_for(keys[0]))  # the first finds the store away (waits its timeout once)
+    started = time.monotonic()
+    await auth.on_request(ctx_for(keys[0]))  # the first waits `refresh_wait` (0.1 s), not the store's timeout
+    assert time.monotonic() - started < 0.25
+    await asyncio.sleep(0.35)  # its lookup, still going in the background, finds the store away
     assert auth.store_down_since is not None
     started = time.monotonic()
     for _ in range(100):

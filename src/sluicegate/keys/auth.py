@@ -4,7 +4,8 @@ A warm lookup is a SHA-256 and a dict read; the store is read only on a miss or 
 query per key however many requests miss at once. Revocation evicts entries at once (locally and, with
 Redis, on every instance); without Redis the TTL bounds how long another instance may still admit a key.
 While the store is away, cached keys are served from the cache without waiting for it (up to a maximum
-staleness) and keys it has not seen fail fast; one background lookup at a time finds out when it is back.
+staleness; the first requests after it went away wait `refresh_wait`, not the store's timeout) and keys it
+has not seen fail fast; one background lookup at a time finds out when it is back.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class VirtualKeyAuth:
         max_entries: int = 100_000,
         max_stale: float = 300.0,
         retry_seconds: float = 1.0,
+        refresh_wait: float = 0.1,
         clock: Clock = system_clock,
     ) -> None:
         self._master_key = master_key.encode()
@@ -109,6 +111,7 @@ class VirtualKeyAuth:
         self._clock = clock
         self.cache = KeyCache(ttl, max_entries)
         self.max_stale = max_stale  # how long past its TTL a cached key is served while the store is away
+        self.refresh_wait = refresh_wait  # how long a known key's request waits for its refresh
         self._retry_seconds = retry_seconds  # how often to look again while the store is away
         self._inflight: dict[str, asyncio.Future[KeyPolicy | None]] = {}
         self.store_down_since: float | None = None
@@ -155,7 +158,10 @@ class VirtualKeyAuth:
         if cached is not None and now - cached[1] < self.cache.ttl:
             policy = cached[0]
         elif self.store_down_since is None:
-            policy = await self._fetch(digest, now, cached)
+            if cached is not None and cached[0] is not None and now - cached[1] < self.cache.ttl + self.max_stale:
+                policy = await self._refresh(digest, now, cached)
+            else:
+                policy = await self._fetch(digest, now, cached)
         elif cached is not None and now - cached[1] < self.cache.ttl + self.max_stale:
             policy = cached[0]  # stale while the store is away: served at once, checked in the background
             self._probe(digest, now, cached)
@@ -205,6 +211,20 @@ class VirtualKeyAuth:
             raise error from None
         finally:
             del self._inflight[digest]
+
+    async def _refresh(self, digest: str, now: float, cached: tuple[KeyPolicy | None, float]) -> KeyPolicy | None:
+        """A known key past its TTL: the store's answer if it comes within `refresh_wait` (the normal case, so
+        a change to the key applies at once); otherwise the cached policy, while the lookup goes on in the
+        background (a store that has just gone away costs its first requests this wait, not its timeout)."""
+        if digest in self._inflight:  # already being looked up and slow: no second request waits for it
+            return cached[0]
+        task = asyncio.get_running_loop().create_task(self._fetch(digest, now, cached))
+        self._probes.add(task)
+        task.add_done_callback(_forget(self._probes))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.refresh_wait)
+        except TimeoutError:
+            return cached[0]
 
     def _probe(self, digest: str, now: float, cached: tuple[KeyPolicy | None, float]) -> None:
         """Looks the key up in the background, at most once per retry interval over all keys."""
