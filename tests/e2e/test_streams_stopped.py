@@ -218,6 +218,7 @@ def test_after_sigkill_a_restart_leaves_a_row_for_every_stream_whose_head_reache
         for stream in streams:
             row = rows[stream.request_id]  # type: ignore[index]
             assert row["usage_estimated"] == 1 and row["stream"] == 1
+            assert row["outcome"] == "interrupted"  # closed by the instance that took the spool over
             assert row["input_tokens"] > 0
             assert row["output_tokens"] >= min(stream.chunks, 10) > 0, (row, stream.chunks)
         assert rows[finished_id]["outcome"] == "ok" and rows[finished_id]["usage_estimated"] == 0

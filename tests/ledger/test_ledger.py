@@ -456,3 +456,23 @@ def test_the_ledger_keeps_the_model_the_client_asked_for_and_the_stages_decision
     assert row["guardrail_categories"] == "email,pii" and row["trace_id"] == "ab" * 16
     assert (row["cache_status"], row["saved_micros"], row["complexity"]) == ("hit", 42, 0.5)
     assert ledger_row(RequestContext("r", "chat", "openai", {}, None), 0.0)["requested_model"] is None
+
+
+def test_a_spool_folder_names_the_dead_processes_it_was_taken_over_from(tmp_path: Path) -> None:
+    first, second = Spool(tmp_path), Spool(tmp_path)
+    first.owner = {"prefix": "req_aaaa", "started": 1.0}
+    second.owner = {"prefix": "req_bbbb", "started": 2.0}
+    first.open()
+    second.open()
+    first.close()  # (as a kill would: the folder keeps its owner)
+    second.close()
+    third = Spool(tmp_path)
+    third.owner = {"prefix": "req_cccc", "started": 3.0}
+    third.open()  # takes instance-0 (first's) and adopts instance-1 (second's)
+    assert sorted(o["prefix"] for o in third.dead_owners) == ["req_aaaa", "req_bbbb"]
+    third.forget_dead_owners([o for o in third.dead_owners if o["prefix"] == "req_aaaa"])
+    third.close()
+    fourth = Spool(tmp_path)
+    fourth.open()  # what was not closed yet is still known after another restart
+    assert sorted(o["prefix"] for o in fourth.dead_owners) == ["req_bbbb", "req_cccc"]
+    fourth.close()

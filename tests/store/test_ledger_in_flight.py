@@ -57,3 +57,19 @@ async def test_the_final_row_replaces_the_in_flight_one_and_nothing_replaces_it(
         assert await spend.count() == 4
     finally:
         await spend.close()
+
+
+async def test_the_streams_of_a_dead_process_are_closed_by_its_request_id_prefix(store: Store) -> None:
+    spend = SpendLedger(store)
+    try:
+        dead, alive = _in_flight("req_deadbeef0001000000000001", 5), _in_flight("req_a11ve0000001000000000001", 5)
+        finished = _final("req_deadbeef0001000000000002")
+        await spend.insert([dead, alive, finished])
+        assert await spend.close_in_flight("req_deadbeef0001", since=1_789_999_000.0) == 1
+        rows = await _read(store)
+        assert rows[dead["request_id"]] == ("interrupted", 5, 15, True)  # its last estimate, now final
+        assert rows[alive["request_id"]][0] == "in_flight"  # another (live) instance's stream is left alone
+        assert rows[finished["request_id"]][0] == "ok"
+        assert await spend.close_in_flight("req_deadbeef0001", since=1_790_000_001.0) == 0  # older rows: no
+    finally:
+        await spend.close()

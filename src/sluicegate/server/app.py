@@ -48,8 +48,8 @@ class RequestIds:
     (os.urandom per request showed up in profiles; ids need uniqueness, the ledger's idempotency key, not
     unpredictability.)"""
 
-    def __init__(self) -> None:
-        self._prefix = "req_" + secrets.token_hex(6)
+    def __init__(self, prefix: str | None = None) -> None:
+        self._prefix = prefix or "req_" + secrets.token_hex(6)
         self._counter = itertools.count(1)
 
     def __call__(self) -> str:
@@ -212,7 +212,7 @@ class GatewayApp:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self._max_body = gateway.config.server.max_body_bytes
-        self._request_id = RequestIds()
+        self._request_id = RequestIds(gateway.request_id_prefix)  # the ledger knows it (streams of a dead process)
         openai: ClientWire = openai_wire.OpenAIWire()
         self._openai = openai
         self._anthropic: ClientWire = anthropic_wire.AnthropicWire()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from collections.abc import Mapping
 from importlib.util import find_spec
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from sluicegate.catalog import ModelCatalog
 from sluicegate.config.schema import GatewayConfig
 from sluicegate.events import EventBus
 from sluicegate.keys.accounts import Accounts
+from sluicegate.keys.clock import system_clock
 from sluicegate.pipeline import Pipeline, stages
 from sluicegate.pipeline.count_tokens import CountTokens
 from sluicegate.pipeline.decide import Decide
@@ -79,6 +81,10 @@ class Gateway:
         log_config = config.server.access_log
         self.access_log = access_log or AccessLog.open(log_config.path, log_config.enabled)
         self.accounts = Accounts(config, key, environ)
+        # This process's request ids start with it; its spool folder records it, so that the instance that
+        # takes the folder over after a kill can close the in-flight rows of the streams it left.
+        self.request_id_prefix = "req_" + secrets.token_hex(6)
+        self.accounts.spool.owner = {"prefix": self.request_id_prefix, "started": system_clock()}
         self.auth = self.accounts.auth
         # The hot counters are a cache of the ledger: balances are rebuilt from it after a start or a loss.
         ledger_totals = LedgerTotals(self.accounts.store, config.store.spool_dir, ZoneInfo(config.budgets.time_zone))

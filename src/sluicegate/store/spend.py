@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, String, func, select
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, String, func, select, text
 from sqlalchemy.engine import make_url
 
 from sluicegate.keys.clock import utc
@@ -259,6 +259,20 @@ class SpendLedger:
         columns = [list(column) for column in zip(*rows, strict=True)]
         async with self._store.engine.begin() as conn:
             await conn.exec_driver_sql(self._insert_sql, tuple(columns))
+
+    async def close_in_flight(self, prefix: str, since: float) -> int:
+        """Marks the in-flight rows of a process that died (request ids starting with `prefix`, written
+        since `since`) as `interrupted`: their usage is the last estimate spooled before it died."""
+        since_value: Any = utc(since)
+        if self._store.is_sqlite:
+            since_value = _sqlite_time(since_value)
+        query = text(
+            "UPDATE spend_ledger SET outcome = 'interrupted' "
+            "WHERE ts >= :since AND outcome = 'in_flight' AND request_id LIKE :pattern"
+        )
+        async with self._store.engine.begin() as conn:
+            result = await conn.execute(query, {"since": since_value, "pattern": prefix + "%"})
+        return int(result.rowcount or 0)
 
     def _latest_per_request(self, rows: Sequence[PreparedRow]) -> list[PreparedRow]:
         """One row per request id (PostgreSQL cannot upsert a row twice in one statement): the final row

@@ -143,6 +143,8 @@ class LedgerTable(Protocol):
 
     def unattributed(self, record: Mapping[str, Any]) -> Any: ...
 
+    def close_in_flight(self, prefix: str, since: float) -> Awaitable[int]: ...
+
     def insert_prepared(self, rows: Sequence[Any]) -> Awaitable[None]: ...
 
 
@@ -389,6 +391,23 @@ class Ledger:
         else:
             self._set_trouble(False, f"{free} bytes free and no record waiting")
 
+    async def _close_dead_streams(self) -> None:
+        """Once the segments of dead processes are replayed (the writer has caught up), the in-flight rows
+        of their streams are marked `interrupted`: those streams will never end."""
+        done = []
+        for owner in self._spool.dead_owners:
+            try:
+                closed = await asyncio.wait_for(
+                    self._table.close_in_flight(owner["prefix"], float(owner.get("started", 0))), self._timeout
+                )
+            except Exception as exc:  # the database is away: next time
+                log.warning("could not close the streams of a stopped instance yet: %s", type(exc).__name__)
+                break
+            done.append(owner)
+            if closed:
+                log.warning("%d stream(s) left by an instance that stopped are marked interrupted", closed)
+        self._spool.forget_dead_owners(done)
+
     def held_records(self) -> int:
         return len(self._unspooled)
 
@@ -534,6 +553,8 @@ class Ledger:
                     await asyncio.sleep(1.0)
                     continue
             if batch is None:
+                if self._spool.dead_owners and self.healthy:
+                    await self._close_dead_streams()
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=0.5)

@@ -67,6 +67,10 @@ class Spool:
         self._retired: list[int] = []
         self._oldest = 0  # the oldest segment that may still be on disk
         self.appended = 0
+        # The request-id prefix of this process (set before `open`), and those of the processes whose
+        # folders it took over: their streams' in-flight rows are closed once their segments are replayed.
+        self.owner: dict[str, Any] | None = None
+        self.dead_owners: list[dict[str, Any]] = []
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -88,9 +92,39 @@ class Spool:
             raise RuntimeError(f"no free spool folder under {self.root}")
         segments = self.segments()
         self.segment = (segments[-1] + 1) if segments else 1
+        self._take_owners(self.directory)
         self._adopt_orphans()
         self._open_segment()
         self._oldest = self.segments()[0]
+        self._write_owners()
+
+    def _take_owners(self, directory: Path) -> None:
+        """The owners a folder records (the process that last held it, and the dead ones it had taken over
+        and not yet closed): all gone, since the folder's lock was free."""
+        for name in (".owner", ".dead-owners"):
+            try:
+                data = orjson.loads((directory / name).read_bytes())
+            except (OSError, orjson.JSONDecodeError):
+                continue
+            for owner in data if isinstance(data, list) else [data]:
+                if isinstance(owner, dict) and isinstance(owner.get("prefix"), str) and owner != self.owner:
+                    self.dead_owners.append(owner)
+            if directory != self.directory:
+                (directory / name).unlink(missing_ok=True)
+
+    def _write_owners(self) -> None:
+        if self.owner is not None:
+            (self.directory / ".owner").write_bytes(orjson.dumps(self.owner))
+        self.forget_dead_owners(done=[])
+
+    def forget_dead_owners(self, done: list[dict[str, Any]]) -> None:
+        """The owners whose in-flight rows are closed are forgotten; the rest stay on disk until they are."""
+        self.dead_owners = [owner for owner in self.dead_owners if owner not in done]
+        path = self.directory / ".dead-owners"
+        if self.dead_owners:
+            path.write_bytes(orjson.dumps(self.dead_owners))
+        else:
+            path.unlink(missing_ok=True)
 
     def _adopt_orphans(self) -> None:
         """Moves the segments of folders no live process holds (a killed instance's) behind our own, so
@@ -108,6 +142,7 @@ class Spool:
                 for path in sorted(other.glob(f"*{_SUFFIX}")):
                     path.rename(self._path(self.segment))
                     self.segment += 1
+                self._take_owners(other)
             finally:
                 os.close(fd)
 
