@@ -4,12 +4,12 @@ provider backend served by one of the gateway's own embedding groups."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pytest
 from prometheus_client import generate_latest
 
@@ -35,10 +35,6 @@ models:
 """
 
 
-def spooled(spool: Path) -> list[dict[str, object]]:
-    return [orjson.loads(line) for segment in spool.rglob("*.jsonl") for line in segment.read_bytes().splitlines()]
-
-
 async def test_the_provider_backend_embeds_through_the_gateways_own_group(
     simulator: Proc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -58,9 +54,13 @@ async def test_the_provider_backend_embeds_through_the_gateways_own_group(
         assert "sluicegate_model_host_call_seconds_bucket" in metrics
     finally:
         await gateway.stop()
-    [row] = [r for r in spooled(tmp_path / "spool") if r["feature"] == "model-host"]
-    assert row["model"] == "embed" and row["endpoint"] == "embeddings" and row["status"] == 200
-    assert isinstance(row["input_tokens"], int) and row["input_tokens"] > 0  # its tokens are accounted for
+    with sqlite3.connect(tmp_path / "gw.db") as db:  # the ledger drained into the database as it stopped
+        rows = db.execute(
+            "SELECT model, endpoint, status, input_tokens, key_id FROM spend_ledger WHERE feature = 'model-host'"
+        ).fetchall()
+    [(model, endpoint, status, input_tokens, key_id)] = rows
+    assert (model, endpoint, status, key_id) == ("embed", "embeddings", 200, "model-host")
+    assert input_tokens > 0  # its tokens are accounted for
 
 
 async def test_a_configured_host_that_no_feature_uses_starts_no_process(

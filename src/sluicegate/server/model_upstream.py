@@ -1,11 +1,12 @@
 """The model host's provider backend, served by the gateway's own pipeline: an embedding group is routed,
-called with retries, failover and breakers, and each call written to the ledger (feature `model-host`)."""
+called with retries, failover and breakers, and each call written to the ledger (key and feature `model-host`)."""
 
 from __future__ import annotations
 
 import base64
 import itertools
 import secrets
+from types import MappingProxyType
 
 import numpy as np
 
@@ -13,8 +14,11 @@ from sluicegate.canonical import ChatChunk, EmbeddingRequest, EmbeddingResponse
 from sluicegate.errors import GatewayError
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.pipeline.runner import Answer, Pipeline
+from sluicegate.principal import Principal
 
 FEATURE = "model-host"
+# Whom the host's own calls belong to in the ledger and the access log (no real key, no scopes, no budget).
+PRINCIPAL = Principal(key_id=FEATURE, metadata=MappingProxyType({"feature": FEATURE}))
 
 
 class _Capture:
@@ -77,6 +81,7 @@ class GatewayEmbeddings:
         ctx = RequestContext(
             f"{self._prefix}{next(self._counter):012x}", "embeddings", "openai", {"x-sluice-feature": FEATURE}, request
         )
+        ctx.principal = PRINCIPAL
         reply = _Capture()
         await self._pipeline.handle(ctx, reply)
         if reply.error is not None:
