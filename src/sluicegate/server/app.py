@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from sluicegate.canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, TokenCount
-from sluicegate.errors import GatewayError, body_incomplete, not_found, payload_too_large, scrub
+from sluicegate.errors import GatewayError, body_incomplete, model_not_found, not_found, payload_too_large, scrub
 from sluicegate.pipeline.context import Endpoint, RequestContext
 from sluicegate.pipeline.runner import Answer
 from sluicegate.pricing import micros_to_usd
@@ -35,6 +35,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 log = logging.getLogger("sluicegate.server")
 
 _JSON = (b"content-type", b"application/json")
+_MODEL_PATHS = ("/v1/models/", "/models/")  # followed by a model name, which may itself hold a slash
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -232,6 +233,8 @@ class GatewayApp:
         kind = scope["type"]
         if kind == "http":
             handler = self._routes.get((scope["method"], scope["path"]))
+            if handler is None and scope["method"] == "GET" and scope["path"].startswith(_MODEL_PATHS):
+                handler = self._model
             if handler is None:
                 if scope["path"].startswith("/admin"):
                     try:
@@ -304,16 +307,34 @@ class GatewayApp:
 
     # -- operations ----------------------------------------------------------------------------------
 
-    async def _models(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _visible_models(self, scope: Scope, send: Send) -> list[tuple[str, str]] | None:
+        """The models the request's key may see, or None once an authentication error has been answered."""
         try:
             principal = await self.gateway.auth.authenticate(_headers(scope))
         except GatewayError as error:
             await _send(send, error.status, openai_wire.error_body(error), [_JSON])
-            return
+            return None
         models = self.gateway.models()
-        if principal.allowed_models:  # a key lists only the models it may use
+        if principal.allowed_models:  # a key sees only the models it may use
             models = [m for m in models if any(fnmatchcase(m[0], p) for p in principal.allowed_models)]
-        await _send(send, 200, openai_wire.models_body(models), [_JSON])
+        return models
+
+    async def _models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        models = await self._visible_models(scope, send)
+        if models is not None:
+            await _send(send, 200, openai_wire.models_body(models), [_JSON])
+
+    async def _model(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`GET /v1/models/{id}` (the SDKs' `models.retrieve`); a model the key may not see does not exist."""
+        models = await self._visible_models(scope, send)
+        if models is None:
+            return
+        name = scope["path"].split("/models/", 1)[1]
+        owner = next((owner for model, owner in models if model == name), None)
+        if owner is None:
+            await _send(send, 404, openai_wire.error_body(model_not_found(name)), [_JSON])
+        else:
+            await _send(send, 200, openai_wire.model_body(name, owner), [_JSON])
 
     async def _live(self, scope: Scope, receive: Receive, send: Send) -> None:
         await _send(send, 200, b'{"status":"ok"}', [_JSON])

@@ -119,7 +119,7 @@ class Gateway:
             Execute(self.upstream, self.router),
         )
         # token counting is answered by the gateway itself: nothing to reserve, route, bill or put in the ledger
-        self.token_counting = Pipeline([self.auth, CountTokens(), record])
+        self.token_counting = Pipeline([self.auth, CountTokens(self.catalog), record])
         self.ready = False
 
     def _model_host(self, record: Record) -> ModelHost | None:

@@ -489,13 +489,17 @@ def embedding_response_body(response: EmbeddingResponse) -> bytes:
     )
 
 
+def _model_object(name: str, owner: str) -> dict[str, str | int]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": owner}
+
+
 def models_body(models: list[tuple[str, str]]) -> bytes:
-    return orjson.dumps(
-        {
-            "object": "list",
-            "data": [{"id": name, "object": "model", "created": 0, "owned_by": owner} for name, owner in models],
-        }
-    )
+    return orjson.dumps({"object": "list", "data": [_model_object(name, owner) for name, owner in models]})
+
+
+def model_body(name: str, owner: str) -> bytes:
+    """One model, as `GET /v1/models/{id}` answers it."""
+    return orjson.dumps(_model_object(name, owner))
 
 
 def error_body(error: GatewayError) -> bytes:
