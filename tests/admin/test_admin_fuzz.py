@@ -174,3 +174,16 @@ def test_the_openapi_document_states_the_bounds(fuzz_gateway: Proc) -> None:
     rotate = document["paths"]["/admin/keys/{key_id}/rotate"]["post"]["parameters"]
     grace = next(p for p in rotate if p["name"] == "grace_seconds")["schema"]
     assert grace["maximum"] == 90 * 86400
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"[" * 30_000 + b"]" * 30_000, b'{"team": ' * 6_000, b"[]", b'"x"', b"\xff\xfe", b'{"team": "fz-team"'],
+    ids=["deep", "deep-unclosed", "array", "string", "not-utf8", "truncated"],
+)
+def test_a_body_that_is_not_the_expected_object_is_a_400(fuzz_gateway: Proc, content: bytes) -> None:
+    response = httpx.post(
+        f"{fuzz_gateway.url}/admin/keys", content=content, headers={**MASTER, "content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "invalid_request_error"

@@ -148,3 +148,19 @@ async def test_nobody_raises_a_limit_above_its_own(admin: AdminService) -> None:
     assert await status_of(admin.update_team(tenant_admin, "acme-eng", TeamUpdate(budget_usd="1000"))) == 403
     assert await status_of(admin.update_team(tenant_admin, "acme-eng", TeamUpdate(budget_usd="50"))) == 200
     assert await status_of(admin.update_team(MASTER, "acme-eng", TeamUpdate(budget_usd="1000"))) == 200
+
+
+async def test_nobody_lets_data_go_where_its_own_requests_may_not(admin: AdminService) -> None:
+    from sluicegate.keys.service import KeyUpdate
+
+    made = await admin.create_key(MASTER, KeyBody(team="acme-eng", role="team_admin", allowed_regions=["eu"]))
+    team_admin = await _principal(admin, made)
+    child = await admin.create_key(team_admin, KeyBody())
+    assert child["allowed_regions"] == ["eu"]  # inherited
+    assert await status_of(admin.create_key(team_admin, KeyBody(allowed_regions=["us"]))) == 403
+    narrow = await admin.create_key(team_admin, KeyBody(allowed_regions=["eu-west-1"]))
+    assert narrow["allowed_regions"] == ["eu-west-1"]
+    key_id = str(child["key_id"])
+    assert await status_of(admin.update_key(team_admin, key_id, KeyUpdate(allowed_regions=None))) == 403
+    assert await status_of(admin.update_key(team_admin, key_id, KeyUpdate(allowed_regions=["us-east-1"]))) == 403
+    assert await status_of(admin.update_key(team_admin, key_id, KeyUpdate(allowed_regions=["eu-west-1"]))) == 200

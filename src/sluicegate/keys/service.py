@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sluicegate.keys.clock import Clock, as_utc, system_clock, utc
 from sluicegate.keys.material import hint, key_hash, new_id, new_key
 from sluicegate.keys.policy import model_matcher
-from sluicegate.keys.residency import normalize
+from sluicegate.keys.residency import covers, normalize
 from sluicegate.pricing import micros_to_usd
 from sluicegate.principal import Budget, Principal
 from sluicegate.store.directory import Conflict, Directory
@@ -343,6 +343,21 @@ def hold_to_caps(
         _hold_budget(caps.budgets, changes, old)
     if key and caps.models and (old is None or "models" in changes):
         _hold_models(caps.models, changes, old)
+    if actor.allowed_regions and (old is None or "allowed_regions" in changes):
+        _hold_regions(actor.allowed_regions, changes, old)
+
+
+def _hold_regions(allowed: tuple[str, ...], changes: dict[str, Any], old: Any | None) -> None:
+    """Data residency is a limit too: nobody lets data go where its own requests may not."""
+    regions = changes.get("allowed_regions") or []
+    if old is None and not regions:
+        changes["allowed_regions"] = list(allowed)
+        return
+    before = (old.allowed_regions or []) if old is not None else []
+    if old is not None and before and regions and all(any(covers(b, r) for b in before) for r in regions):
+        return  # narrowing
+    if not regions or not all(any(covers(a, r) for a in allowed) for r in regions):
+        raise forbidden(f"allow regions beyond {', '.join(allowed)}, the regions its own key may use")
 
 
 def _hold_budget(caps: tuple[Budget, ...], changes: dict[str, Any], old: Any | None) -> None:
