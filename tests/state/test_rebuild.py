@@ -125,3 +125,17 @@ async def test_redis_losing_its_balances_rebuilds_them(make: Callable[[Ledger], 
     admission = await state.admit(plan(2))
     assert admission.admitted and admission.output_tokens == 40
     assert ledger.reads == 2
+
+
+async def test_reservations_of_requests_in_flight_survive_a_loss_of_redis(make: Callable[[Ledger], HotState]) -> None:
+    ledger = Ledger(LIMIT - 100)
+    state = make(ledger)
+    if not isinstance(state, RedisState):
+        pytest.skip("the memory backend loses its balances only with its process and requests")
+    in_flight = await state.admit(plan(1, max_out=60))  # holds 60 µ$ of the 100 left
+    assert in_flight.admitted and in_flight.reserved_micros == 60
+    await drop_prefix(make.client, make.prefix)  # type: ignore[attr-defined]  # Redis restarted empty
+    after = await state.admit(plan(2, max_out=100))
+    assert after.admitted and after.output_tokens == 40, "the in-flight request's 60 µ$ are still held"
+    settled = await state.settle(Settlement("r1", "acme", budgets=(KEY,), actual_micros=50))
+    assert settled.budgets[0].reserved_micros == 40 and settled.budgets[0].spent_micros == LIMIT - 100 + 50

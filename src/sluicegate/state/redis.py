@@ -70,6 +70,9 @@ class RedisState:
         self._rebuild = rebuild  # None: a balance Redis has not seen starts at zero
         self._seeded: dict[tuple[str, str, str], float] = {}  # balance -> when this instance last seeded it
         self._seeding: dict[tuple[str, str, str], asyncio.Task[None]] = {}
+        # This instance's requests in flight, per balance key: request id -> (reservation, its expiry in Redis's
+        # time, its expiry here). A balance Redis lost is seeded with them, so their reservations are not lost.
+        self._held: dict[str, dict[str, tuple[int, int, float]]] = {}
         self._prefix = prefix
         self._window = _us(window_seconds)
         self._clock = clock  # None: Redis's own TIME inside the scripts
@@ -188,13 +191,27 @@ class RedisState:
         for budget in plan.budgets:
             keys += [self._key(plan.tenant, budget.name, budget.period_id, x) for x in ("bal", "res")]
         self.round_trips.by_kind["release"] = self.round_trips.by_kind.get("release", 0) + 1
+        self._forget(plan.tenant, plan.budgets, plan.request_id)
         await self._release(keys=keys, args=[plan.request_id, len(plan.rates), len(plan.budgets)])
+
+    def _forget(self, tenant: str, budgets: tuple[BudgetScope, ...], request_id: str) -> None:
+        for budget in budgets:
+            key = self._key(tenant, budget.name, budget.period_id, "bal")
+            held = self._held.get(key)
+            if held is not None:
+                held.pop(request_id, None)
+                if not held:
+                    del self._held[key]
 
     async def _shrink_slot(self, plan: AdmissionPlan, reserve: int, charged: int) -> None:
         """Lowers the request's reservation and token charge in one slot to what the other slot granted."""
         keys = [self._key(plan.tenant, rate.name, "toks") for rate in plan.rates]
         keys += [self._key(plan.tenant, budget.name, budget.period_id, "bal") for budget in plan.budgets]
         self.round_trips.by_kind["shrink"] = self.round_trips.by_kind.get("shrink", 0) + 1
+        for budget in plan.budgets:
+            held = self._held.get(self._key(plan.tenant, budget.name, budget.period_id, "bal"), {})
+            if plan.request_id in held:
+                held[plan.request_id] = (reserve, *held[plan.request_id][1:])
         await self._shrink(keys=keys, args=[plan.request_id, len(plan.rates), len(plan.budgets), reserve, charged])
 
     async def _admit_slot(self, plan: AdmissionPlan) -> Admission:
@@ -273,6 +290,12 @@ class RedisState:
                     reset_tokens=max(0, otok + window - now) / _US if otok >= 0 else 0.0,
                 )
             )
+        if plan.budgets and int(reserve) > 0:
+            held = (int(reserve), int(now) + _us(plan.reservation_ttl), time.monotonic() + plan.reservation_ttl)
+            for budget in plan.budgets:
+                self._held.setdefault(self._key(plan.tenant, budget.name, budget.period_id, "bal"), {})[
+                    plan.request_id
+                ] = held
         slot = int(reply[-1])
         return Admission(
             admitted=True,
@@ -305,7 +328,13 @@ class RedisState:
         micros = await self._rebuild.spent(budget) if self._rebuild is not None else 0
         self.round_trips.by_kind["seed"] = self.round_trips.by_kind.get("seed", 0) + 1
         balance = self._key(tenant, budget.name, budget.period_id, "bal")
-        await self._seed(keys=[balance], args=[micros, self._keep_ms(budget)])
+        reservations = self._key(tenant, budget.name, budget.period_id, "res")
+        moment = time.monotonic()
+        held = [(rid, h) for rid, h in self._held.get(balance, {}).items() if h[2] > moment]
+        args: list[Any] = [micros, self._keep_ms(budget), len(held)]
+        for rid, (amount, expiry, _) in held:
+            args += [rid, amount, expiry]
+        await self._seed(keys=[balance, reservations], args=args)
         if len(self._seeded) > 100_000:
             self._seeded.clear()
         self._seeded[(tenant, budget.name, budget.period_id)] = time.monotonic()
@@ -345,7 +374,10 @@ class RedisState:
             scope = "dep:" + settlement.deployment
             keys += [self._key(tenant, scope, x) for x in ("req", "tok", "toks")]
         self.round_trips.settlements += 1
-        reply = await self._settle(keys=keys, args=args)
+        try:
+            reply = await self._settle(keys=keys, args=args)
+        finally:  # settled, or not applied (Redis away): either way no longer a reservation to keep
+            self._forget(settlement.tenant, settlement.budgets, settlement.request_id)
         n = len(settlement.budgets)
         statuses = tuple(
             BudgetStatus(b.name, b.limit_micros, int(reply[2 * i]), int(reply[2 * i + 1]))

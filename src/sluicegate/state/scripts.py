@@ -353,15 +353,26 @@ return {tonumber(v[1]) or 0, tonumber(v[2]) or 0}
 """
 )
 
-# KEYS: balance hash. ARGV: micros spent according to the ledger, time to keep in ms or 0.
+# KEYS: balance hash, reservations zset. ARGV: micros spent according to the ledger, time to keep in ms or 0,
+# #held, then per reservation this instance holds for a request still in flight (request id, micros, expiry).
 # Adds the ledger's spend once (settlements since Redis lost the balance are already in it, so an answer
-# settled meanwhile may count twice: the balance errs high, never low). Returns 1 if it seeded, 0 if another
-# instance had.
+# settled meanwhile may count twice: the balance errs high, never low) and puts back the seeding instance's
+# reservations. Returns 1 if it seeded, 0 if another instance had.
 SEED = """
 if redis.call('HEXISTS', KEYS[1], 'seeded') == 1 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'spent', ARGV[1])
 redis.call('HSET', KEYS[1], 'seeded', '1')
-if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+for i = 1, tonumber(ARGV[3]) do
+  local rid, amount, expiry = ARGV[1 + 3 * i], ARGV[2 + 3 * i], ARGV[3 + 3 * i]
+  if redis.call('HSETNX', KEYS[1], 'r:' .. rid, amount) == 1 then
+    redis.call('HINCRBY', KEYS[1], 'reserved', amount)
+    redis.call('ZADD', KEYS[2], expiry, rid)
+  end
+end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
 return 1
 """
 
