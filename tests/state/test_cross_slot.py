@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sluicegate.state.model import AdmissionPlan, BudgetScope, HotState, RateScope, Settlement
+from sluicegate.state.model import Admission, AdmissionPlan, BudgetScope, HotState, RateScope, Settlement
 from sluicegate.state.redis import RedisState
 from tests.state.test_contract import plan, rid
 
@@ -88,3 +88,20 @@ async def test_one_round_trip_per_slot(state: HotState) -> None:
     both = state.round_trips.admissions - before
     assert tenant_only == 1
     assert both == (2 if state._cluster else 1)
+
+
+async def test_a_cluster_without_a_master_for_a_slot_is_an_outage_not_an_error() -> None:
+    from redis.exceptions import ClusterDownError
+
+    from sluicegate.state.config import OutagePolicyConfig
+    from sluicegate.state.memory import MemoryState
+    from sluicegate.state.resilient import ResilientState
+
+    class Uncovered(MemoryState):
+        async def admit(self, plan: AdmissionPlan) -> Admission:
+            raise ClusterDownError("slot 866 is not served by any master")
+
+    state = ResilientState(Uncovered(), MemoryState(), OutagePolicyConfig())
+    refused = await state.admit(plan(rid(), budgets=(TEAM,)))
+    assert not refused.admitted and refused.refusal == "unavailable"  # 503 limits_unavailable, not a 500
+    assert state.degraded

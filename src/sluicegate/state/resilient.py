@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from redis.exceptions import ClusterError, MovedError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -29,7 +30,16 @@ from sluicegate.state.model import (
 
 log = logging.getLogger("sluicegate.state")
 
-_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
+# A cluster mid-failover (slots uncovered, still moving) is as unreachable as a Redis that is down.
+_UNREACHABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterError,
+    MovedError,
+    TryAgainError,
+    OSError,
+    asyncio.TimeoutError,
+)
 
 
 class ResilientState:
