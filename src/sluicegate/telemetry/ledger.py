@@ -276,7 +276,8 @@ class Ledger:
 
     async def on_finish(self, ctx: RequestContext) -> None:
         self._open.pop(ctx.request_id, None)
-        if ctx.principal is None:  # refused before anyone was authenticated: no row (telemetry/refusals.py)
+        if ctx.principal is None and ctx.attempts == 0 and not ctx.side_attempts:
+            # refused before anyone was authenticated, and no provider was paid: no row (telemetry/refusals.py)
             return
         record = ledger_row(ctx, self._clock())
         after = self._append(record)
