@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sluicegate.routing.chaos import (
@@ -44,6 +45,13 @@ GROUP = """
       - {provider: sim, model: chaos-a, timeouts: {first_byte: 2, total: 5}}
       - {provider: sim, model: chaos-b, timeouts: {first_byte: 2, total: 5}}
       - {provider: sim, model: chaos-c, timeouts: {first_byte: 2, total: 5}}
+  - name: chaos-solo
+    routing: {fallbacks: [chaos-spare], breaker: {consecutive_failures: 5, minimum_calls: 10, min_open_s: 30}}
+    deployments:
+      - {provider: sim, model: chaos-solo-a}
+  - name: chaos-spare
+    deployments:
+      - {provider: sim, model: chaos-spare-a}
 """
 
 RESULTS: list[Result] = []
@@ -112,3 +120,23 @@ def test_chaos_command_prints_the_table_for_an_operator(stack: tuple[Proc, Proc]
         env={**os.environ, "SLUICEGATE_MASTER_KEY": MASTER_KEY},
     )
     assert unknown.returncode == 2 and "no-such-drill" in unknown.stderr
+
+
+def test_all_down_takes_the_fallback_groups_down_too(stack: tuple[Proc, Proc]) -> None:
+    simulator, gateway = stack
+    all_down = next(s for s in SCENARIOS if s.name == "all-down")
+    runner = ChaosRunner(
+        gateway.url, simulator.url, MASTER_KEY, "chaos-solo", concurrency=4, warmup_s=0.5, duration_s=2.0
+    )
+    spare_before = httpx.get(f"{simulator.url}/_sim/stats").json()["models"].get("chaos-spare-a", {}).get("requests", 0)
+    result = asyncio.run(runner.run(all_down))
+    print("\n" + table([result]))
+    # the fallback group would otherwise keep serving, and the drill would report a success rate it did not test
+    assert result.requests > 0 and result.success_rate == 0, table([result])
+    assert result.clean_failures == result.requests and result.passed, table([result])
+    spare_after = httpx.get(f"{simulator.url}/_sim/stats").json()["models"]["chaos-spare-a"]["requests"]
+    assert spare_after > spare_before, "the fallback group was reached, and failed too"
+    # a drill where a healthy deployment remains leaves the fallback group alone: it serves
+    outage = next(s for s in SCENARIOS if s.name == "primary-outage")
+    result = asyncio.run(runner.run(outage))
+    assert result.success_rate >= 0.999, table([result])

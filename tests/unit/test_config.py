@@ -50,3 +50,17 @@ def test_duplicate_model_names_are_refused() -> None:
 def test_demo_config_is_valid() -> None:
     config = parse_config(demo_config_text().replace("SIMULATOR_URL", "http://127.0.0.1:1"), "<demo>")
     assert {m.name for m in config.models} >= {"gpt-4o-mini", "text-embedding-3-small"}
+
+
+def test_a_hung_stream_is_left_within_seconds_by_default_while_whole_answers_keep_the_long_limit() -> None:
+    timeouts = parse_config(GOOD, "good.yaml").providers["p"].timeouts
+    assert timeouts.head(stream=True) == 10.0  # a provider starts a stream at once: silence means it hangs
+    assert timeouts.head(stream=False) == timeouts.total == 600.0  # a whole answer's head comes when it is done
+    explicit = parse_config(GOOD.replace("kind: openai", "kind: openai\n    timeouts: {first_byte: 3}"), "g.yaml")
+    assert explicit.providers["p"].timeouts.head(stream=True) == explicit.providers["p"].timeouts.head(False) == 3.0
+
+
+def test_demo_timeouts_fail_over_in_seconds() -> None:
+    config = parse_config(demo_config_text().replace("SIMULATOR_URL", "http://127.0.0.1:1"), "<demo>")
+    for name, provider in config.providers.items():
+        assert provider.timeouts.head(stream=True) <= 10 and provider.timeouts.head(stream=False) <= 10, name

@@ -21,15 +21,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+STREAM_FIRST_BYTE = 10.0  # a provider that has not started a stream by then is taken as hung: fail over
+
+
 class Timeouts(_Strict):
     """Seconds. `first_byte` bounds the wait for the response head (and a stream's first event);
-    `idle` bounds the gap between stream events; `total` bounds the whole call."""
+    `idle` bounds the gap between stream events; `total` bounds the whole call.
+
+    Unset, `first_byte` is 10 s for a stream (a provider starts one at once, so silence means it hangs) and
+    `total` for a whole call, whose head a provider sends only once the whole answer is generated."""
 
     connect: float = Field(5.0, gt=0)
-    first_byte: float = Field(120.0, gt=0)
+    first_byte: float | None = Field(None, gt=0)
     idle: float = Field(60.0, gt=0)
     total: float = Field(600.0, gt=0)
     first_token: float | None = Field(None, gt=0)  # streams: first content token (default: first_byte)
+
+    def head(self, stream: bool) -> float:
+        """Seconds to wait for the response head (and, for a stream, its first event)."""
+        if self.first_byte is not None:
+            return self.first_byte
+        return min(STREAM_FIRST_BYTE, self.total) if stream else self.total
 
 
 class ProviderConfig(_Strict):

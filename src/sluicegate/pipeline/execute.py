@@ -252,7 +252,7 @@ class Execute:
         timeouts = deployment.endpoint.config.timeouts
         upstream: UpstreamStream | None = None
         try:
-            async with asyncio.timeout(timeouts.first_token or timeouts.first_byte):
+            async with asyncio.timeout(timeouts.first_token or timeouts.head(stream=True)):
                 upstream = await self._client.open_stream(deployment.endpoint, request)
                 if upstream.status >= 400:
                     body = await upstream.read_body()

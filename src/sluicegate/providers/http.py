@@ -98,7 +98,7 @@ class UpstreamClient:
                 pool = self._pools[key] = ConnectionPool(origin, config.max_connections)
         return pool, target
 
-    async def _open(self, endpoint: Endpoint, request: UpstreamRequest) -> AnyExchange:
+    async def _open(self, endpoint: Endpoint, request: UpstreamRequest, stream: bool) -> AnyExchange:
         pool, target = self._pool(endpoint, request.url)
         headers = {"user-agent": _USER_AGENT, **request.headers}
         t = endpoint.config.timeouts
@@ -109,7 +109,7 @@ class UpstreamClient:
                 headers,
                 request.body,
                 connect=t.connect,
-                first_byte=t.first_byte,
+                first_byte=t.head(stream),
                 idle=t.idle,
                 total=t.total,
             )
@@ -120,7 +120,7 @@ class UpstreamClient:
 
     async def call(self, endpoint: Endpoint, request: UpstreamRequest) -> UpstreamReply:
         """A whole request and response; raises `UpstreamError` for transport failures only."""
-        exchange = await self._open(endpoint, request)
+        exchange = await self._open(endpoint, request, stream=False)
         try:
             body = await exchange.read_body()
         except TransportError as exc:
@@ -129,8 +129,8 @@ class UpstreamClient:
 
     async def open_stream(self, endpoint: Endpoint, request: UpstreamRequest) -> UpstreamStream:
         """Sends a streaming call and waits for the response head; the caller closes the stream."""
-        exchange = await self._open(endpoint, request)
-        return UpstreamStream(exchange, endpoint.config.timeouts.first_byte)
+        exchange = await self._open(endpoint, request, stream=True)
+        return UpstreamStream(exchange, endpoint.config.timeouts.head(stream=True))
 
     async def close(self) -> None:
         pools, self._pools = self._pools, {}

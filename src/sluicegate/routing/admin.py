@@ -16,12 +16,36 @@ def breaker_states(router: Router) -> dict[str, str]:
     return {name: str(h.breaker.state) for name, h in router.health.items()}
 
 
+def _fallback_groups(router: Router, name: str) -> list[str]:
+    """The groups a request for `name` may fall back to, directly or through their own fallbacks."""
+    found: list[str] = []
+    pending = [name]
+    while pending:
+        group = router.catalog.get(pending.pop())
+        if group is None:
+            continue
+        for chain in (group.routing.fallbacks, *group.routing.fallbacks_by_error.values()):
+            for other in chain:
+                if other != name and other not in found:
+                    found.append(other)
+                    pending.append(other)
+    return found
+
+
 def deployments_report(router: Router) -> list[dict[str, Any]]:
-    """Every deployment with its breaker, load, recent usage and latency statistics."""
+    """Every deployment with its breaker, load, recent usage and latency statistics; `fallback_for` names the
+    groups whose requests may reach it through fallbacks (what a drill of those groups must fault too)."""
     groups: dict[str, list[str]] = {}
     for group in router.catalog:
         for d in group.deployments:
             groups.setdefault(d.name, []).append(group.name)
+    fallback_for: dict[str, list[str]] = {}
+    for group in router.catalog:
+        for other in _fallback_groups(router, group.name):
+            fallback = router.catalog.get(other)
+            for d in fallback.deployments if fallback is not None else ():
+                if group.name not in groups.get(d.name, []):
+                    fallback_for.setdefault(d.name, []).append(group.name)
     now = router.clock()
     report = []
     for name, h in router.health.items():
@@ -31,6 +55,7 @@ def deployments_report(router: Router) -> list[dict[str, Any]]:
                 "deployment": name,
                 "model": h.deployment.model,
                 "groups": groups.get(name, []),
+                "fallback_for": fallback_for.get(name, []),
                 "throttled_for_s": round(max(0.0, h.throttled_until - now), 3),
                 "region": h.deployment.region,
                 "breaker": {

@@ -31,7 +31,9 @@ MIN_CALLS_TO_JUDGE = 20  # calls the faulted deployment must get before its brea
 class Scenario:
     name: str
     description: str
-    faults: Callable[[str, list[str]], Faults]  # (primary model, every model of the group) -> rules per model
+    # (primary model, every model the requests may reach) -> rules per model; the models of fallback groups
+    # are in the list only for a scenario that reaches them (`healthy_remains=False`: nothing must serve)
+    faults: Callable[[str, list[str]], Faults]
     stream: bool = False
     healthy_remains: bool = True  # some deployment stays healthy, so clients should not notice
     opens_breaker: bool = True  # the faulty deployment's breaker should open
@@ -74,7 +76,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "all-down",
-        "every deployment of the group answers 503",
+        "every deployment of the group and of its fallback groups answers 503",
         lambda p, ms: {m: [{"type": "outage"}] for m in ms},
         healthy_remains=False,
     ),
@@ -156,12 +158,17 @@ class ChaosRunner:
 
     # -- the gateway's and the simulator's views -----------------------------------------------------
 
-    async def _deployments(self, client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    async def _deployments(self, client: httpx.AsyncClient, fallbacks: bool = False) -> list[dict[str, Any]]:
+        """The group's deployments; with `fallbacks`, also those its requests may reach through fallback groups."""
         response = await client.get(
             f"{self.gateway_url}/admin/routing/deployments", headers={"authorization": f"Bearer {self.key}"}
         )
         response.raise_for_status()
-        return [d for d in response.json()["deployments"] if self.model in d["groups"]]
+        return [
+            d
+            for d in response.json()["deployments"]
+            if self.model in d["groups"] or (fallbacks and self.model in d.get("fallback_for", ()))
+        ]
 
     async def _reset_breakers(self, client: httpx.AsyncClient, deployments: list[dict[str, Any]]) -> None:
         for d in deployments:
@@ -241,27 +248,31 @@ class ChaosRunner:
             deployments = await self._deployments(control)
             if not deployments:
                 raise ValueError(f"the gateway has no deployments for model group '{self.model}'")
+            own = [d["model"] for d in deployments]
+            if not scenario.healthy_remains:  # nothing may serve: the fallback groups go down too
+                deployments = await self._deployments(control, fallbacks=True)
             await self._reset_breakers(control, deployments)
-            models = [d["model"] for d in deployments]
+            models = list(dict.fromkeys(d["model"] for d in deployments))
             before_warmup = await self._sim_requests(control, models)
             baseline = await self._traffic(client, scenario.stream, self.warmup_s)
             after_warmup = await self._sim_requests(control, models)
-            primary = max(models, key=lambda m: after_warmup[m] - before_warmup[m])
+            primary = max(own, key=lambda m: after_warmup[m] - before_warmup[m])
             faults = scenario.faults(primary, models)
-            faulty = {d["deployment"] for d in deployments if d["model"] in faults}
             transitions_before = {d["deployment"]: d["breaker"]["transitions"] for d in deployments}
             for model, rules in faults.items():
                 installed = await control.put(f"{self.simulator_url}/_sim/faults/{model}", json={"faults": rules})
                 installed.raise_for_status()
             started = time.monotonic()
             stop = asyncio.Event()
-            watcher = asyncio.create_task(self._watch_open(control, faulty, started, stop))
+            # the breakers judged are the group's own: a fallback group's open when (and if) its turn comes
+            watched = {d["deployment"] for d in deployments if d["model"] in faults and d["model"] in own}
+            watcher = asyncio.create_task(self._watch_open(control, watched, started, stop))
             samples = await self._traffic(client, scenario.stream, self.duration_s)
             duration = time.monotonic() - started
             stop.set()
             time_to_open = await watcher
             after = await self._sim_requests(control, models)
-            final = await self._deployments(control)
+            final = await self._deployments(control, fallbacks=not scenario.healthy_remains)
             await control.delete(f"{self.simulator_url}/_sim/faults")
             await self._reset_breakers(control, deployments)
         result = Result(scenario, primary, duration_s=duration, time_to_open_s=time_to_open)
@@ -276,7 +287,7 @@ class ChaosRunner:
         result.baseline_p99_ms = _p99(baseline)
         result.fault_p99_ms = _p99([s for s in samples if s.ok])
         result.upstream_calls = sum(after[m] - after_warmup[m] for m in models)
-        result.faulty_calls = sum(after[m] - after_warmup[m] for m in faults)
+        result.faulty_calls = sum(after[m] - after_warmup[m] for m in faults if m in own)
         result.problems = self._judge(result)
         return result
 

@@ -224,6 +224,7 @@ def demo_simulator_config() -> SimulatorConfig:
         models={
             "gpt-4o-mini": quick,
             "gpt-4o": large,
+            "gpt-4o-eastus": large,  # the demo's second gpt-4o deployment behaves like the first
             "text-embedding-3-small": ModelBehaviour(
                 latency_ms=Uniform(dist="uniform", low=10, high=30), embedding_dimensions=1536
             ),

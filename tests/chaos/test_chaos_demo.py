@@ -1,0 +1,43 @@
+"""The demo shows failover: `sluicegate chaos` passes its drills against `sluicegate serve --demo`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from sluicegate.routing.chaos import SCENARIOS
+from tests.conftest import free_port, start_process
+
+DEMO_KEY = "sk-sluice-demo"
+
+
+def test_the_chaos_drill_passes_on_the_demo(tmp_path: Path) -> None:
+    port, simulator_port = free_port(), free_port()
+    args = ["serve", "--demo", "--port", str(port), "--simulator-port", str(simulator_port)]
+    demo = start_process(args, port, tmp_path, "demo", ready_path="/health/ready")
+    try:
+        deployments = httpx.get(
+            f"{demo.url}/admin/routing/deployments", headers={"authorization": f"Bearer {DEMO_KEY}"}
+        ).json()["deployments"]
+        chat = {g for d in deployments for g in d["groups"] if not g.startswith("text-embedding")}
+        for group in chat:  # every chat model can fail over to another provider
+            providers = {d["deployment"].split("/")[0] for d in deployments if group in d["groups"]}
+            assert len(providers) >= 2, (group, providers)
+        # Short drills (the command's defaults are longer): every scenario, one demo model
+        drill = ["--gateway", demo.url, "--simulator", f"http://127.0.0.1:{simulator_port}", "--model", "gpt-4o-mini"]
+        done = subprocess.run(
+            [sys.executable, "-m", "sluicegate", "chaos", *drill, "--warmup", "1", "--duration", "4"],
+            capture_output=True,
+            text=True,
+            timeout=150,
+            env={**os.environ, "SLUICEGATE_MASTER_KEY": DEMO_KEY},
+        )
+        assert done.returncode == 0, done.stdout
+        rows = [line for line in done.stdout.splitlines() if line.endswith(" ok")]
+        assert len(rows) == len(SCENARIOS), done.stdout
+    finally:
+        demo.stop()
