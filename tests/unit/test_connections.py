@@ -3,7 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import uvicorn
+from uvicorn.server import ServerState
+
 from sluicegate.server.connections import ConnectionGuard, ConnectionLimits
+from sluicegate.server.protocol import GatewayHttpProtocol
 
 
 class Conn:
@@ -16,7 +22,7 @@ class Conn:
 
 
 def guard(total: int, per_address: int | None) -> ConnectionGuard:
-    return ConnectionGuard(ConnectionLimits(10, 30, 120, 65, total, per_address, 65536))
+    return ConnectionGuard(ConnectionLimits(10, 30, 120, 65, 60, total, per_address, 65536))
 
 
 def test_an_address_is_refused_beyond_its_own_cap_and_others_are_not() -> None:
@@ -63,3 +69,57 @@ def test_the_cap_fits_the_file_limit() -> None:
     assert limits.max_connections == 4096 - 512
     limits.fit_file_limit(1_000_000)
     assert limits.max_connections == 4096 - 512  # never raised above what was configured or fitted
+
+
+class Transport:
+    """Enough of a socket transport for the protocol's connection handling."""
+
+    def __init__(self) -> None:
+        self.aborted = False
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.9", 5555) if name == "peername" else default
+
+    def is_closing(self) -> bool:
+        return self.closed or self.aborted
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def _app(scope: object, receive: object, send: object) -> None:
+    pass
+
+
+def _protocol(limits: ConnectionGuard) -> tuple[GatewayHttpProtocol, Transport]:
+    config = uvicorn.Config(app=_app, loop="asyncio", ws="none", lifespan="off", log_level="warning")
+    config.load()
+    protocol = GatewayHttpProtocol(config, ServerState(), {}, asyncio.get_running_loop(), guard=limits)
+    transport = Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return protocol, transport
+
+
+async def test_a_client_that_stops_reading_the_answer_is_dropped_at_the_send_deadline() -> None:
+    limits = ConnectionGuard(ConnectionLimits(10, 30, 120, 65, 0.05, 100, None, 65536))
+    slow, slow_transport = _protocol(limits)
+    quick, quick_transport = _protocol(limits)
+    slow.pause_writing()  # its socket buffer is full
+    quick.pause_writing()
+    quick.resume_writing()  # it took some: the deadline starts again next time
+    await asyncio.sleep(0.2)
+    assert slow_transport.aborted and not quick_transport.aborted
+    assert limits.closed["send_timeout"] == 1
+    for protocol in (slow, quick):
+        protocol.connection_lost(None)
+    assert limits.open == 0

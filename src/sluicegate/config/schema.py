@@ -150,6 +150,8 @@ class ServerConfig(_Strict):
     body_idle_timeout_seconds: float = Field(30.0, gt=0, le=3600)
     body_timeout_seconds: float = Field(120.0, gt=0, le=86400)
     keep_alive_seconds: int = Field(65, ge=1, le=3600)  # idle between requests (above common LBs' 60 s)
+    # The longest a client may leave the answer untaken while its socket buffer is full; missed: dropped.
+    send_timeout_seconds: float = Field(60.0, gt=0, le=3600)
     max_header_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)  # request line and headers; 431
     # Open client connections: at the cap the longest-idle connection is closed to make room, and a new one
     # is refused only when every connection is serving a request. Lowered at start-up to fit the open-file

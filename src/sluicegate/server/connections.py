@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 log = logging.getLogger("sluicegate.server")
 
 REFUSALS = ("max_connections", "per_address")
-CLOSES = ("evicted", "header_timeout", "body_timeout", "headers_too_large", "malformed")
+CLOSES = ("evicted", "header_timeout", "body_timeout", "send_timeout", "headers_too_large", "malformed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,7 @@ class ConnectionLimits:
     body_idle_timeout: float
     body_timeout: float
     keep_alive: int
+    send_timeout: float
     max_connections: int
     max_connections_per_address: int | None
     max_header_bytes: int
@@ -137,7 +138,7 @@ class ConnectionGuard:
             refused.add_metric((reason,), count)
         closed = CounterMetricFamily(
             "sluicegate_connections_closed",
-            "Connections the gateway closed itself: evicted at the cap, a header or body deadline missed, "
+            "Connections the gateway closed itself: evicted at the cap, a header, body or send deadline missed, "
             "headers too large, or bytes that are not HTTP.",
             labels=("reason",),
         )

@@ -51,6 +51,7 @@ def connection_limits(config: GatewayConfig) -> ConnectionLimits:
         body_idle_timeout=server.body_idle_timeout_seconds,
         body_timeout=server.body_timeout_seconds,
         keep_alive=server.keep_alive_seconds,
+        send_timeout=server.send_timeout_seconds,
         max_connections=server.max_connections,
         max_connections_per_address=server.max_connections_per_address,
         max_header_bytes=server.max_header_bytes,

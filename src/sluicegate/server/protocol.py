@@ -132,6 +132,7 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         self._address: str | None = None
         self._admitted = False
         self._timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None  # while the client does not read the answer
         self._idle = False  # between requests on a kept-alive connection (uvicorn's keep-alive timer runs)
         self._header_bytes = 0
         self._oversized = False
@@ -153,10 +154,32 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
         if self._admitted:
             self._admitted = False
             self._guard.release(self, self._address)
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The client has stopped taking the answer (its socket buffer is full): it has `send_timeout` to
+        take some more, or the connection is dropped, and with it the request it holds."""
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(self._limits.send_timeout, self._send_expired)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _send_expired(self) -> None:
+        self._write_timer = None
+        self._disarm()
+        self._guard.closed["send_timeout"] += 1
+        self.transport.abort()  # a close would wait to flush what the client does not read
 
     def evict(self) -> None:
         """Closed to make room at the cap (`ConnectionGuard.admit`); it had no request being served."""
