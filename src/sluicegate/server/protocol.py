@@ -134,6 +134,7 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None  # while the client does not read the answer
         self._idle = False  # between requests on a kept-alive connection (uvicorn's keep-alive timer runs)
+        self._headers_since: float | None = None  # a kept-alive connection's next request began (loop time)
         self._header_bytes = 0
         self._oversized = False
         self._reading_body = False
@@ -193,7 +194,7 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         if self._idle:  # a kept-alive connection's next request begins: its headers are on the clock
             self._idle = False
             self._header_bytes = 0
-            self._arm(self._limits.header_timeout, self._header_expired)
+            self._headers_since = self.loop.time()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -205,6 +206,15 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
                 )
             else:
                 self._close("malformed", _refusal(400, "The request is not valid HTTP/1.1.", "invalid_http"))
+            return
+        # A deadline is armed only for what this read left unfinished: a request that arrives whole in one
+        # read (nearly all of them) costs no timer at all.
+        if self._timer is None:
+            if self._headers_since is not None:
+                remaining = self._headers_since + self._limits.header_timeout - self.loop.time()
+                self._arm(max(remaining, 0.0), self._header_expired)
+            elif self._reading_body:
+                self._arm_body_check()
 
     # -- the parser's callbacks ----------------------------------------------------------------------
 
@@ -224,6 +234,7 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        self._headers_since = None
         self._header_bytes = 0
         self._guard.serving(self)
         super().on_headers_complete()
@@ -254,6 +265,7 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
         if upcoming is not None:
             if upcoming.more_body:
                 self._start_body_clock()
+                self._arm_body_check()
         else:
             self._idle = True
             self._guard.waiting(self, self._address)
@@ -273,7 +285,11 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
     def _start_body_clock(self) -> None:
         self._reading_body = True
         self._body_started = self._body_seen = self.loop.time()
-        self._arm(min(self._limits.body_idle_timeout, self._limits.body_timeout), self._body_check)
+
+    def _arm_body_check(self) -> None:
+        limits = self._limits
+        due = min(self._body_seen + limits.body_idle_timeout, self._body_started + limits.body_timeout)
+        self._arm(max(due - self.loop.time(), 0.0), self._body_check)
 
     def _header_expired(self) -> None:
         self._timer = None
