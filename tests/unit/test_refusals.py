@@ -83,7 +83,10 @@ async def test_authenticated_refusals_keep_their_line_and_their_ledger_row(tmp_p
         known.principal = Principal(key_id="key_1")
         await ledger.on_finish(known)
         await record.on_finish(known)
+    own = refused("", 200)  # the gateway's own call (the model host's): no principal, but a row
+    own.status = 200
+    await ledger.on_finish(own)
     records, _ = spool.read(spool.start(), 10)
-    assert [r["status"] for r in records] == [429, 429, 429]
+    assert [r["status"] for r in records] == [429, 429, 429, 200]
     assert len(lines.entries) == 3
     spool.close()

@@ -9,7 +9,7 @@ from sluicegate.pipeline.context import RequestContext
 from sluicegate.pipeline.records import ChoiceReason
 from sluicegate.telemetry.access_log import AccessLog
 from sluicegate.telemetry.metrics import GatewayMetrics
-from sluicegate.telemetry.refusals import AnonymousRefusals
+from sluicegate.telemetry.refusals import AnonymousRefusals, refused_anonymously
 
 _CHOICE_FIELDS: dict[ChoiceReason, str] = {"economy": "economy_from", "budget_downgrade": "downgraded_from"}
 
@@ -39,7 +39,7 @@ class Record:
             else None
         )
         self._metrics.observe(ctx.model, ctx.endpoint, ctx.status, ctx.outcome, latency, ttft, tokens)
-        if ctx.principal is None and ctx.status >= 400:  # anyone can send these: bounded lines, not one each
+        if refused_anonymously(ctx):  # anyone can send these: bounded lines, not one each
             refusals = self._refusals
             for summary in refusals.due():
                 self._access_log.write(summary)

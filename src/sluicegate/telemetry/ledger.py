@@ -27,6 +27,7 @@ from sluicegate.errors import GatewayError
 from sluicegate.keys.clock import Clock, system_clock
 from sluicegate.pipeline.bill import Bill, request_bill, stream_estimate
 from sluicegate.pipeline.context import RequestContext
+from sluicegate.telemetry.refusals import refused_anonymously
 from sluicegate.telemetry.spool import Cursor, Spool
 
 log = logging.getLogger("sluicegate.ledger")
@@ -276,8 +277,7 @@ class Ledger:
 
     async def on_finish(self, ctx: RequestContext) -> None:
         self._open.pop(ctx.request_id, None)
-        if ctx.principal is None and ctx.attempts == 0 and not ctx.side_attempts:
-            # refused before anyone was authenticated, and no provider was paid: no row (telemetry/refusals.py)
+        if refused_anonymously(ctx):  # anyone can send those, and no provider was paid: no row
             return
         record = ledger_row(ctx, self._clock())
         after = self._append(record)

@@ -12,7 +12,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sluicegate.pipeline.context import RequestContext
+
 OTHER = "other"
+
+
+def refused_anonymously(ctx: RequestContext) -> bool:
+    """Refused before anyone was authenticated, and before any upstream call (the gateway's own calls, such
+    as the model host's, have no principal either, and keep their rows)."""
+    return ctx.principal is None and ctx.status >= 400 and not ctx.attempts and not ctx.side_attempts
 
 
 class _Tally:
