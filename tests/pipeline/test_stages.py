@@ -86,3 +86,19 @@ pipeline: {{stages: {orjson.dumps(NOOPS).decode()}}}
     assert whole.status_code == 200 and whole.json()["choices"][0]["message"]["content"]
     assert streamed.status_code == 200 and streamed.text.rstrip().endswith("data: [DONE]")
     assert '"content"' in streamed.text
+
+
+def test_a_stage_verdict_is_on_the_context_and_heard_on_the_event_bus() -> None:
+    from sluicegate.canonical import ChatRequest
+    from sluicegate.events import EventBus, StageVerdict
+    from sluicegate.pipeline.context import RequestContext
+    from sluicegate.pipeline.stages import StageServices
+
+    events = EventBus()
+    heard: list[StageVerdict] = []
+    events.subscribe(StageVerdict, heard.append)
+    services = StageServices(GatewayConfig(), events)
+    ctx = RequestContext("req-9", "chat", "openai", {}, ChatRequest("m", [{"role": "user", "content": "hi"}]))
+    services.verdict(ctx, "firewall", "block", "prompt injection")
+    assert ctx.verdicts == (StageVerdict("req-9", "firewall", "block", "prompt injection"),)
+    assert heard == list(ctx.verdicts)

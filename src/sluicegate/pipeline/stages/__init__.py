@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from sluicegate.config.schema import STAGES_PACKAGE, GatewayConfig
-from sluicegate.events import EventBus
+from sluicegate.events import EventBus, StageVerdict
+from sluicegate.pipeline.context import RequestContext
 
 if TYPE_CHECKING:
     from sluicegate.models.host import ModelHost
@@ -29,6 +30,14 @@ class StageServices:
     # The model host, when configured: a stage that needs a model asks it for a handle when it is built
     # (`model_host.embedder(fail=..., deadline_ms=...)`), which is what makes the host start.
     model_host: ModelHost | None = None
+
+    def verdict(self, ctx: RequestContext, stage: str, verdict: str, detail: str = "") -> StageVerdict:
+        """Records what a stage decided about a request on its context (the access log renders it) and
+        announces it on the event bus (audit, alerts)."""
+        record = StageVerdict(ctx.request_id, stage, verdict, detail)
+        ctx.verdicts += (record,)
+        self.events.publish(record)
+        return record
 
 
 def build(names: list[str], services: StageServices) -> dict[Slot, list[object]]:
