@@ -1,4 +1,5 @@
-"""The wall clock the key checks and the ledger read, injectable so expiry is testable without sleeping."""
+"""The wall clock the key checks and the ledger read, as a function (the gateway hands them its one
+clock's `now`, `sluicegate.clock`), injectable so expiry is testable without sleeping; UTC helpers."""
 
 from __future__ import annotations
 

@@ -3,13 +3,13 @@ meter and settle stages that share it. `Gateway` owns one and wires its stages."
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from sluicegate.catalog import ModelCatalog
+from sluicegate.clock import Clock, SystemClock
 from sluicegate.config.schema import GatewayConfig
 from sluicegate.events import EventBus, OperatorAction
 from sluicegate.pipeline.admission import AdmissionStage
@@ -30,13 +30,15 @@ class MissingRedis(Exception):
     pass
 
 
-def build_state(config: GatewayConfig, metrics: LimitMetrics, spend: SpendSource | None = None) -> HotState:
+def build_state(
+    config: GatewayConfig, metrics: LimitMetrics, spend: SpendSource | None = None, clock: Clock | None = None
+) -> HotState:
     """The hot state; with `spend` (the ledger), every budget balance it has not seen is rebuilt from it."""
     limits = config.limits
     url = config.redis.url
     rebuild = BudgetRebuild(spend, config.budgets.rebuild_timeout_seconds) if spend is not None else None
     if limits.backend == "memory" or (limits.backend == "auto" and not url):
-        return MemoryState(window_seconds=limits.window_seconds, rebuild=rebuild)
+        return MemoryState(clock, window_seconds=limits.window_seconds, rebuild=rebuild)
     if not url:
         raise MissingRedis("limits.backend is 'redis' but redis.url is not set")
     shared = RedisState.from_url(
@@ -46,7 +48,7 @@ def build_state(config: GatewayConfig, metrics: LimitMetrics, spend: SpendSource
         window_seconds=limits.window_seconds,
         rebuild=rebuild,
     )
-    local = MemoryState(window_seconds=limits.window_seconds)
+    local = MemoryState(clock, window_seconds=limits.window_seconds)
     return ResilientState(shared, local, limits.outage, on_switch=metrics.switched)
 
 
@@ -58,17 +60,26 @@ class BudgetsAndLimits:
         registry: CollectorRegistry,
         events: EventBus,
         spend: SpendSource | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.events = events
+        self.clock: Clock = clock or SystemClock()
         self.metrics = LimitMetrics(registry)
-        self.state = build_state(config, self.metrics, spend)
+        self.state = build_state(config, self.metrics, spend, self.clock)
         counter = TokenCounter(config.budgets.estimate_margin)
         self.alerts = BudgetAlerts(
             list(config.budgets.webhooks), on_result=lambda outcome: self.metrics.alerts.labels(outcome).inc()
         )
-        self.overrides = OverrideBook(self.state)
+        self.overrides = OverrideBook(self.state, clock=self.clock.now)
         self.admission = AdmissionStage(
-            self.state, catalog, config.budgets, config.limits, self.metrics, counter, overrides=self.overrides
+            self.state,
+            catalog,
+            config.budgets,
+            config.limits,
+            self.metrics,
+            counter,
+            clock=self.clock.now,
+            overrides=self.overrides,
         )
         self.meter = StreamMeter(counter, self.metrics)
         self.alerts.listen(events)
@@ -82,7 +93,7 @@ class BudgetsAndLimits:
         """The admin API of operator actions: GET lists them, PUT sets one, DELETE clears one."""
         if method == "PUT":
             try:
-                override = parse_override(payload, time.time())
+                override = parse_override(payload, self.clock.now())
             except OverrideError as exc:
                 return 400, {"error": {"message": str(exc), "type": "invalid_request_error", "code": None}}
             await self.overrides.put(override)

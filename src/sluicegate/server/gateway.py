@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sluicegate.catalog import ModelCatalog
+from sluicegate.clock import Clock, SystemClock
 from sluicegate.config.schema import GatewayConfig
 from sluicegate.events import EventBus
 from sluicegate.keys.accounts import Accounts
-from sluicegate.keys.clock import system_clock
 from sluicegate.pipeline import Pipeline, stages
 from sluicegate.pipeline.count_tokens import CountTokens
 from sluicegate.pipeline.decide import Decide
@@ -66,30 +66,34 @@ class Gateway:
         master_key: str | None = None,
         environ: Mapping[str, str] = os.environ,
         access_log: AccessLog | None = None,
+        clock: Clock | None = None,
     ) -> None:
         key = master_key or environ.get(config.server.master_key_env)
         if not key:
             raise MissingMasterKey(f"no master key: set the environment variable {config.server.master_key_env}")
         self.config = config
+        self.clock: Clock = clock or SystemClock()  # the one clock every component reads
         self.catalog = ModelCatalog.from_config(config, environ)
         self.upstream = UpstreamClient()
         self.metrics = GatewayMetrics(group.name for group in self.catalog)
         self.events = EventBus()  # breaker transitions, admin and operator actions, budget thresholds, verdicts
-        self.router = Router(self.catalog, config.routing, events=self.events)
+        self.router = Router(self.catalog, config.routing, clock=self.clock.monotonic, events=self.events)
         self.metrics.registry.register(RoutingCollector(self.router))
         self.connections = ConnectionGuard(connection_limits(config))
         self.metrics.registry.register(ConnectionCollector(self.connections))
         log_config = config.server.access_log
         self.access_log = access_log or AccessLog.open(log_config.path, log_config.enabled)
-        self.accounts = Accounts(config, key, environ)
+        self.accounts = Accounts(config, key, environ, clock=self.clock.now)
         # This process's request ids start with it; its spool folder records it, so that the instance that
         # takes the folder over after a kill can close the in-flight rows of the streams it left.
         self.request_id_prefix = "req_" + secrets.token_hex(6)
-        self.accounts.spool.owner = {"prefix": self.request_id_prefix, "started": system_clock()}
+        self.accounts.spool.owner = {"prefix": self.request_id_prefix, "started": self.clock.now()}
         self.auth = self.accounts.auth
         # The hot counters are a cache of the ledger: balances are rebuilt from it after a start or a loss.
         ledger_totals = LedgerTotals(self.accounts.store, config.store.spool_dir, ZoneInfo(config.budgets.time_zone))
-        self.limits = BudgetsAndLimits(config, self.catalog, self.metrics.registry, self.events, ledger_totals)
+        self.limits = BudgetsAndLimits(
+            config, self.catalog, self.metrics.registry, self.events, ledger_totals, clock=self.clock
+        )
         self.routing = RoutingServices(config, self.router, self.upstream, self.limits.deployment_headroom)
         record = self.record = Record(self.metrics, self.access_log)
         self.model_host = self._model_host(record)
