@@ -55,7 +55,7 @@ def post(gw: Proc) -> tuple[float, httpx.Response]:
 
 
 def test_rpm_holds_exactly_across_two_instances(pair: tuple[Proc, Proc]) -> None:
-    for gw in pair:  # a first request pays for lazy start-up work: on a loaded machine the burst would outlast the window
+    for gw in pair:  # warm: a first request pays for lazy start-up work
         post(gw)
     time.sleep(WINDOW)  # a clean window
     burst = [post(pair[i % 2]) for i in range(16)]
