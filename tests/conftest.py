@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -16,6 +17,40 @@ import pytest
 
 MASTER_KEY = "sk-test-master-0123456789abcdef"
 UPSTREAM_KEY = "sk-upstream-secret-do-not-log-42"
+
+# Whole virtual keys (prefix + 43 characters of base62), the master key and the provider credential: none
+# may appear in anything a gateway or simulator wrote (logs, access logs, spool, ledger, rejected rows).
+_KEY_MATERIAL = re.compile(
+    rb"sk-sluice-[A-Za-z0-9]{43}(?![A-Za-z0-9])|"
+    + re.escape(MASTER_KEY.encode())
+    + rb"|"
+    + re.escape(UPSTREAM_KEY.encode())
+)
+_WRITTEN_BY_TESTS = {".yaml", ".yml", ".py", ".pem", ".key", ".crt"}  # configs and certificates the tests made
+
+
+def key_material_in(root: Path) -> list[str]:
+    """Where key material appears in the files under `root` that the processes under test wrote."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.is_symlink() or path.suffix in _WRITTEN_BY_TESTS:
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        match = _KEY_MATERIAL.search(data)
+        if match:
+            found.append(f"{path.relative_to(root)}: {match.group()[:14].decode(errors='replace')}...")
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_key_material_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the whole session: a secrets scan over everything its gateways and simulators left on disk."""
+    yield
+    found = key_material_in(tmp_path_factory.getbasetemp())
+    assert not found, "key material written to disk:\n" + "\n".join(found[:20])
 
 
 def free_port() -> int:
