@@ -1,4 +1,4 @@
-"""The request path of DESIGN.md section 1: one module per stage, wired together by `Pipeline`."""
+"""The request path (docs/architecture.md): one module per stage, wired together by `Pipeline`."""
 
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.pipeline.runner import Pipeline

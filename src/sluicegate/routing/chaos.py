@@ -19,7 +19,7 @@ import orjson
 
 Faults = dict[str, list[dict[str, Any]]]
 
-# What a scenario must show (DESIGN.md section 5, "Failures stay inside the gateway").
+# What a scenario must show: failures stay inside the gateway while a healthy deployment can serve.
 SUCCESS_TARGET = 0.999
 OPEN_WITHIN_S = 5.0
 AMPLIFICATION_LIMIT = 1.1

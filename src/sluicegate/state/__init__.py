@@ -1,2 +1,2 @@
 """Hot counters: rate-limit windows, budget balances and reservations, behind one interface with an
-in-process and a Redis backend (DESIGN.md section 4)."""
+in-process and a Redis backend."""
