@@ -6,12 +6,12 @@ the store (PostgreSQL) reachable and with it cut, interleaved.
                            [--cut blackhole|refuse]
 
 Starts the simulator (zero latency) and one gateway whose store is reached through a TCP proxy in this
-process, creates --keys virtual keys and warms them into the cache, then for each run drives the gateway
-for --duration seconds with the store reachable and for --duration seconds with it cut: `blackhole` (the
-default: connections are accepted and never answered, so every read waits for the store's timeout, the
-worst case) or `refuse` (connections are refused at once). The key cache TTL is 1 s, so every cached key
-is due for a refresh during the cut. Prints a table of medians and the ratio cut / reachable (target:
-requests/s and p50 within 10% of normal).
+process (sluicegate.providers.simulator.tcp_proxy, the one the tests cut), creates --keys virtual keys and
+warms them into the cache, then for each run drives the gateway for --duration seconds with the store
+reachable and for --duration seconds with it cut: `blackhole` (the default: connections are accepted and
+never answered, so every read waits for the store's timeout, the worst case) or `refuse` (connections are
+refused at once). The key cache TTL is 1 s, so every cached key is due for a refresh during the cut. Prints
+a table of medians and the ratio cut / reachable (target: requests/s and p50 within 10% of normal).
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
+
+from sluicegate.providers.simulator.tcp_proxy import TcpProxy
 
 MASTER_KEY = "sk-bench-master-outage-0123456789"
 UPSTREAM_KEY = "sk-bench-upstream"
@@ -41,63 +42,6 @@ api_key: {UPSTREAM_KEY}
 default: {{ttft_ms: 0, latency_ms: 0, tokens_per_second: 0, output_tokens: 8}}
 """
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
-
-
-class StoreProxy:
-    """A TCP proxy to the database that can forward, black-hole or refuse (runs in its own thread)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        self.mode = "forward"
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
-
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._open(), self._loop).result(10)
-
-    def set(self, mode: str) -> None:
-        asyncio.run_coroutine_threadsafe(self._set(mode), self._loop).result(10)
-
-    async def _open(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _set(self, mode: str) -> None:
-        self.mode = mode
-        for writer in list(self._writers):  # established connections go down with the cut
-            writer.transport.abort()
-        self._writers.clear()
-        if mode == "refuse" and self._server is not None:
-            self._server.close()
-            self._server = None
-        elif mode != "refuse" and self._server is None:
-            await self._open()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        if self.mode == "blackhole":
-            with contextlib.suppress(Exception):
-                await reader.read()  # never answers; the client's own timeout ends it
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.add(up_writer)
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(Exception):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
 def free_port() -> int:
@@ -165,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
 
     database = urlsplit(args.database_url)
-    proxy = StoreProxy(database.hostname or "127.0.0.1", database.port or 5432)
+    proxy = TcpProxy(database.port or 5432, database.hostname or "127.0.0.1")
     proxy.start()
     proxied = args.database_url.replace(f"{database.hostname}:{database.port or 5432}", f"127.0.0.1:{proxy.port}")
     schema = "sg_bench_outage_" + secrets.token_hex(4)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.chaos.proxy import ToggleProxy
+from sluicegate.providers.simulator.tcp_proxy import TcpProxy
 from tests.conftest import MASTER_KEY, Proc, start_gateway
 from tests.store.conftest import drop_schema, postgres_reachable, unique_schema
 
@@ -29,10 +29,10 @@ CALLS: list[tuple[str, str, dict[str, object] | None]] = [
 @pytest.fixture
 def gateway_on_a_proxied_database(
     simulator: Proc, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Proc, ToggleProxy]]:
+) -> Iterator[tuple[Proc, TcpProxy]]:
     if not asyncio.run(postgres_reachable()):
         pytest.skip("PostgreSQL at 127.0.0.1:5432 is NOT reachable: the admin outage test did not run")
-    proxy = ToggleProxy(5432)
+    proxy = TcpProxy(5432)
     proxy.start()
     schema = unique_schema()
     workdir = tmp_path_factory.mktemp("admin-outage")
@@ -53,7 +53,7 @@ store:
 
 
 def test_admin_calls_during_a_database_outage_are_503_with_retry_after(
-    gateway_on_a_proxied_database: tuple[Proc, ToggleProxy],
+    gateway_on_a_proxied_database: tuple[Proc, TcpProxy],
 ) -> None:
     gw, proxy = gateway_on_a_proxied_database
     assert httpx.post(f"{gw.url}/admin/teams", json={"id": "outage-team"}, headers=MASTER).status_code == 201

@@ -19,7 +19,7 @@ import pytest
 
 from sluicegate.canonical import Usage
 from sluicegate.pricing import PriceTable
-from tests.chaos.proxy import ToggleProxy
+from sluicegate.providers.simulator.tcp_proxy import TcpProxy
 from tests.conftest import MASTER_KEY, Proc, start_gateway
 from tests.store.conftest import POSTGRES_URL, drop_schema, postgres_reachable, unique_schema
 
@@ -27,10 +27,10 @@ PRICE = PriceTable.default().lookup("gpt-4o-mini")
 
 
 @pytest.fixture
-def pg_behind_proxy() -> Iterator[tuple[ToggleProxy, str]]:
+def pg_behind_proxy() -> Iterator[tuple[TcpProxy, str]]:
     if not asyncio.run(postgres_reachable()):
         pytest.skip("PostgreSQL at 127.0.0.1:5432 is NOT reachable: the ledger chaos test did not run")
-    proxy = ToggleProxy(5432)
+    proxy = TcpProxy(5432)
     proxy.start()
     schema = unique_schema()
     yield proxy, schema
@@ -38,7 +38,7 @@ def pg_behind_proxy() -> Iterator[tuple[ToggleProxy, str]]:
     asyncio.run(drop_schema(schema))
 
 
-def gateway_extra(proxy: ToggleProxy, schema: str, spool: Path) -> str:
+def gateway_extra(proxy: TcpProxy, schema: str, spool: Path) -> str:
     return f"""
 store:
   database_url: postgresql+asyncpg://postgres@127.0.0.1:{proxy.port}/test
@@ -135,7 +135,7 @@ def assert_exact(rows: list[dict[str, Any]], load: Load, key_id: str) -> None:
 
 
 def test_postgres_outage_mid_run_loses_and_doubles_nothing(
-    simulator: Proc, tmp_path: Path, pg_behind_proxy: tuple[ToggleProxy, str]
+    simulator: Proc, tmp_path: Path, pg_behind_proxy: tuple[TcpProxy, str]
 ) -> None:
     proxy, schema = pg_behind_proxy
     gateway = start_gateway(simulator, tmp_path, "outage", gateway_extra(proxy, schema, tmp_path / "spool"))
@@ -159,7 +159,7 @@ def test_postgres_outage_mid_run_loses_and_doubles_nothing(
 
 
 def test_sigkill_mid_run_then_restart_replays_the_spool_exactly_once(
-    simulator: Proc, tmp_path: Path, pg_behind_proxy: tuple[ToggleProxy, str]
+    simulator: Proc, tmp_path: Path, pg_behind_proxy: tuple[TcpProxy, str]
 ) -> None:
     proxy, schema = pg_behind_proxy
     extra = gateway_extra(proxy, schema, tmp_path / "spool")
