@@ -209,10 +209,13 @@ models:
 """
 
 
-def start_gateway(simulator: Proc, workdir: Path, name: str = "gateway", extra: str = "") -> Proc:
+def start_gateway(
+    simulator: Proc, workdir: Path, name: str = "gateway", extra: str = "", graceful_seconds: float = 20
+) -> Proc:
     access_log = workdir / f"{name}-access.log"
     config = workdir / f"{name}.yaml"
-    config.write_text(gateway_yaml(simulator.url, extra).replace("ACCESS_LOG", str(access_log)))
+    text = gateway_yaml(simulator.url, extra).replace("ACCESS_LOG", str(access_log))
+    config.write_text(text.replace("graceful_shutdown_seconds: 20", f"graceful_shutdown_seconds: {graceful_seconds}"))
     port = free_port()
     return start_process(
         ["serve", "--config", str(config), "--port", str(port)],

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import MASTER_KEY, UPSTREAM_KEY, Proc, free_port, start_gateway, start_process
+from tests.conftest import MASTER_KEY, UPSTREAM_KEY, Proc
+from tests.e2e.budgeted import budgeted_gateway
 
 MASTER = {"authorization": f"Bearer {MASTER_KEY}"}
 
@@ -32,25 +33,10 @@ default:
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
-    workdir = tmp_path_factory.mktemp("budget-overspend")
-    (workdir / "sim.yaml").write_text(SIMULATOR)
-    port = free_port()
-    simulator = start_process(
-        ["simulator", "--port", str(port), "--config", str(workdir / "sim.yaml")],
-        port,
-        workdir,
-        "simulator",
-        ready_path="/_sim/stats",
-    )
-    try:
-        # a generous wait for reservations: the burst below must not time out on a loaded machine
-        gateway = start_gateway(simulator, workdir, "gateway", "budgets:\n  reserved_wait_seconds: 30\n")
-    except BaseException:
-        simulator.stop()
-        raise
-    yield gateway
-    gateway.stop()
-    simulator.stop()
+    # a generous wait for reservations: the burst below must not time out on a loaded machine
+    extra = "budgets:\n  reserved_wait_seconds: 30\n"
+    with budgeted_gateway(tmp_path_factory.mktemp("budget-overspend"), SIMULATOR, extra) as gateway:
+        yield gateway
 
 
 def create_key(gw: Proc, **body: Any) -> dict[str, Any]:

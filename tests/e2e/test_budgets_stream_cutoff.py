@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from tests.conftest import MASTER_KEY, UPSTREAM_KEY, Proc, free_port, start_gateway, start_process
+from tests.conftest import MASTER_KEY, UPSTREAM_KEY, Proc
+from tests.e2e.budgeted import budgeted_gateway
 
 SIMULATOR = f"""
 seed: 11
@@ -37,24 +38,8 @@ budgets:
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
-    workdir = tmp_path_factory.mktemp("budget-cutoff")
-    (workdir / "sim.yaml").write_text(SIMULATOR)
-    port = free_port()
-    simulator = start_process(
-        ["simulator", "--port", str(port), "--config", str(workdir / "sim.yaml")],
-        port,
-        workdir,
-        "simulator",
-        ready_path="/_sim/stats",
-    )
-    try:
-        gateway = start_gateway(simulator, workdir, "gateway", EXTRA)
-    except BaseException:
-        simulator.stop()
-        raise
-    yield gateway
-    gateway.stop()
-    simulator.stop()
+    with budgeted_gateway(tmp_path_factory.mktemp("budget-cutoff"), SIMULATOR, EXTRA) as gateway:
+        yield gateway
 
 
 def test_stream_is_cut_cleanly_then_the_budget_refuses(gw: Proc) -> None:

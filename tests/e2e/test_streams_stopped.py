@@ -19,7 +19,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import MASTER_KEY, UPSTREAM_KEY, Proc, free_port, gateway_yaml, start_process
+from tests.conftest import MASTER_KEY, UPSTREAM_KEY, Proc, start_gateway
+from tests.e2e.budgeted import own_simulator
 
 CRAWL_SIMULATOR = f"""
 seed: 11
@@ -39,16 +40,7 @@ AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 
 @pytest.fixture(scope="module")
 def crawl_simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
-    workdir = tmp_path_factory.mktemp("crawl-simulator")
-    (workdir / "simulator.yaml").write_text(CRAWL_SIMULATOR)
-    port = free_port()
-    proc = start_process(
-        ["simulator", "--port", str(port), "--config", str(workdir / "simulator.yaml")],
-        port,
-        workdir,
-        "simulator",
-        ready_path="/_sim/stats",
-    )
+    proc = own_simulator(tmp_path_factory.mktemp("crawl-simulator"), CRAWL_SIMULATOR)
     yield proc
     proc.stop()
 
@@ -70,18 +62,7 @@ budgets:
 
 
 def _gateway(simulator: Proc, workdir: Path, name: str, graceful: float, prefix: str) -> Proc:
-    config = workdir / f"{name}.yaml"
-    text = gateway_yaml(simulator.url, _extra(prefix)).replace("ACCESS_LOG", str(workdir / f"{name}-access.log"))
-    config.write_text(text.replace("graceful_shutdown_seconds: 20", f"graceful_shutdown_seconds: {graceful}"))
-    port = free_port()
-    return start_process(
-        ["serve", "--config", str(config), "--port", str(port)],
-        port,
-        workdir,
-        name,
-        env={"SLUICEGATE_MASTER_KEY": MASTER_KEY, "SIM_UPSTREAM_KEY": UPSTREAM_KEY},
-        ready_path="/health/ready",
-    )
+    return start_gateway(simulator, workdir, name, _extra(prefix), graceful_seconds=graceful)
 
 
 class Streamer(threading.Thread):
