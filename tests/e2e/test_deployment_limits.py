@@ -28,6 +28,12 @@ EXTRA = f"""
     deployments:
       - {{provider: sim, model: gpt-4o-mini, id: capped, rpm: 1, weight: 100}}
       - {{provider: sim, model: gpt-4o-mini, id: open}}
+  - name: limited-failover
+    routing: {{strategy: cost, breaker: {{enabled: false}}}}  # the failing deployment stays first in the chain
+    deployments:
+      - {{provider: sim, model: dl-down, id: down, rpm: 100, price: {{input: 1, output: 1}}}}
+      - {{provider: sim, model: dl-spare, id: spare, rpm: 1, price: {{input: 2, output: 2}}}}
+      - {{provider: sim, model: dl-open, id: open-fallback, price: {{input: 3, output: 3}}}}
   - name: token-limited
     deployments:
       - {{provider: sim, model: gpt-4o-mini, id: tokens, tpm: 300}}
@@ -76,6 +82,19 @@ def test_a_deployment_without_limits_takes_what_the_limited_one_cannot(gw: Proc)
     assert all(r.status_code == 200 for r in responses)
     served = Counter(r.headers["x-sluice-deployment"] for r in responses)
     assert served["capped"] <= 1 and served["open"] >= 4
+
+
+def test_a_failover_never_goes_to_a_second_deployment_with_limits(gw: Proc, sim_control: httpx.Client) -> None:
+    """Each request holds a place in the first deployment's window only; when that deployment fails, the
+    next one with limits (rpm: 1) would be a call outside its own window, so failover passes over it to the
+    deployment without limits."""
+    sim_control.put("/_sim/faults/dl-down", json={"faults": [{"type": "outage"}]})
+    responses = [post(gw, "limited-failover") for _ in range(5)]
+    assert [r.status_code for r in responses] == [200] * 5, [r.text for r in responses]
+    assert {r.headers["x-sluice-deployment"] for r in responses} == {"open-fallback"}
+    reached = sim_control.get("/_sim/stats").json()["models"]
+    assert reached["dl-down"]["requests"] >= 5  # every request was tried on the deployment it held a place in
+    assert "dl-spare" not in reached, "a failover called a deployment with limits it held no place in"
 
 
 def test_tpm_counts_prompt_and_granted_output_then_the_actual_tokens(gw: Proc) -> None:
