@@ -6,7 +6,8 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from sluicegate.config.schema import DeploymentConfig, GatewayConfig
+from sluicegate.classify.tiers import Capability, capability
+from sluicegate.config.schema import DeploymentConfig, GatewayConfig, ModelGroupConfig
 from sluicegate.pricing import Price, PriceTable
 from sluicegate.providers.base import Endpoint, ProviderAdapter
 from sluicegate.providers.registry import adapter_for
@@ -40,6 +41,8 @@ class ModelGroup:
     kind: str  # "chat" | "embedding"
     deployments: tuple[Deployment, ...]
     routing: GroupRoutingConfig = field(default_factory=GroupRoutingConfig)
+    capability: Capability | None = None  # its tier and what it serves well (None: no tier known)
+    pool: tuple[str, ...] = ()  # strategy auto: the groups it chooses among (and no deployments of its own)
 
 
 class ModelCatalog:
@@ -79,6 +82,8 @@ class ModelCatalog:
                     for d in group.deployments
                 ),
                 group.routing,
+                _capability(group, config.classify.tiers),
+                tuple(group.pool),
             )
             for group in config.models
         }
@@ -92,6 +97,17 @@ class ModelCatalog:
 
     def __contains__(self, name: object) -> bool:
         return name in self._groups
+
+
+def _capability(group: ModelGroupConfig, tiers: list[str]) -> Capability | None:
+    serves = group.serves
+    return capability(
+        group.tier,
+        serves.tasks if serves is not None else None,
+        serves.complexity if serves is not None else None,
+        [d.model for d in group.deployments],
+        tiers,
+    )
 
 
 def _endpoint(provider: Endpoint, deployment: DeploymentConfig) -> Endpoint:

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sluicegate.classify.config import TASK_TYPES, ClassifyConfig, ServesConfig
+from sluicegate.classify.tiers import capability
 from sluicegate.models.config import ModelHostConfig, ProviderEmbeddings
 from sluicegate.routing.config import GroupRoutingConfig, RoutingConfig
 from sluicegate.state.config import BudgetsConfig, LimitsConfig
@@ -114,12 +116,34 @@ class DeploymentConfig(_Strict):
 
 
 class ModelGroupConfig(_Strict):
-    """A logical model name clients ask for, and the deployments behind it."""
+    """A logical model name clients ask for, and the deployments behind it; or, with `routing.strategy:
+    auto`, a pool of other groups among which each request gets the cheapest that covers it."""
 
     name: str = Field(min_length=1)
     kind: Literal["chat", "embedding"] = "chat"
-    deployments: list[DeploymentConfig] = Field(min_length=1)
+    deployments: list[DeploymentConfig] = Field(default_factory=list)
     routing: GroupRoutingConfig = GroupRoutingConfig()
+    # For the `auto` route: the group's tier (one of `classify.tiers`; default: the shipped tier of its first
+    # deployment's model name) and what it serves well (default: every task type, up to its tier's share).
+    tier: str | None = Field(None, min_length=1, max_length=32)
+    serves: ServesConfig | None = None
+    pool: list[str] = Field(default_factory=list)  # strategy auto: the groups it chooses among
+
+    @model_validator(mode="after")
+    def _deployments_or_pool(self) -> ModelGroupConfig:
+        if self.routing.strategy == "auto":
+            if not self.pool:
+                raise ValueError("a group with strategy auto needs a pool: the model groups it chooses among")
+            if self.deployments:
+                raise ValueError("a group with strategy auto has a pool of groups, not deployments of its own")
+            if self.kind != "chat":
+                raise ValueError("strategy auto serves chat models only")
+        else:
+            if not self.deployments:
+                raise ValueError("a model group needs at least one deployment (or strategy auto and a pool)")
+            if self.pool:
+                raise ValueError("pool is for groups with strategy auto")
+        return self
 
 
 class AccessLogConfig(_Strict):
@@ -239,6 +263,7 @@ class GatewayConfig(_Strict):
     limits: LimitsConfig = LimitsConfig()
     pipeline: PipelineConfig = PipelineConfig()
     model_host: ModelHostConfig | None = None  # small CPU models for the features that need them
+    classify: ClassifyConfig = ClassifyConfig()  # tiers and the classifier of the `auto` route
 
     def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Cross-references a field validator cannot see: (path, message) for each broken one."""
@@ -268,6 +293,7 @@ class GatewayConfig(_Strict):
                     problem = _group_problem(name, group.kind, kinds, "fallback")
                     if problem:
                         problems.append((("models", i, "routing", "fallbacks_by_error", error_class, j), problem))
+        problems += self._auto_problems(kinds)
         downgrade = self.budgets.downgrade
         if downgrade is not None:
             problem = _group_problem(downgrade.to, "chat", kinds, "downgrade target")
@@ -278,6 +304,58 @@ class GatewayConfig(_Strict):
             problem = _group_problem(host.embeddings.group, "embedding", kinds, "model host")
             if problem:
                 problems.append((("model_host", "embeddings", "group"), problem))
+        return problems
+
+    def _auto_problems(self, kinds: Mapping[str, str]) -> list[tuple[tuple[str | int, ...], str]]:
+        """Tiers named, and every `auto` pool able to serve every task type with groups it can rank."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        tiers = self.classify.tiers
+        groups = {group.name: group for group in self.models}
+        for i, group in enumerate(self.models):
+            if group.tier is not None and group.tier not in tiers:
+                problems.append(
+                    (("models", i, "tier"), f"unknown tier '{group.tier}' (expected one of: {', '.join(tiers)})")
+                )
+            if group.routing.strategy != "auto":
+                continue
+            served: set[str] = set()
+            for j, name in enumerate(group.pool):
+                where: tuple[str | int, ...] = ("models", i, "pool", j)
+                member = groups.get(name)
+                if member is None or member.kind != "chat":
+                    problems.append((where, _group_problem(name, "chat", kinds, "pool") or ""))
+                    continue
+                if member.routing.strategy == "auto":
+                    problems.append((where, f"pool model '{name}' is itself an auto group"))
+                    continue
+                serves = member.serves
+                found = capability(
+                    member.tier,
+                    serves.tasks if serves is not None else None,
+                    serves.complexity if serves is not None else None,
+                    [d.model for d in member.deployments],
+                    tiers,
+                )
+                if found is None:
+                    if member.tier is None:
+                        problems.append(
+                            (
+                                where,
+                                f"pool model '{name}' has no tier: its models are not in the shipped table, so set "
+                                f"`tier` on it (one of: {', '.join(tiers)})",
+                            )
+                        )
+                    continue
+                served |= found.tasks
+            missing = [task for task in TASK_TYPES if task not in served]
+            if missing and not any(p[0][:3] == ("models", i, "pool") for p in problems):
+                problems.append(
+                    (
+                        ("models", i, "pool"),
+                        f"no model in the pool of '{group.name}' serves: {', '.join(missing)} "
+                        "(add one whose `serves.tasks` names them)",
+                    )
+                )
         return problems
 
     def missing_secrets(self, environ: Mapping[str, str]) -> list[tuple[tuple[str | int, ...], str]]:

@@ -326,8 +326,8 @@ class AdmissionStage:
         kind = "embedding" if ctx.endpoint == "embeddings" else "chat"
         best: tuple[int, str] | None = None
         for group in self._catalog:
-            if group.kind != kind or not permitted(ctx.principal, group):
-                continue
+            if group.kind != kind or group.pool or not permitted(ctx.principal, group):
+                continue  # an auto group has no deployments of its own to be cheap
             cost = self.group_cost(group)
             if cost.input_pico is None or cost.output_pico is None:
                 continue

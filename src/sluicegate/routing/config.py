@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Strategy = Literal["weighted", "least_busy", "latency", "cost", "usage"]
+Strategy = Literal["weighted", "least_busy", "latency", "cost", "usage", "auto"]  # auto: classify/
 ErrorClassName = Literal[
     "rate_limited",
     "overloaded",

@@ -184,4 +184,6 @@ class Gateway:
 
     def models(self) -> list[tuple[str, str]]:
         """(name, owning provider family) of every logical model, for /v1/models."""
-        return [(group.name, group.deployments[0].family) for group in self.catalog]
+        return [
+            (group.name, group.deployments[0].family if group.deployments else "sluicegate") for group in self.catalog
+        ]
