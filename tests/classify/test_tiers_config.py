@@ -11,7 +11,7 @@ import pytest
 
 from sluicegate.catalog import ModelCatalog
 from sluicegate.classify.tiers import known_tier
-from sluicegate.config.loader import ConfigError, demo_config_text, parse_config
+from sluicegate.config.loader import ConfigError, parse_config
 
 BASE = """
 providers:
