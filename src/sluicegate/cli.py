@@ -80,6 +80,16 @@ def _serve(args: argparse.Namespace) -> int:
     from sluicegate.server.run import StartupError, serve_gateway, serve_with_companion
 
     _install_uvloop()
+    if args.workers is not None and args.workers < 1:
+        print("sluicegate serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.demo and (args.workers or 1) > 1:
+        print(
+            "sluicegate serve: the demo runs on the in-process hot state, which workers cannot share: "
+            "use --workers 1 (or a --config with redis.url)",
+            file=sys.stderr,
+        )
+        return 2
     if args.demo:
         from sluicegate.providers.simulator import create_app, demo_simulator_config
 
@@ -114,6 +124,10 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
 
+    workers = args.workers if args.workers is not None else config.server.workers
+    if workers > 1:
+        return _serve_workers(config, host, port, workers)
+
     def announce(bound: int) -> None:
         logging.getLogger("sluicegate").info("gateway listening on http://%s:%d", host, bound)
 
@@ -123,6 +137,40 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"sluicegate serve: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _serve_workers(config: GatewayConfig, host: str, port: int, count: int) -> int:
+    """`count` gateway processes on one port under a supervising parent (`server/workers.py`)."""
+    from sluicegate.server.run import StartupError, serve_gateway
+    from sluicegate.server.workers import Supervisor, WorkerLink, hold_port, shared_state_problem
+
+    problem = shared_state_problem(config)
+    if problem is not None:
+        print(f"sluicegate serve: {problem}", file=sys.stderr)
+        return 1
+    try:
+        held, bound = hold_port(host, port)
+    except StartupError as exc:
+        print(f"sluicegate serve: {exc}", file=sys.stderr)
+        return 1
+
+    def run_worker(link: WorkerLink) -> int:
+        held.close()
+        try:
+            asyncio.run(serve_gateway(config, host, bound, worker=link))
+        except (MissingMasterKey, StartupError) as exc:
+            print(f"sluicegate serve: worker {link.index}: {exc}", file=sys.stderr)
+            return 1
+        return 0
+
+    def announce() -> None:
+        logging.getLogger("sluicegate").info("gateway listening on http://%s:%d (%d workers)", host, bound, count)
+
+    supervisor = Supervisor(count, run_worker, stop_grace=config.server.graceful_shutdown_seconds)
+    try:
+        return supervisor.run(announce)
+    finally:
+        held.close()
 
 
 def _simulator(args: argparse.Namespace) -> int:
@@ -151,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="run on the built-in demo configuration")
     serve.add_argument("--host", default=None, help="address to listen on (default from config, 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port to listen on (default from config, 4000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="gateway processes on the port (default from config, 1; above 1 needs redis.url)",
+    )
     serve.add_argument("--simulator-port", type=int, default=0, help="demo only: simulator port (0: any free)")
     serve.add_argument("--allow-missing-secrets", action="store_true", help=_ALLOW_MISSING)
     serve.set_defaults(func=_serve)

@@ -163,6 +163,9 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(4000, ge=0, le=65535)
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    # Gateway processes on the port (`serve --workers`); above 1 they share limits and budgets through Redis,
+    # so `redis.url` must be set (docs/configuration.md).
+    workers: int = Field(1, ge=1, le=256)
     master_key_env: str = Field("SLUICEGATE_MASTER_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     graceful_shutdown_seconds: float = Field(30.0, ge=0)
     access_log: AccessLogConfig = AccessLogConfig()

@@ -228,6 +228,8 @@ class GatewayApp:
         self._routes[("GET", "/health/ready")] = self._ready
         self._routes[("GET", "/metrics")] = self._metrics
         self._admin = create_admin_app(gateway)
+        # with several worker processes: this worker's exposition merged with its peers' (`workers.py`)
+        self.gather_metrics: Callable[[bytes], Awaitable[bytes]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -357,4 +359,7 @@ class GatewayApp:
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         metrics = self.gateway.metrics
-        await _send(send, 200, metrics.render(), [(b"content-type", metrics.content_type.encode())])
+        body = metrics.render()
+        if self.gather_metrics is not None:
+            body = await self.gather_metrics(body)
+        await _send(send, 200, body, [(b"content-type", metrics.content_type.encode())])

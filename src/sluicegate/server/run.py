@@ -25,6 +25,7 @@ from sluicegate.server.app import GatewayApp
 from sluicegate.server.connections import ConnectionGuard
 from sluicegate.server.gateway import Gateway
 from sluicegate.server.protocol import CoalescingHttpToolsProtocol, GatewayHttpProtocol
+from sluicegate.server.workers import WorkerLink
 
 log = logging.getLogger("sluicegate.server")
 
@@ -102,12 +103,13 @@ class _Companion(uvicorn.Server):
         yield
 
 
-def listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """The listening socket, bound before anything else starts, so a taken port is one clear error at once
-    (uvicorn would log it and leave the components it had already started running)."""
+    (uvicorn would log it and leave the components it had already started running). `reuse_port`: one of
+    several workers' sockets on the same port (`workers.py`)."""
     try:
         family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        return socket.create_server(address, family=family)
+        return socket.create_server(address, family=family, reuse_port=reuse_port)
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise StartupError(f"cannot listen on {host}:{port}: {reason.lower()}") from None
@@ -146,11 +148,13 @@ async def serve_gateway(
     *,
     master_key: str | None = None,
     on_started: Callable[[int], None] | None = None,
+    worker: WorkerLink | None = None,
 ) -> None:
     """Binds the port, starts the gateway's components, then serves until told to stop; any failure before
-    serving raises `StartupError` after stopping whatever had started."""
+    serving raises `StartupError` after stopping whatever had started. `worker`: this process is one of
+    several on the port (`workers.py`)."""
     gateway = Gateway(config, master_key=master_key)
-    sock = listen(host, port)
+    sock = listen(host, port, reuse_port=worker is not None)
     try:
         await gateway.start()
     except Exception as exc:
@@ -159,8 +163,13 @@ async def serve_gateway(
         raise StartupError(f"start-up failed: {scrub(str(exc)) or type(exc).__name__}") from None
     # the components are started here, not by the ASGI lifespan, so their failure is ours to report
     gateway.connections.fit_file_limit(raise_file_limit())
+    app = GatewayApp(gateway)
+    peers: asyncio.AbstractServer | None = None
+    if worker is not None:
+        peers = await worker.serve_metrics(gateway.metrics.render)
+        app.gather_metrics = worker.gather
     uvicorn_settings = uvicorn_config(
-        GatewayApp(gateway),
+        app,
         host,
         port,
         config.server.graceful_shutdown_seconds,
@@ -186,8 +195,13 @@ async def serve_gateway(
         gc.freeze()
         if on_started is not None:
             on_started(bound_port(server))
+        if worker is not None:
+            worker.announce_ready()
         await task
     finally:
+        if worker is not None and peers is not None:
+            peers.close()
+            worker.retire(gateway.metrics.render())
         await _stop_quietly(gateway)
 
 
