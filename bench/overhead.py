@@ -1,18 +1,29 @@
-"""Gateway overhead against a direct call, measured at the client.
+"""Gateway overhead against a direct call and against a bare proxy hop, measured at the client.
 
-    python bench/overhead.py [--runs 3] [--duration 8] [--upstream nginx|simulator] [--bare-proxy]
+    python bench/overhead.py [--runs 3] [--duration 8] [--auth full|no-limits|master]
+                             [--upstream nginx|simulator] [--gap-ms 1.0] [--no-bare-proxy]
+                             [--redis-url URL] [--database-url URL]
                              [--stages noop_request,noop_response,noop_chunks,noop_finish]
 
-Starts a fixed-response upstream (Debian's nginx answering with OpenAI-format bodies, or the simulator in
-zero-latency mode) on core 1 and the gateway on core 0, then drives both with `wrk` (pinned to core 1,
-beside the upstream) one after the other in the same run: latency at concurrency 1 and 64, requests/s at
-saturation, streams/s (24-event streams), added time to first token (against nginx, which sends all 24
-events in one write, and against the simulator streaming token by token, as providers do), the gateway's
-peak RSS, and how many ledger rows were still to be written to the database when the c=64 load ended
-(they wait in the spool meanwhile). With --bare-proxy, the same loads then go through a bare proxy hop
-(`bare_proxy.py`: what a Python proxy costs with no gateway features, on this machine today). Prints a
-table of medians over --runs runs. With --stages, the gateway runs with those optional pipeline stages
-configured (the `noop_*` ones do nothing: what each hook itself costs).
+What users run by default (`--auth full`): a virtual key with a key budget, whose team has a budget too,
+with RPM, TPM and concurrency limits on the key and RPM/TPM on the team (in-process hot state unless
+--redis-url), the SQLite ledger (PostgreSQL with --database-url), Prometheus metrics and the access log to
+a file. The limits are set high enough never to refuse: every request pays for checking, reserving and
+settling them. `--auth no-limits` is a virtual key with no budget or limit, `--auth master` the master
+key (no key lookup, no budget, no limit): labelled variants, for comparison.
+
+Starts the upstreams on core 1 (Debian's nginx answering with OpenAI-format bodies, all of a stream's 24
+events in one write, or the simulator in zero-latency mode; and `paced_upstream.py`, writing each of 24
+events separately, --gap-ms apart, as providers stream) and the gateway on core 0, then drives them with
+`wrk` (pinned to core 1) one after the other in the same run: latency at concurrency 1 and 64,
+requests/s at saturation, streams/s with both upstreams (with the streams' p50/p99), added time to first
+token (against nginx's burst, and against the simulator streaming 200 tokens/s), the gateway's peak RSS,
+and how many ledger rows were still to be written to the database when the c=64 load ended (they wait in
+the spool meanwhile). The same loads then go through a bare proxy hop on the same core (`bare_proxy.py`:
+what a Python proxy costs with no gateway features, on this machine today; skip with --no-bare-proxy),
+so every figure is also a ratio to the hop measured in the same run. Prints a table of medians over
+--runs runs. With --stages, the gateway runs with those optional pipeline stages configured (the `noop_*`
+ones do nothing: what each hook itself costs).
 Needs `wrk` and `nginx` (apt-get install wrk nginx-light).
 """
 
@@ -195,17 +206,29 @@ def start_simulator(workdir: Path, port: int, tokens_per_second: float = 0) -> U
     return Upstream(url, process)
 
 
-def gateway_config(workdir: Path, providers_and_models: str, stages: list[str] | None = None) -> Path:
+def gateway_config(
+    workdir: Path,
+    providers_and_models: str,
+    stages: list[str] | None = None,
+    redis_url: str | None = None,
+    database_url: str | None = None,
+) -> Path:
     """The benchmarks' gateway configuration: the default pipeline's access log (to a file) and store (the
-    SQLite ledger, `ledger_rows` reads it), with the given providers and models (and optional stages)."""
+    SQLite ledger, `ledger_rows` reads it, or `database_url`), the in-process hot state (or Redis at
+    `redis_url`, under a key prefix of this run's own), with the given providers and models (and optional
+    stages)."""
     config = workdir / "gateway.yaml"
     pipeline = f"pipeline: {{stages: {orjson.dumps(stages).decode()}}}\n" if stages else ""
+    database = database_url or f"sqlite+aiosqlite:///{workdir}/bench.db"
+    redis = ""
+    if redis_url:
+        redis = f'redis: {{url: "{redis_url}"}}\nlimits: {{backend: redis, key_prefix: "sgbench-{os.getpid()}"}}\n'
     config.write_text(
         f"""
 server:
   access_log: {{path: {workdir}/access.log}}
-store: {{database_url: "sqlite+aiosqlite:///{workdir}/bench.db", spool_dir: "{workdir}/spool"}}
-{pipeline}{providers_and_models}"""
+store: {{database_url: "{database}", spool_dir: "{workdir}/spool"}}
+{redis}{pipeline}{providers_and_models}"""
     )
     return config
 
@@ -234,6 +257,29 @@ def launch_gateway(config: Path, port: int) -> subprocess.Popen[bytes]:
     return process
 
 
+def start_paced_upstream(port: int, gap_ms: float) -> Upstream:
+    """`bench/paced_upstream.py` (each stream event written on its own, `gap_ms` apart) on core 1."""
+    process = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            "1",
+            sys.executable,
+            str(Path(__file__).with_name("paced_upstream.py")),
+            str(port),
+            "--gap-ms",
+            str(gap_ms),
+            "--events",
+            str(STREAM_EVENTS),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url)
+    return Upstream(url, process)
+
+
 def start_bare_proxy(port: int, upstreams: dict[str, str]) -> subprocess.Popen[bytes]:
     """`bench/bare_proxy.py` (the reference hop: no gateway features) pinned to core 0, once it answers."""
     process = subprocess.Popen(
@@ -253,6 +299,10 @@ def start_bare_proxy(port: int, upstreams: dict[str, str]) -> subprocess.Popen[b
     return process
 
 
+# gpt-4o-mini's list price, so that budgets reserve and settle real amounts
+PRICE = "{input: 0.15, output: 0.60}"
+
+
 def start_gateway(
     workdir: Path,
     upstream: Upstream,
@@ -260,10 +310,14 @@ def start_gateway(
     port: int,
     paced: Upstream | None = None,
     stages: list[str] | None = None,
+    evented: Upstream | None = None,
+    redis_url: str | None = None,
+    database_url: str | None = None,
 ) -> subprocess.Popen[bytes]:
     json_base = f"{upstream.url}/json/v1" if kind == "nginx" else f"{upstream.url}/v1"
     sse_base = f"{upstream.url}/sse/v1" if kind == "nginx" else f"{upstream.url}/v1"
     paced_base = f"{(paced or upstream).url}/v1"
+    evented_base = f"{(evented or upstream).url}/v1"
     config = gateway_config(
         workdir,
         f"""
@@ -271,25 +325,51 @@ providers:
   json: {{kind: openai, base_url: "{json_base}"}}
   sse: {{kind: openai, base_url: "{sse_base}"}}
   paced: {{kind: openai, base_url: "{paced_base}"}}
+  evented: {{kind: openai, base_url: "{evented_base}"}}
 models:
   - name: bench-json
-    deployments: [{{provider: json, model: bench-model}}]
+    deployments: [{{provider: json, model: bench-model, price: {PRICE}}}]
   - name: bench-stream
-    deployments: [{{provider: sse, model: bench-model}}]
+    deployments: [{{provider: sse, model: bench-model, price: {PRICE}}}]
   - name: bench-paced
-    deployments: [{{provider: paced, model: bench-model}}]
+    deployments: [{{provider: paced, model: bench-model, price: {PRICE}}}]
+  - name: bench-evented
+    deployments: [{{provider: evented, model: bench-model, price: {PRICE}}}]
 """,
         stages,
+        redis_url,
+        database_url,
     )
     return launch_gateway(config, port)
 
 
-def virtual_key(port: int) -> str:
-    """A virtual key made through the admin API, so the gateway leg pays for key lookup and attribution."""
+# Limits far above what one core serves, so that nothing is refused but every request checks, reserves and
+# settles them: RPM and TPM in a 60 s sliding window, requests in flight, and budgets of a million dollars.
+FULL_LIMITS = {
+    "team": {"rpm": 10_000_000, "tpm": 2_000_000_000, "budget_usd": "1000000", "budget_period": "monthly"},
+    "key": {
+        "rpm": 10_000_000,
+        "tpm": 2_000_000_000,
+        "max_concurrency": 10_000,
+        "budget_usd": "1000000",
+        "budget_period": "monthly",
+    },
+}
+
+
+def virtual_key(port: int, limits: bool = True) -> str:
+    """A virtual key made through the admin API, so the gateway leg pays for key lookup and attribution;
+    with `limits`, its team and itself carry the budgets and limits of `FULL_LIMITS`."""
+    admin = {"authorization": f"Bearer {MASTER_KEY}"}
+    team = "bench-limited" if limits else "bench"
+    if limits:
+        httpx.post(
+            f"http://127.0.0.1:{port}/admin/teams", json={"id": team, **FULL_LIMITS["team"]}, headers=admin, timeout=10
+        ).raise_for_status()
     response = httpx.post(
         f"http://127.0.0.1:{port}/admin/keys",
-        json={"team": "bench", "user": "bench-user", "models": ["bench-*"]},
-        headers={"authorization": f"Bearer {MASTER_KEY}"},
+        json={"team": team, "user": "bench-user", "models": ["bench-*"], **(FULL_LIMITS["key"] if limits else {})},
+        headers=admin,
         timeout=10,
     )
     response.raise_for_status()
@@ -297,7 +377,9 @@ def virtual_key(port: int) -> str:
 
 
 def ledger_rows(workdir: Path) -> int:
-    """Rows in the gateway's SQLite ledger now."""
+    """Rows in the gateway's SQLite ledger now (-1 with another database: not counted)."""
+    if not (workdir / "bench.db").exists():
+        return -1
     with sqlite3.connect(workdir / "bench.db", timeout=10) as db:
         return int(db.execute("SELECT count(*) FROM spend_ledger").fetchone()[0])
 
@@ -449,6 +531,8 @@ class Leg:
     plain: bytes
     streamed: bytes
     paced: bytes
+    evented_url: str
+    evented: bytes
     key: str = MASTER_KEY
 
 
@@ -457,7 +541,7 @@ def measure(leg: Leg, args: argparse.Namespace, figures: Figures, workdir: Path)
     c1 = wrk(leg.json_url, leg.plain, 1, d, workdir, key)
     written = ledger_rows(workdir)
     c64 = wrk(leg.json_url, leg.plain, 64, d, workdir, key)
-    if label == "gateway":  # how far the ledger's database writes trail the requests, at the end
+    if label == "gateway" and written >= 0:  # how far the ledger's database writes trail the requests, at the end
         figures.add("ledger lag", c64.rps * round(d) - (ledger_rows(workdir) - written))
     figures.add(f"{label} c1 p50", c1.p50_ms)
     figures.add(f"{label} c1 p99", c1.p99_ms)
@@ -466,7 +550,13 @@ def measure(leg: Leg, args: argparse.Namespace, figures: Figures, workdir: Path)
     figures.add(f"{label} rps", c64.rps)
     streams = wrk(leg.sse_url, leg.streamed, 64, d, workdir, key)
     figures.add(f"{label} streams/s", streams.rps)
-    figures.add(f"{label} errors", c1.errors + c64.errors + streams.errors)
+    figures.add(f"{label} stream p50", streams.p50_ms)
+    figures.add(f"{label} stream p99", streams.p99_ms)
+    evented = wrk(leg.evented_url, leg.evented, 64, d, workdir, key)
+    figures.add(f"{label} evented streams/s", evented.rps)
+    figures.add(f"{label} evented p50", evented.p50_ms)
+    figures.add(f"{label} evented p99", evented.p99_ms)
+    figures.add(f"{label} errors", c1.errors + c64.errors + streams.errors + evented.errors)
     figures.add(f"{label} ttft", ttft_ms(leg.sse_url, leg.streamed, args.ttft_samples, key))
     figures.add(f"{label} paced ttft", ttft_ms(leg.paced_url, leg.paced, args.ttft_samples, key))
 
@@ -478,8 +568,11 @@ def one_run(args: argparse.Namespace, figures: Figures, workdir: Path) -> None:
     # A provider streams token by token: the first event arrives alone. nginx sends all 24 at once, which
     # makes its time to first event the time to relay the whole stream; this upstream measures the first.
     paced = start_simulator(workdir, free_port(), tokens_per_second=PACED_TOKENS_PER_SECOND)
+    evented = start_paced_upstream(free_port(), args.gap_ms)
     stages = [name for name in args.stages.split(",") if name] if args.stages else None
-    gateway = start_gateway(workdir, upstream, args.upstream, gateway_port, paced, stages)
+    gateway = start_gateway(
+        workdir, upstream, args.upstream, gateway_port, paced, stages, evented, args.redis_url, args.database_url
+    )
     bare: subprocess.Popen[bytes] | None = None
     try:
         direct_json = (
@@ -489,12 +582,14 @@ def one_run(args: argparse.Namespace, figures: Figures, workdir: Path) -> None:
         )
         direct_sse = f"{upstream.url}/sse/v1/chat/completions" if args.upstream == "nginx" else direct_json
         direct_paced = f"{paced.url}/v1/chat/completions"
+        direct_evented = f"{evented.url}/v1/chat/completions"
         streamed_direct = orjson.dumps(
             {"model": "bench-model", "messages": PROMPT, "stream": True, "stream_options": {"include_usage": True}}
         )
         plain = orjson.dumps({"model": "bench-json", "messages": PROMPT})
         streamed = orjson.dumps({"model": "bench-stream", "messages": PROMPT, "stream": True})
         paced_body = orjson.dumps({"model": "bench-paced", "messages": PROMPT, "stream": True})
+        evented_body = orjson.dumps({"model": "bench-evented", "messages": PROMPT, "stream": True})
         direct = Leg(
             "direct",
             direct_json,
@@ -503,23 +598,32 @@ def one_run(args: argparse.Namespace, figures: Figures, workdir: Path) -> None:
             orjson.dumps({"model": "bench-model", "messages": PROMPT}),
             streamed_direct,
             streamed_direct,
+            direct_evented,
+            streamed_direct,
         )
         via = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
-        key = virtual_key(gateway_port) if args.virtual_key else MASTER_KEY
+        key = MASTER_KEY if args.auth == "master" else virtual_key(gateway_port, limits=args.auth == "full")
         wrk(via, plain, 8, 2, workdir, key)  # warm the gateway's pools and caches
         measure(direct, args, figures, workdir)
-        measure(Leg("gateway", via, via, via, plain, streamed, paced_body, key), args, figures, workdir)
+        gateway_leg = Leg("gateway", via, via, via, plain, streamed, paced_body, via, evented_body, key)
+        measure(gateway_leg, args, figures, workdir)
         figures.add("gateway peak rss", peak_rss_mb(gateway.pid))
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(timeout=30)
         if args.bare_proxy:  # the same loads through a hop with no gateway features, on the same core
             bare_port = free_port()
             bare = start_bare_proxy(
-                bare_port, {"bench-json": direct_json, "bench-stream": direct_sse, "bench-paced": direct_paced}
+                bare_port,
+                {
+                    "bench-json": direct_json,
+                    "bench-stream": direct_sse,
+                    "bench-paced": direct_paced,
+                    "bench-evented": direct_evented,
+                },
             )
             hop = f"http://127.0.0.1:{bare_port}/v1/chat/completions"
             wrk(hop, plain, 8, 2, workdir)
-            measure(Leg("bare", hop, hop, hop, plain, streamed, paced_body), args, figures, workdir)
+            measure(Leg("bare", hop, hop, hop, plain, streamed, paced_body, hop, evented_body), args, figures, workdir)
             figures.add("bare peak rss", peak_rss_mb(bare.pid))
     finally:
         for process in (gateway, bare):
@@ -528,8 +632,9 @@ def one_run(args: argparse.Namespace, figures: Figures, workdir: Path) -> None:
                 process.wait(timeout=30)
         upstream.process.send_signal(signal.SIGQUIT if args.upstream == "nginx" else signal.SIGTERM)
         upstream.process.wait(timeout=10)
-        paced.process.send_signal(signal.SIGTERM)
-        paced.process.wait(timeout=10)
+        for process in (paced.process, evented.process):
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=10)
 
 
 _ROWS = (  # (figure, key, compared as a difference (added) or as a ratio)
@@ -538,33 +643,54 @@ _ROWS = (  # (figure, key, compared as a difference (added) or as a ratio)
     ("latency c=64 p50 (ms)", "c64 p50", "added"),
     ("latency c=64 p99 (ms)", "c64 p99", "added"),
     ("requests/s, c=64", "rps", "ratio"),
-    ("streams/s (24 events), c=64", "streams/s", "ratio"),
+    ("streams/s (24 events at once), c=64", "streams/s", "ratio"),
+    ("  stream p50 (ms)", "stream p50", "added"),
+    ("  stream p99 (ms)", "stream p99", "added"),
+    ("streams/s (24 paced events), c=64", "evented streams/s", "ratio"),
+    ("  paced stream p50 (ms)", "evented p50", "added"),
+    ("  paced stream p99 (ms)", "evented p99", "added"),
     ("time to first token c=1 (ms)", "ttft", "added"),
     ("  same, token-by-token upstream", "paced ttft", "added"),
 )
 
 
-def report(figures: Figures, runs: int) -> str:
+def report(figures: Figures, args: argparse.Namespace) -> str:
     m = figures.median
     legs = ["gateway"] + (["bare"] if "bare rps" in figures.values else [])
-    header = f"{'figure':32} {'direct':>10}" + "".join(f" {leg:>10} {'added/ratio':>12}" for leg in legs)
+    header = f"{'figure':36} {'direct':>10}" + "".join(f" {leg:>10} {'added/ratio':>12}" for leg in legs)
+    if len(legs) > 1:
+        header += f" {'gateway/bare':>13}"
+    auth = {
+        "full": "virtual key with key and team budgets, RPM/TPM/concurrency limits",
+        "no-limits": "virtual key, no budget or limit",
+        "master": "master key, no budget or limit",
+    }[args.auth]
+    state = f"Redis hot state ({args.redis_url})" if args.redis_url else "in-process hot state"
+    store = "PostgreSQL ledger" if args.database_url and "postgres" in args.database_url else "SQLite ledger"
     lines = [
-        f"medians of {runs} run(s); gateway{' and bare proxy' if len(legs) > 1 else ''} pinned to core 0, "
-        "upstream and wrk to core 1",
+        f"medians of {args.runs} run(s); gateway{' and bare proxy' if len(legs) > 1 else ''} pinned to core 0, "
+        "upstreams and wrk to core 1",
+        f"gateway: {auth}; {state}; {store}; metrics; access log to a file; paced events {args.gap_ms} ms apart",
         "",
         header,
     ]
     for name, key, compare in _ROWS:
         direct = m(f"direct {key}")
-        line = f"{name:32} {direct:10.3f}"
+        line = f"{name:36} {direct:10.3f}"
         for leg in legs:
             value = m(f"{leg} {key}")
             line += f" {value:10.3f} {(value - direct if compare == 'added' else value / direct):12.3f}"
+        if len(legs) > 1:  # the gateway against the hop measured in the same run
+            gateway, bare = m(f"gateway {key}"), m(f"bare {key}")
+            line += f" {gateway / bare:13.3f}" if compare == "ratio" else f" {gateway - bare:+13.3f}"
         lines.append(line)
-    lines.append(f"{'peak RSS (MB)':32} {'':>10}" + "".join(f" {m(f'{leg} peak rss'):10.1f} {'':>12}" for leg in legs))
-    lines.append(f"{'ledger rows behind after c=64':32} {'':>10} {m('ledger lag'):10.0f}")
+    rss = "".join(f" {m(f'{leg} peak rss'):10.1f} {'':>12}" for leg in legs)
+    lines.append(f"{'peak RSS (MB)':36} {'':>10}" + rss)
+    if "ledger lag" in figures.values:
+        lines.append(f"{'ledger rows behind after c=64':36} {'':>10} {m('ledger lag'):10.0f}")
     errors = sum(sum(v) for k, v in figures.values.items() if "errors" in k)
-    lines.append(f"{'errors (non-2xx or socket)':32} {errors:>10}")
+    lines.append(f"{'errors (non-2xx or socket)':36} {errors:>10}")
+    lines.append("gateway/bare: the gateway's figure over the bare hop's (ratios), or minus it (ms)")
     return "\n".join(lines)
 
 
@@ -575,13 +701,24 @@ def main() -> None:
     parser.add_argument("--ttft-samples", type=int, default=300)
     parser.add_argument("--upstream", choices=("nginx", "simulator"), default="nginx")
     parser.add_argument(
-        "--virtual-key", action="store_true", help="gateway leg authenticates with a virtual key (warm auth cache)"
+        "--auth",
+        choices=("full", "no-limits", "master"),
+        default="full",
+        help="full: a virtual key with key and team budgets and RPM/TPM/concurrency limits (the default); "
+        "no-limits: a virtual key without them; master: the master key",
     )
+    parser.add_argument("--virtual-key", action="store_true", help="the same as --auth no-limits (older name)")
+    parser.add_argument("--gap-ms", type=float, default=1.0, help="ms between the paced upstream's events")
+    parser.add_argument("--redis-url", help="hot state in this Redis (under a key prefix of the run's own)")
+    parser.add_argument("--database-url", help="the gateway's store (default: a SQLite file in the run's folder)")
     parser.add_argument(
-        "--bare-proxy",
-        action="store_true",
-        help="also measure bench/bare_proxy.py (uvicorn, aiohttp, orjson; no gateway features) on the same core",
+        "--no-bare-proxy",
+        dest="bare_proxy",
+        action="store_false",
+        help="skip the bare hop (bench/bare_proxy.py: uvicorn, aiohttp, orjson; no gateway features)",
     )
+    # --bare-proxy: the hop is measured by default now; the flag stays accepted
+    parser.add_argument("--bare-proxy", dest="legacy_bare_proxy", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--stages",
         default="",
@@ -594,6 +731,8 @@ def main() -> None:
         help="instead: an Anthropic-format upstream behind the OpenAI ingress vs a pass-through (bench/translation.py)",
     )
     args = parser.parse_args()
+    if args.virtual_key:
+        args.auth = "no-limits"
     if args.translation:
         import translation
 
@@ -606,7 +745,7 @@ def main() -> None:
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="sluice-bench-") as workdir:
             one_run(args, figures, Path(workdir))
-    print(report(figures, args.runs))
+    print(report(figures, args))
 
 
 if __name__ == "__main__":
