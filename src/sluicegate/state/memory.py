@@ -7,8 +7,7 @@ script is on the server.
 from __future__ import annotations
 
 import asyncio
-import heapq
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from sluicegate.state.clock import Clock, SystemClock
@@ -80,19 +79,23 @@ class _Window:
 class _Balance:
     spent: int = 0
     reserved: int = 0
-    reservations: dict[str, int] = field(default_factory=dict)
-    expiries: list[tuple[float, str]] = field(default_factory=list)
-    alerted: set[float] = field(default_factory=set)
+    # request id -> (micro-dollars held, expiry), oldest first (every reservation has the same TTL): a
+    # settlement removes its entry, so a settled request leaves nothing here
+    reservations: OrderedDict[str, tuple[int, float]] = field(default_factory=OrderedDict)
+    alerted: set[float] | None = None  # the alert thresholds crossed this period
     seeded: bool = False  # its spend so far was read from the ledger
     seeding: asyncio.Future[int] | None = None  # the ledger read in progress
+    expires_at: float | None = None  # when its period is over and it may be dropped (None: never)
 
     def purge(self, now: float) -> None:
-        expiries = self.expiries
-        while expiries and expiries[0][0] <= now:
-            _, request_id = heapq.heappop(expiries)
-            amount = self.reservations.pop(request_id, None)
-            if amount is not None:
-                self.reserved -= amount
+        """Frees the reservations of requests that never settled (a crash) once their TTL is over."""
+        reservations = self.reservations
+        while reservations:
+            request_id, (amount, until) = next(iter(reservations.items()))
+            if until > now:
+                return
+            del reservations[request_id]
+            self.reserved -= amount
 
 
 class MemoryState:
@@ -111,13 +114,39 @@ class MemoryState:
         self._live: dict[str, dict[str, float]] = {}  # scope -> request id -> expiry
         self._balances: dict[tuple[str, str], _Balance] = {}
         self._overrides: dict[str, str] = {}
+        self._next_sweep = 0.0
         self.round_trips = RoundTrips()
+
+    def held_entries(self) -> int:
+        """How many per-request entries the state holds now (window entries, requests in flight, unsettled
+        reservations): what its memory grows with."""
+        windows = sum(len(w.entries) for table in (self._requests, self._tokens) for w in table.values())
+        live = sum(len(requests) for requests in self._live.values())
+        return windows + live + sum(len(b.reservations) for b in self._balances.values())
+
+    def _sweep(self, now: float) -> None:
+        """Drops the windows whose entries have all left, the concurrency tables with nothing in flight and the
+        balances of budget periods that are over, so keys that stop sending (key churn) leave only their
+        balance for the period. Runs at most once a window."""
+        self._next_sweep = now + self._window
+        edge = now - self._window
+        for table in (self._requests, self._tokens):
+            for name, window in list(table.items()):
+                window.purge(edge)
+                if not window.entries:
+                    del table[name]
+        for name in [name for name, requests in self._live.items() if not requests]:
+            del self._live[name]
+        for key in [k for k, b in self._balances.items() if b.expires_at is not None and b.expires_at <= now]:
+            self._balances[key].purge(now)
+            if not self._balances[key].reservations:
+                del self._balances[key]
 
     def _balance(self, scope: BudgetScope) -> _Balance:
         key = (scope.name, scope.period_id)
         balance = self._balances.get(key)
         if balance is None:
-            balance = self._balances[key] = _Balance()
+            balance = self._balances[key] = _Balance(expires_at=scope.expires_at)
         return balance
 
     def _window_of(self, table: dict[str, _Window], name: str) -> _Window:
@@ -133,6 +162,8 @@ class MemoryState:
                 return refused
         self.round_trips.admissions += 1
         now = self._clock.now()
+        if now >= self._next_sweep:
+            self._sweep(now)
         window = self._window
         edge = now - window
 
@@ -216,11 +247,10 @@ class MemoryState:
                 self._live[scope.name][plan.request_id] = now + plan.reservation_ttl
             if scope is not slot:
                 statuses.append(_status(scope.name, scope.rpm, scope.tpm, req, tok, window, now))
-        until = now + plan.reservation_ttl
+        held = (reserve, now + plan.reservation_ttl)
         for balance in balances:
-            balance.reservations[plan.request_id] = reserve
+            balance.reservations[plan.request_id] = held
             balance.reserved += reserve
-            heapq.heappush(balance.expiries, (until, plan.request_id))
         return Admission(
             admitted=True,
             output_tokens=grant,
@@ -306,14 +336,16 @@ class MemoryState:
         for bscope in settlement.budgets:
             balance = self._balance(bscope)
             balance.purge(now)
-            amount = balance.reservations.pop(request_id, None)
-            if amount is not None:
-                balance.reserved -= amount
+            held = balance.reservations.pop(request_id, None)
+            if held is not None:
+                balance.reserved -= held[0]
             balance.spent += settlement.actual_micros
             for threshold in settlement.alert_thresholds:
                 if balance.spent * 1000 >= round(threshold * 1000) * bscope.limit_micros and (
-                    threshold not in balance.alerted
+                    balance.alerted is None or threshold not in balance.alerted
                 ):
+                    if balance.alerted is None:
+                        balance.alerted = set()
                     balance.alerted.add(threshold)
                     alerts.append((bscope.name, threshold))
             statuses.append(BudgetStatus(bscope.name, bscope.limit_micros, balance.spent, balance.reserved))
