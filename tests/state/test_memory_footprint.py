@@ -97,7 +97,7 @@ async def test_key_churn_leaves_nothing_once_the_keys_fall_quiet() -> None:
 async def test_a_reservation_never_settled_is_freed_after_its_ttl() -> None:
     clock = ManualClock(1_767_225_600.0)
     state = MemoryState(clock, window_seconds=WINDOW)
-    rates, budgets = _scopes("crashed")
+    _, budgets = _scopes("crashed")
     plan = AdmissionPlan(
         request_id="lost",
         tenant="acme",
