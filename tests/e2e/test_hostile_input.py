@@ -41,6 +41,7 @@ LIMITS = f"""server:
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 MESSAGES = {"model": "gpt-4o-mini", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+RESPONSES = {"model": "gpt-4o-mini", "input": "hi", "max_output_tokens": 16}
 
 
 class Suite:
@@ -412,6 +413,13 @@ ANTHROPIC_FIELDS = [
     "model", "messages", "system", "max_tokens", "stream", "stop_sequences", "temperature", "top_p", "top_k",
     "tools", "tool_choice", "metadata", "thinking", "service_tier", "container", "mcp_servers", "unknown_field",
 ]  # fmt: skip
+RESPONSES_FIELDS = [
+    "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text", "reasoning",
+    "max_output_tokens", "temperature", "top_p", "top_logprobs", "stream", "stream_options", "store", "user",
+    "metadata", "include", "truncation", "service_tier", "safety_identifier", "prompt_cache_key",
+    "previous_response_id", "conversation", "prompt", "background", "max_tool_calls", "unknown_field",
+]  # fmt: skip
+ITEM_FIELDS = ["type", "role", "content", "call_id", "name", "arguments", "output", "summary"]
 MESSAGE_FIELDS = ["role", "content", "name", "tool_calls", "tool_call_id", "refusal", "function_call"]
 BLOCK_FIELDS = ["type", "text", "source", "id", "name", "input", "tool_use_id", "content", "cache_control"]
 
@@ -425,6 +433,14 @@ def _bodies() -> Iterator[tuple[str, bytes]]:
         for value in WRONG:
             yield "/v1/messages", orjson.dumps({**MESSAGES, field: value})
             yield "/v1/messages/count_tokens", orjson.dumps({**MESSAGES, field: value})
+    for field in RESPONSES_FIELDS:
+        for value in WRONG:
+            yield "/v1/responses", orjson.dumps({**RESPONSES, field: value})
+    for field in ITEM_FIELDS:
+        for value in WRONG:
+            for kind in ("message", "function_call", "function_call_output", "reasoning"):
+                item = {"type": kind, "role": "user", "content": "x", "call_id": "c", "name": "f", "arguments": "{}"}
+                yield "/v1/responses", orjson.dumps({**RESPONSES, "input": [{**item, field: value}]})
     for field in MESSAGE_FIELDS:
         for value in WRONG:
             for role in ("user", "assistant", "tool", "system"):
@@ -448,13 +464,25 @@ def _bodies() -> Iterator[tuple[str, bytes]]:
         yield "/v1/embeddings", orjson.dumps({"model": "text-embedding-3-small", "input": value})
         yield "/v1/chat/completions", orjson.dumps({**CHAT, "messages": [{"role": "assistant", "tool_calls": value}]})
     for levels in (100, 254, 255, 600, 1023, 1024, 1025, 5000):
-        for path in ("/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/embeddings"):
-            base = CHAT if path == "/v1/chat/completions" else MESSAGES
+        for path in (
+            "/v1/chat/completions",
+            "/v1/messages",
+            "/v1/messages/count_tokens",
+            "/v1/embeddings",
+            "/v1/responses",
+        ):
+            base = {"/v1/chat/completions": CHAT, "/v1/responses": RESPONSES}.get(path, MESSAGES)
             text = orjson.dumps({**base, "model": "gpt-4o-mini"})[:-1]
             yield path, text + b', "metadata": ' + b"[" * levels + b"]" * levels + b"}"
             yield path, text + b', "x": {"a": ' + b'{"a": ' * levels + b"1" + b"}" * levels + b"}}"
     raw = orjson.dumps(CHAT)
-    for path in ("/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/embeddings"):
+    for path in (
+        "/v1/chat/completions",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+        "/v1/embeddings",
+        "/v1/responses",
+    ):
         for body in (
             raw.replace(b"hi", b"\xff\xfe\xc0\xaf"),  # not UTF-8
             raw.replace(b"hi", b"\\ud800"),  # a lone surrogate

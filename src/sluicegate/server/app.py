@@ -27,6 +27,7 @@ from sluicegate.server.gateway import Gateway
 from sluicegate.wire import ClientWire, StreamEncoder
 from sluicegate.wire import anthropic as anthropic_wire
 from sluicegate.wire import openai as openai_wire
+from sluicegate.wire import responses as responses_wire
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -36,6 +37,7 @@ log = logging.getLogger("sluicegate.server")
 
 _JSON = (b"content-type", b"application/json")
 _MODEL_PATHS = ("/v1/models/", "/models/")  # followed by a model name, which may itself hold a slash
+_RESPONSE_PATHS = ("/v1/responses/", "/responses/")  # a stored response by id: the gateway keeps none
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -222,6 +224,7 @@ class GatewayApp:
             self._routes[("POST", f"{prefix}/chat/completions")] = self._chat_handler(openai)
             self._routes[("POST", f"{prefix}/embeddings")] = self._embeddings
             self._routes[("GET", f"{prefix}/models")] = self._models
+            self._routes[("POST", f"{prefix}/responses")] = self._chat_handler(responses_wire.ResponsesWire())
         self._routes[("POST", "/v1/messages")] = self._chat_handler(self._anthropic)
         self._routes[("POST", "/v1/messages/count_tokens")] = self._count_tokens
         self._routes[("GET", "/health/live")] = self._live
@@ -237,6 +240,8 @@ class GatewayApp:
             handler = self._routes.get((scope["method"], scope["path"]))
             if handler is None and scope["method"] == "GET" and scope["path"].startswith(_MODEL_PATHS):
                 handler = self._model
+            if handler is None and scope["path"].startswith(_RESPONSE_PATHS):
+                handler = self._stored_response
             if handler is None:
                 if scope["path"].startswith("/admin"):
                     try:
@@ -337,6 +342,20 @@ class GatewayApp:
             await _send(send, 404, openai_wire.error_body(model_not_found(name)), [_JSON])
         else:
             await _send(send, 200, openai_wire.model_body(name, owner), [_JSON])
+
+    async def _stored_response(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`GET`/`DELETE /v1/responses/{id}`, `input_items`, `cancel`: the gateway stores no responses, so
+        an authenticated client learns that plainly (404) rather than from a bare unknown path."""
+        if await self._visible_models(scope, send) is None:
+            return
+        response_id = scope["path"].split("/responses/", 1)[1].split("/", 1)[0]
+        error = GatewayError(
+            404,
+            f"No response with id '{response_id[:80]}' is stored: this gateway does not store responses "
+            "(every /v1/responses request must carry its whole conversation in 'input').",
+            code="response_not_found",
+        )
+        await _send(send, 404, openai_wire.error_body(error), [_JSON])
 
     async def _live(self, scope: Scope, receive: Receive, send: Send) -> None:
         await _send(send, 200, b'{"status":"ok"}', [_JSON])

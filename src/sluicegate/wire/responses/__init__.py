@@ -1,0 +1,28 @@
+"""The OpenAI Responses API client format: `/v1/responses` bodies <-> canonical, its typed stream events.
+
+Stateless: each request carries its whole conversation in `input`. Errors are OpenAI's (the same body as
+Chat Completions), so the SDK raises its usual exception types.
+"""
+
+from __future__ import annotations
+
+from sluicegate.canonical import ChatRequest
+from sluicegate.wire.openai import error_body
+from sluicegate.wire.responses.request import parse_responses_request
+from sluicegate.wire.responses.response import chat_response_body
+from sluicegate.wire.responses.stream import ResponsesStreamEncoder
+
+__all__ = ["ResponsesStreamEncoder", "ResponsesWire", "chat_response_body", "parse_responses_request"]
+
+
+class ResponsesWire:
+    """The Responses client format as one object (see `wire.ClientWire`)."""
+
+    name = "responses"
+    parse_chat_request = staticmethod(parse_responses_request)
+    chat_response_body = staticmethod(chat_response_body)
+    error_body = staticmethod(error_body)
+
+    @staticmethod
+    def stream_encoder(request: ChatRequest) -> ResponsesStreamEncoder:
+        return ResponsesStreamEncoder(request)
