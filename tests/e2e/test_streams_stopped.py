@@ -34,6 +34,9 @@ models:
     ttft_ms: 20
     tokens_per_second: 8
     output_tokens: 400
+  sleepy-model:
+    ttft_ms: 60000
+    latency_ms: 60000
 """
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 
@@ -51,6 +54,11 @@ def _extra(prefix: str) -> str:
     deployments:
       - provider: sim
         model: crawl-model
+        price: {{input: 1, output: 4}}
+  - name: sleepy
+    deployments:
+      - provider: sim
+        model: sleepy-model
         price: {{input: 1, output: 4}}
 redis:
   url: redis://127.0.0.1:6379/0
@@ -74,6 +82,7 @@ class Streamer(threading.Thread):
         self.lines: list[str] = []
         self.chunks = 0
         self.request_id: str | None = None
+        self.status: int | None = None
         self.failure: BaseException | None = None
 
     def run(self) -> None:
@@ -83,6 +92,7 @@ class Streamer(threading.Thread):
                 client.stream("POST", self.path, json=self.body) as response,
             ):
                 self.request_id = response.headers["x-sluice-request-id"]
+                self.status = response.status_code
                 for line in response.iter_lines():
                     self.lines.append(line)
                     if line.startswith("data: {"):
@@ -91,14 +101,14 @@ class Streamer(threading.Thread):
             self.failure = exc
 
 
-def _openai(url: str) -> Streamer:
-    body = {"model": "crawl", "messages": [{"role": "user", "content": "tell me a long story"}], "stream": True}
+def _openai(url: str, model: str = "crawl", stream: bool = True) -> Streamer:
+    body = {"model": model, "messages": [{"role": "user", "content": "tell me a long story"}], "stream": stream}
     return Streamer(url, "/v1/chat/completions", body)
 
 
-def _anthropic(url: str) -> Streamer:
+def _anthropic(url: str, model: str = "crawl") -> Streamer:
     body = {
-        "model": "crawl",
+        "model": model,
         "max_tokens": 1000,
         "messages": [{"role": "user", "content": "tell me a long story"}],
         "stream": True,
@@ -136,18 +146,27 @@ def _global_budget(prefix: str) -> tuple[int, int]:
     return asyncio.run(read())
 
 
+def _waiting_upstream(simulator: Proc) -> int:
+    models = httpx.get(f"{simulator.url}/_sim/stats", timeout=5).json()["models"]
+    return int(models.get("sleepy-model", {}).get("in_flight", 0))
+
+
 def test_sigterm_ends_open_streams_with_an_error_event_and_records_and_settles_them(
     crawl_simulator: Proc, tmp_path: Path
 ) -> None:
     prefix = "sgtest-term-" + secrets.token_hex(4)
     gateway = _gateway(crawl_simulator, tmp_path, "term", 2, prefix)
     streams = [_openai(gateway.url) for _ in range(3)] + [_anthropic(gateway.url) for _ in range(3)]
-    for stream in streams:
+    # still waiting for their first token (or a whole answer) when the grace period ends
+    waiting = [_openai(gateway.url, "sleepy"), _anthropic(gateway.url, "sleepy"), _openai(gateway.url, "sleepy", False)]
+    before = _waiting_upstream(crawl_simulator)
+    for stream in streams + waiting:
         stream.start()
     _wait(lambda: all(s.chunks >= 4 for s in streams), 20, "every stream to be flowing")
+    _wait(lambda: _waiting_upstream(crawl_simulator) >= before + 3, 20, "the slow calls to reach the provider")
     stopped_at = time.monotonic()
     gateway.process.send_signal(signal.SIGTERM)
-    for stream in streams:
+    for stream in streams + waiting:
         stream.join(timeout=30)
     assert gateway.process.wait(timeout=30) == 0
     assert time.monotonic() - stopped_at < 20, "the streams did not run to their end: they were stopped"
@@ -159,15 +178,25 @@ def test_sigterm_ends_open_streams_with_an_error_event_and_records_and_settles_t
         assert "event: error" in stream.lines, stream.lines[-4:]
         error = orjson.loads(stream.lines[stream.lines.index("event: error") + 1][6:])
         assert error["type"] == "error" and error["error"]["type"] == "overloaded_error"
+    # not answered yet: an error response in the client's format (503, which the SDKs retry elsewhere)
+    assert [s.status for s in waiting] == [503] * 3, [(s.status, s.lines, s.failure) for s in waiting]
+    for stream in (waiting[0], waiting[2]):
+        assert orjson.loads("".join(stream.lines))["error"]["code"] == "gateway_shutting_down"
+    assert orjson.loads("".join(waiting[1].lines))["error"]["type"] == "overloaded_error"
     rows = _rows(tmp_path)
     mine = [rows[s.request_id] for s in streams if s.request_id]
     assert len(mine) == 6, "every stream has its row"
     for row in mine:
         assert row["outcome"] == "interrupted" and row["usage_estimated"] == 1
         assert row["output_tokens"] >= 4 and row["input_tokens"] > 0 and row["cost_micros"] > 0
+    unanswered = [rows[s.request_id] for s in waiting if s.request_id]
+    assert len(unanswered) == 3, "every request not answered yet has its row"
+    for row in unanswered:  # the provider had the prompt: it is billed, as an estimate
+        assert row["outcome"] == "interrupted" and row["usage_estimated"] == 1 and row["status"] == 503
+        assert row["input_tokens"] > 0 and row["output_tokens"] == 0 and row["cost_micros"] > 0
     spent, reserved = _global_budget(prefix)
     assert reserved == 0, "every reservation was settled"
-    assert spent == sum(row["cost_micros"] for row in mine)
+    assert spent == sum(row["cost_micros"] for row in mine + unanswered)
 
 
 def test_after_sigkill_a_restart_leaves_a_row_for_every_stream_whose_head_reached_a_client(

@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sluicegate.canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, TokenCount
 from sluicegate.errors import GatewayError, UpstreamError, internal_error, scrub
@@ -209,6 +209,8 @@ class Pipeline:
         finish: tuple[FinishStage, ...] = tuple(s for s in stages if hasattr(s, "on_finish"))  # type: ignore[misc]
         self._before_reply = tuple(s for s in finish if getattr(s, "before_reply", False))
         self._after_reply = tuple(s for s in finish if not getattr(s, "before_reply", False))
+        # every exchange under way, so a stopping gateway can end each one with a word to its client
+        self._exchanges: dict[str, tuple[RequestContext, asyncio.Task[Any] | None]] = {}
 
     def hooks(self) -> dict[str, list[str]]:
         """The names of the stages on each hook, in the order they run (for docs, tests and operators)."""
@@ -228,21 +230,50 @@ class Pipeline:
     async def handle(self, ctx: RequestContext, reply: Reply) -> None:
         """Runs the whole exchange of a parsed request and hands the answer (or error) to `reply`."""
         error: GatewayError | None = None
+        exchanges = self._exchanges
+        exchanges[ctx.request_id] = (ctx, asyncio.current_task())
         try:
-            answer = await self._answer(ctx)
-            if type(answer) is _Stream:
-                await self._stream(ctx, reply, answer.chunks)
-            else:
-                body = reply.encode(ctx, answer)  # type: ignore[arg-type]
-                await self.seal(ctx)  # the ledger has it before the client does
-                await reply.send(ctx, 200, body)
-        except GatewayError as exc:
-            error = exc
-            await self._fail(ctx, reply, exc)
-        except Exception as exc:
-            error = self._internal(ctx, exc)
-            await self._fail(ctx, reply, error)
-        await self.finish(ctx, error)
+            try:
+                answer = await self._answer(ctx)
+                if type(answer) is _Stream:
+                    await self._stream(ctx, reply, answer.chunks)
+                else:
+                    body = reply.encode(ctx, answer)  # type: ignore[arg-type]
+                    await self.seal(ctx)  # the ledger has it before the client does
+                    await reply.send(ctx, 200, body)
+            except GatewayError as exc:
+                error = exc
+                await self._fail(ctx, reply, exc)
+            except Exception as exc:
+                error = self._internal(ctx, exc)
+                await self._fail(ctx, reply, error)
+            except asyncio.CancelledError:
+                if not ctx.interrupted or ctx.sealed:
+                    raise
+                # the gateway is stopping and its grace period is over before this request had an answer
+                # (a stream still waiting for its first token, a whole call, a wait in the queue): the client
+                # gets an error in its format, and the row and the budgets what the request used
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                error = shutting_down()
+                ctx.outcome = "interrupted"
+                await self._fail(ctx, reply, error)
+            await self.finish(ctx, error)
+        finally:
+            exchanges.pop(ctx.request_id, None)
+
+    def interrupt(self) -> int:
+        """Ends every exchange still under way (the gateway's grace period is over): a stream already
+        flowing with an error event, one not answered yet with an error response, each in its client's
+        format, recorded and settled with its usage so far. Returns how many it ended."""
+        ended = 0
+        for ctx, task in list(self._exchanges.values()):
+            if task is not None and not task.done() and not ctx.sealed and not ctx.interrupted:
+                ctx.interrupted = True
+                task.cancel()
+                ended += 1
+        return ended
 
     async def refuse(self, ctx: RequestContext, reply: Reply, error: GatewayError) -> None:
         """Answers a request the server could not hand over (an unreadable body) with `error`."""

@@ -163,11 +163,12 @@ class Gateway:
         await self.access_log.stop()
 
     def end_open_streams(self) -> None:
-        """The stop's grace period is over: every stream still open ends now with an error event in its
-        client's format, and is recorded and settled with its usage so far."""
-        count = self.accounts.ledger.interrupt_streams()
+        """The stop's grace period is over: every request still under way ends now, a stream already flowing
+        with an error event in its client's format, one not answered yet (a stream still waiting for its
+        first token, a whole call) with an error response; each is recorded and settled with its usage so far."""
+        count = self.pipeline.interrupt()
         if count:
-            log.warning("grace period over: ending %d open stream(s) with an error event", count)
+            log.warning("grace period over: ending %d request(s) still under way with an error", count)
 
     def degraded(self) -> dict[str, object]:
         """The shared services that are away, each with the policy in force meanwhile (empty: none)."""

@@ -232,15 +232,14 @@ class Ledger:
         self.spool_free_bytes: int | None = None
         self._tended = 0.0
         # Streams whose head went to a client, by request id: their in-flight rows are spooled again every
-        # few seconds, and a stopping gateway ends them (`interrupt_streams`).
-        self._open: dict[str, tuple[RequestContext, asyncio.Task[Any] | None]] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None  # known from `start` (saves a system call a stream)
+        # few seconds (a stopping gateway ends them through `Pipeline.interrupt`).
+        self._open: dict[str, RequestContext] = {}
         self._progressed = 0.0
 
     def on_open(self, ctx: RequestContext) -> None:
         """A stream's head is about to reach the client: its in-flight row is spooled first (one buffered
         append, as for any row), so a process killed from here on still leaves a row for it."""
-        self._open[ctx.request_id] = (ctx, asyncio.current_task(self._loop))
+        self._open[ctx.request_id] = ctx
         record = in_flight_row(ctx, self._clock(), exact_prompt=False)  # no tokenizer on the request path
         after = self._append(record)
         if after is not None:
@@ -248,16 +247,6 @@ class Ledger:
 
     def open_streams(self) -> int:
         return len(self._open)
-
-    def interrupt_streams(self) -> int:
-        """Ends every open stream now (the gateway's grace period is over): each gets an error event in its
-        client's format, and its row and settlement the usage so far. Returns how many were open."""
-        open_now = list(self._open.values())
-        for ctx, task in open_now:
-            if task is not None and not task.done() and not ctx.sealed:
-                ctx.interrupted = True
-                task.cancel()
-        return len(open_now)
 
     def _spool_progress(self) -> None:
         """Spools the in-flight row of each stream open for a while again, with its usage so far: after a
@@ -268,7 +257,7 @@ class Ledger:
         self._progressed = now
         started_before = time.perf_counter() - _PROGRESS_SECONDS
         wall = self._clock()
-        for ctx, _ in list(self._open.values()):
+        for ctx in list(self._open.values()):
             if not ctx.sealed and ctx.started < started_before:
                 record = in_flight_row(ctx, wall)
                 after = self._append(record)
@@ -418,7 +407,6 @@ class Ledger:
         self._memory.clear()
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
         self._cursor = self._spool.start()
         self._task = asyncio.get_running_loop().create_task(self._run())
         self._wake.set()  # replay whatever a previous process left
