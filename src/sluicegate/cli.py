@@ -231,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sluicegate.state.cli import add_limits_command
 
     add_limits_command(commands)
+
+    from sluicegate.cache.cli import add_response_cache_command
+
+    add_response_cache_command(commands)
     return parser
 
 

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sluicegate.cache.config import ResponseCacheConfig
 from sluicegate.classify.config import TASK_TYPES, ClassifyConfig, ServesConfig
 from sluicegate.classify.tiers import capability
 from sluicegate.models.config import ModelHostConfig, ProviderEmbeddings
@@ -267,6 +268,7 @@ class GatewayConfig(_Strict):
     pipeline: PipelineConfig = PipelineConfig()
     model_host: ModelHostConfig | None = None  # small CPU models for the features that need them
     classify: ClassifyConfig = ClassifyConfig()  # tiers and the classifier of the `auto` route
+    response_cache: ResponseCacheConfig | None = None  # the `response_cache` stage's settings
 
     def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Cross-references a field validator cannot see: (path, message) for each broken one."""
@@ -307,6 +309,23 @@ class GatewayConfig(_Strict):
             problem = _group_problem(host.embeddings.group, "embedding", kinds, "model host")
             if problem:
                 problems.append((("model_host", "embeddings", "group"), problem))
+        problems.extend(self._response_cache_problems(kinds))
+        return problems
+
+    def _response_cache_problems(self, kinds: Mapping[str, str]) -> list[tuple[tuple[str | int, ...], str]]:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        cache = self.response_cache
+        listed = "response_cache" in self.pipeline.stages
+        if cache is None:
+            return problems
+        if not listed:
+            problems.append((("response_cache",), "response_cache is configured but not in pipeline.stages"))
+        for name in cache.groups:
+            problem = _group_problem(name, "chat", kinds, "response cache")
+            if problem:
+                problems.append((("response_cache", "groups", name), problem))
+        if cache.store == "redis" and self.redis.url is None:
+            problems.append((("response_cache", "store"), "store: redis needs redis.url"))
         return problems
 
     def _auto_problems(self, kinds: Mapping[str, str]) -> list[tuple[tuple[str | int, ...], str]]:

@@ -82,8 +82,9 @@ class RequestContext:
     complexity: float | None = None  # 0..1
     guardrail_action: str | None = None  # allow | flag | redact | block
     guardrail_categories: tuple[str, ...] = ()
-    cache_status: str | None = None  # e.g. hit | miss
+    cache_status: str | None = None  # the response cache: hit-exact | hit-semantic | miss | skip
     saved_micros: int | None = None  # the provider cost a local answer avoided
+    response_cache: Any = None  # the response cache stage's business with this request (its answer to keep)
     trace_id: str | None = None
 
     @property

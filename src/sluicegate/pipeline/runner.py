@@ -298,7 +298,7 @@ class Pipeline:
                 else:
                     assert isinstance(local.response, ChatResponse), "a stream is answered with chunks"
                     source = _one_batch(chunks_of(local.response))
-                return _Stream(self._chunks(ctx, source))
+                return _Stream(self._chunks(ctx, source, paid=False))
             assert local.response is not None, "a local reply has a response or chunks"
             response = local.response
             ctx.first_token_at = time.perf_counter()
@@ -361,9 +361,10 @@ class Pipeline:
             reply.close()
             await chunks.aclose()  # type: ignore[attr-defined]
 
-    async def _chunks(self, ctx: RequestContext, upstream: ChunkSource) -> ChunkSource:
+    async def _chunks(self, ctx: RequestContext, upstream: ChunkSource, paid: bool = True) -> ChunkSource:
         """The stream as the client gets it: timed, priced and metered chunk by chunk, then through the
-        chunk stages batch by batch; what they still hold comes out when the upstream ends."""
+        chunk stages batch by batch; what they still hold comes out when the upstream ends. A local answer's
+        usage (a cached answer's, shown to the client) is not this request's: no provider was `paid`."""
         meter = self._on_chunk
         stages = self._on_chunks
         try:
@@ -372,7 +373,7 @@ class Pipeline:
                 for chunk in batch:
                     if ctx.first_token_at is None and _has_token(chunk):
                         ctx.first_token_at = time.perf_counter()
-                    if chunk.usage is not None:
+                    if chunk.usage is not None and paid:
                         ctx.usage = chunk.usage
                         price_usage(ctx)
                     for stage in meter:

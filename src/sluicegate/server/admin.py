@@ -436,6 +436,22 @@ def create_admin_app(gateway: Gateway) -> AdminGate:
         status, result = await gateway.limits.operator_action("DELETE", body.model_dump())
         return json_response(result, status)
 
+    # -- response cache (master key) ---------------------------------------------------------------------
+
+    @app.post(
+        "/admin/response-cache/invalidate",
+        tags=["response cache"],
+        summary="Drop cached answers: of a namespace (a tenant: all of it), a model group, one entry, or all",
+    )
+    async def invalidate_response_cache(body: CacheInvalidation, who: Master) -> Response:
+        cache = next((s for s in gateway.pipeline.stages if getattr(s, "name", None) == "response_cache"), None)
+        if cache is None:
+            raise AdminError(404, "The response cache is off (no response_cache in pipeline.stages).")
+        if body.namespace is None and body.group is None and body.key is None and not body.all:
+            raise AdminError(400, "Name a namespace, a group or a key, or set all: true.")
+        dropped = await cache.invalidate(body.namespace, body.group, body.key)  # type: ignore[attr-defined]
+        return json_response({"dropped": dropped})
+
     # -- spend ----------------------------------------------------------------------------------------
 
     @app.get("/admin/spend", tags=["spend"], summary="Spend grouped by team, user, key, model, feature or day")
@@ -483,6 +499,16 @@ class BreakerBody(BaseModel):
 
     deployment: str = Field(min_length=1, max_length=200)
     state: Literal["open", "closed", "auto"]
+
+
+class CacheInvalidation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # tenant:<id>, or tenant:<id>/team:<id> or tenant:<id>/key:<id>
+    namespace: str | None = Field(None, pattern=r"^tenant:[^\x00-\x1f\x7f]{1,200}$")
+    group: str | None = Field(None, min_length=1, max_length=200)
+    key: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")  # an entry's digest (x-sluice-cache-key)
+    all: bool = False
 
 
 class OverrideTarget(BaseModel):

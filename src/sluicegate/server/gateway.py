@@ -7,7 +7,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from importlib.util import find_spec
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sluicegate.catalog import ModelCatalog
@@ -97,7 +97,11 @@ class Gateway:
         self.routing = RoutingServices(config, self.router, self.upstream, self.limits.deployment_headroom)
         record = self.record = Record(self.metrics, self.access_log)
         self.model_host = self._model_host(record)
-        optional = stages.build(config.pipeline.stages, stages.StageServices(config, self.events, self.model_host))
+        services = stages.StageServices(
+            config, self.events, self.model_host, self.catalog, self.metrics.registry, self.clock
+        )
+        optional = stages.build(config.pipeline.stages, services)
+        self._lifecycle: list[Any] = [s for slot in optional.values() for s in slot if hasattr(s, "start")]
         ledger = self.accounts.ledger
         ledger.alert = self.limits.alerts.notify_event
         self.metrics.registry.register(LedgerCollector(ledger))
@@ -149,10 +153,14 @@ class Gateway:
         await self.routing.start()
         if self.model_host is not None:
             await self.model_host.start()
+        for stage in self._lifecycle:  # optional stages with work of their own (a cache's index sync)
+            await stage.start()
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False
+        for stage in self._lifecycle:
+            await stage.stop()
         if self.model_host is not None:
             await self.model_host.stop()
         await self.upstream.close()

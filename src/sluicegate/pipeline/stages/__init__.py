@@ -8,14 +8,18 @@ modules a configuration names are imported (`build`), so a stage that is off cos
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from sluicegate.catalog import ModelCatalog
+from sluicegate.clock import Clock, SystemClock
 from sluicegate.config.schema import STAGES_PACKAGE, GatewayConfig
 from sluicegate.events import EventBus, StageVerdict
 from sluicegate.pipeline.context import RequestContext
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from sluicegate.models.host import ModelHost
 
 Slot = Literal["request", "output", "record"]
@@ -30,6 +34,9 @@ class StageServices:
     # The model host, when configured: a stage that needs a model asks it for a handle when it is built
     # (`model_host.embedder(fail=..., deadline_ms=...)`), which is what makes the host start.
     model_host: ModelHost | None = None
+    catalog: ModelCatalog | None = None  # the model groups and their deployments
+    registry: CollectorRegistry | None = None  # where a stage's metrics are scraped from (/metrics)
+    clock: Clock = field(default_factory=SystemClock)
 
     def verdict(self, ctx: RequestContext, stage: str, verdict: str, detail: str = "") -> StageVerdict:
         """Records what a stage decided about a request on its context (the access log renders it) and

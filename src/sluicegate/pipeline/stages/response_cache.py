@@ -1,0 +1,226 @@
+"""The response cache stage: answers a repeated request from the cache (exact, then by meaning when the
+semantic layer is on) and keeps each eligible answer, whole or streamed, once it has been sent.
+
+It sits before admission, so a hit is neither charged to a budget nor routed: the ledger records it with no
+provider tokens, a cost of 0, its cache status and the cost it saved. Every answer says what happened in
+`x-sluice-cache` (hit-exact, hit-semantic, miss or skip).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sluicegate.cache.config import GroupCacheConfig, ResponseCacheConfig
+from sluicegate.cache.entry import StreamCollector, complete, dump, load
+from sluicegate.cache.key import CacheKey, group_fingerprint, namespace_of, request_digest
+from sluicegate.cache.metrics import CacheCollector, CacheCounters
+from sluicegate.cache.store import AnswerStore, MemoryStore, RedisStore
+from sluicegate.canonical import ChatChunk, ChatRequest, ChatResponse
+from sluicegate.clock import Clock
+from sluicegate.errors import bad_request
+from sluicegate.pipeline.context import RequestContext
+from sluicegate.pipeline.runner import Answer, LocalReply
+from sluicegate.pipeline.stages import Slot, StageServices
+
+SLOT: Slot = "request"
+log = logging.getLogger("sluicegate.response_cache")
+
+STATUS_HEADER = "x-sluice-cache"
+TTL_HEADER = "x-sluice-cache-ttl"
+KEY_HEADER = "x-sluice-cache-key"  # the entry's digest: what `invalidate --key` takes
+SIMILARITY_HEADER = "x-sluice-cache-similarity"
+SKIP_HEADER = "x-sluice-cache-skip-reason"
+OPT_OUT_METADATA = "response_cache"  # a key's metadata `response_cache: off`
+
+
+@dataclass(slots=True)
+class Pending:
+    """The cache's business with one request that was looked up: where its answer goes once it is sent."""
+
+    key: CacheKey
+    ttl: int  # 0: not kept
+    collector: StreamCollector | None = None
+    response: ChatResponse | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # the semantic layer's question and its vector
+
+
+class ResponseCache:
+    name = "response_cache"
+
+    def __init__(
+        self, config: ResponseCacheConfig, store: AnswerStore, clock: Clock, fingerprints: dict[str, str]
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.counters = CacheCounters()
+        self._clock = clock
+        self._fingerprints = fingerprints  # group -> its deployments' fingerprint
+        self._disabled = frozenset(config.disabled_for)
+        self._max_bytes = config.max_entry_bytes
+
+    # -- lookup ---------------------------------------------------------------------------------------
+
+    async def on_request(self, ctx: RequestContext) -> LocalReply | None:
+        group = ctx.group
+        if ctx.endpoint != "chat" or group is None:
+            return None
+        request = ctx.chat
+        settings = self.config.group(group.name)
+        reason, lookup, ttl = self._eligibility(ctx, request, settings)
+        if reason is not None:
+            self._skip(ctx, group.name, reason)
+            return None
+        if not lookup and not ttl:
+            self._skip(ctx, group.name, "cache-control")
+            return None
+        namespace = namespace_of(ctx.principal, self.config.namespace)
+        key = CacheKey(namespace, group.name, request_digest(request, group.name, self._fingerprints[group.name]))
+        if lookup:
+            data = await self.store.get(key.store_key)
+            if data is not None:
+                return self._hit(ctx, key, data, "hit-exact")
+        self.counters.lookups[(group.name, "miss" if lookup else "skip")] += 1
+        ctx.cache_status = "miss" if lookup else "skip"
+        ctx.response_headers[STATUS_HEADER] = ctx.cache_status
+        ctx.response_headers[KEY_HEADER] = key.digest
+        if ttl:
+            ctx.response_cache = Pending(key, ttl)
+        return None
+
+    def _eligibility(
+        self, ctx: RequestContext, request: ChatRequest, settings: GroupCacheConfig
+    ) -> tuple[str | None, bool, int]:
+        """(why not, None if eligible; whether to look up; the TTL of the answer to keep, 0 for none)."""
+        if not settings.enabled:
+            return "group", False, 0
+        principal = ctx.principal
+        if principal is not None:
+            if principal.metadata.get(OPT_OUT_METADATA, "").lower() in ("off", "false", "0", "no"):
+                return "opt-out", False, 0
+            if self._disabled and any(f"{s.kind}:{s.id}" in self._disabled for s in principal.scopes):
+                return "opt-out", False, 0
+            if self._disabled and f"key:{principal.key_id}" in self._disabled:
+                return "opt-out", False, 0
+        if any(category.startswith("pii") for category in ctx.guardrail_categories):
+            return "pii", False, 0
+        params = request.params
+        if params.get("tools") and not self.config.allow_tools:
+            return "tools", False, 0
+        temperature = params.get("temperature")
+        if isinstance(temperature, int | float) and temperature > self.config.max_temperature:
+            return "temperature", False, 0
+        headers = ctx.headers
+        lookup, keep = True, True
+        control = headers.get("cache-control")
+        if control:
+            directives = {d.strip().split("=", 1)[0].lower() for d in control.split(",")}
+            lookup = "no-cache" not in directives
+            keep = "no-store" not in directives
+        ttl = settings.ttl_seconds or self.config.ttl_seconds
+        asked = headers.get(TTL_HEADER)
+        if asked is not None:
+            if not asked.strip().isdigit():
+                raise bad_request(
+                    f"The {TTL_HEADER} header must be a whole number of seconds (0 to {self.config.max_ttl_seconds}).",
+                    code="invalid_cache_ttl",
+                )
+            ttl = min(int(asked), self.config.max_ttl_seconds)
+        return None, lookup, ttl if keep else 0
+
+    def _skip(self, ctx: RequestContext, group: str, reason: str) -> None:
+        self.counters.lookups[(group, "skip")] += 1
+        ctx.cache_status = "skip"
+        ctx.response_headers[STATUS_HEADER] = "skip"
+        ctx.response_headers[SKIP_HEADER] = reason
+
+    def _hit(self, ctx: RequestContext, key: CacheKey, data: bytes, status: str) -> LocalReply:
+        entry = load(data)
+        group = key.group
+        self.counters.lookups[(group, status)] += 1
+        if entry.cost_micros:
+            self.counters.saved_micros[group] += entry.cost_micros
+        ctx.cache_status = status
+        ctx.saved_micros = entry.cost_micros
+        ctx.response_headers[STATUS_HEADER] = status
+        ctx.response_headers[KEY_HEADER] = key.digest
+        return LocalReply(response=entry.response, outcome="ok")
+
+    # -- keeping the answer -----------------------------------------------------------------------------
+
+    async def on_response(self, ctx: RequestContext, response: Answer) -> Answer:
+        pending = ctx.response_cache
+        if pending is not None and type(response) is ChatResponse:
+            pending.response = response
+        return response
+
+    def on_chunks(self, ctx: RequestContext, batch: list[ChatChunk]) -> list[ChatChunk]:
+        pending = ctx.response_cache
+        if pending is not None:
+            collector = pending.collector
+            if collector is None:
+                collector = pending.collector = StreamCollector()
+            for chunk in batch:
+                collector.add(chunk)
+        return batch
+
+    def on_end(self, ctx: RequestContext) -> list[ChatChunk]:
+        return []
+
+    async def on_finish(self, ctx: RequestContext) -> None:
+        pending = ctx.response_cache
+        if pending is None or ctx.outcome != "ok" or ctx.status != 200 or ctx.cut_off or ctx.error_code:
+            return
+        group = ctx.group
+        if group is None or group.name != pending.key.group or ctx.deployment not in group.deployments:
+            return  # answered by another group (a downgrade, a fallback): not this request's answer to keep
+        response = pending.response
+        if response is None and pending.collector is not None:
+            response = pending.collector.response()
+        if response is None or not complete(response):
+            return
+        data = dump(response, ctx.cost_micros, self._clock.now())
+        if len(data) > self._max_bytes:
+            return
+        await self.store.put(pending.key.store_key, data, pending.ttl)
+        self.counters.stored[group.name] += 1
+
+    # -- operations -----------------------------------------------------------------------------------
+
+    async def invalidate(self, namespace: str | None = None, group: str | None = None, key: str | None = None) -> int:
+        """Drops the answers of a namespace (a tenant: every namespace in it), a group, or one entry."""
+        return await self.store.invalidate(namespace, group, key)
+
+    def sizes(self) -> tuple[int | None, int | None, int | None]:
+        store = self.store
+        if isinstance(store, MemoryStore):
+            return len(store), store.bytes, None
+        return None, None, None
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        await self.store.close()
+
+
+def build_store(config: ResponseCacheConfig, services: StageServices) -> AnswerStore:
+    if config.store == "redis":
+        from sluicegate.state.connect import connect
+
+        url = services.config.redis.url
+        assert url is not None, "checked with the configuration"
+        timeout = config.redis_timeout_ms / 1000
+        return RedisStore(connect(url, timeout=max(timeout, 1.0)), config.redis_prefix, timeout)
+    return MemoryStore(int(config.max_memory_mb * 1024 * 1024), services.clock.monotonic)
+
+
+def create(services: StageServices) -> ResponseCache:
+    config = services.config.response_cache or ResponseCacheConfig()
+    catalog = services.catalog
+    fingerprints = {group.name: group_fingerprint(group) for group in catalog} if catalog is not None else {}
+    cache = ResponseCache(config, build_store(config, services), services.clock, fingerprints)
+    if services.registry is not None:
+        services.registry.register(CacheCollector(cache.counters, cache.sizes))
+    return cache
