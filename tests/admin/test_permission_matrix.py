@@ -136,6 +136,7 @@ TARGETS: dict[str, Callable[[World, str, str], Request]] = {
         {"entity": f"team:{TEAM[where]}", "minutes": 1, "rpm": 1_000_000},
         {},
     ),
+    "the caller itself": lambda w, c, where: ({}, None, {}),
     "the API document": lambda w, c, where: ({}, None, {}),
     "the API documentation page": lambda w, c, where: ({}, None, {}),
 }

@@ -299,6 +299,12 @@ def create_admin_app(gateway: Gateway) -> AdminGate:
 
     # -- keys -----------------------------------------------------------------------------------------
 
+    @app.get("/admin/me", tags=["keys"], summary="Who the presented key is: role, tenant, team, user")
+    async def me(who: Actor) -> Response:
+        return json_response(
+            {"key_id": who.key_id, "role": who.role, "tenant": who.tenant_id, "team": who.team_id, "user": who.user_id}
+        )
+
     @app.post("/admin/keys", status_code=201, tags=["keys"], summary="Create a key (the secret is shown once)")
     async def create_key(body: KeyBody, who: Actor) -> dict[str, Any]:
         return await service.create_key(who, body)

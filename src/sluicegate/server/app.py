@@ -24,6 +24,7 @@ from sluicegate.pricing import micros_to_usd
 from sluicegate.routing import admin as routing_admin
 from sluicegate.server.admin import create_admin_app
 from sluicegate.server.gateway import Gateway
+from sluicegate.server.ui import Dashboard
 from sluicegate.wire import ClientWire, StreamEncoder
 from sluicegate.wire import anthropic as anthropic_wire
 from sluicegate.wire import openai as openai_wire
@@ -231,6 +232,7 @@ class GatewayApp:
         self._routes[("GET", "/health/ready")] = self._ready
         self._routes[("GET", "/metrics")] = self._metrics
         self._admin = create_admin_app(gateway)
+        self._dashboard = Dashboard()
         # with several worker processes: this worker's exposition merged with its peers' (`workers.py`)
         self.gather_metrics: Callable[[bytes], Awaitable[bytes]] | None = None
 
@@ -243,6 +245,9 @@ class GatewayApp:
             if handler is None and scope["path"].startswith(_RESPONSE_PATHS):
                 handler = self._stored_response
             if handler is None:
+                if self._dashboard.handles(scope["path"]):
+                    await self._dashboard(scope, send)
+                    return
                 if scope["path"].startswith("/admin"):
                     try:
                         await self._admin(scope, receive, send)  # type: ignore[arg-type]
