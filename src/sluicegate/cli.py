@@ -235,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sluicegate.cache.cli import add_response_cache_command
 
     add_response_cache_command(commands)
+
+    from sluicegate.telemetry.audit_cli import add_audit_command
+
+    add_audit_command(commands)
     return parser
 
 

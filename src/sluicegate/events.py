@@ -35,6 +35,18 @@ class AdminAction:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminChange:
+    """What an admin operation changed (published by the admin service once the change is stored): the
+    entity's view before and after (None when it was created or deleted). Views never carry secrets."""
+
+    who: str  # the caller's key id ("master" for the master key)
+    action: str  # create, update, rotate, revoke, delete
+    target: str  # e.g. "key:key_123", "team:search"
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
 class OperatorAction:
     """An emergency rate limit or economy mode set or cleared on an entity."""
 

@@ -41,7 +41,7 @@ def test_each_configured_stage_takes_its_place_on_the_request_path() -> None:
     assert hooks["on_chunks"] == ["noop_chunks"]
     assert hooks["on_open"] == ["ledger"]  # a stream's in-flight row is spooled before its head leaves
     assert hooks["on_finish (before reply)"] == ["ledger"]
-    assert hooks["on_finish"] == ["settle", "record", "noop_finish"]
+    assert hooks["on_finish"] == ["settle", "record", "audit", "noop_finish"]  # audit: on by default
 
 
 def test_a_stage_that_is_not_configured_is_not_imported() -> None:

@@ -246,6 +246,17 @@ class StoreConfig(_Strict):
     spool_full_policy: Literal["refuse", "serve"] = "refuse"
 
 
+class AuditConfig(_Strict):
+    """The audit log (docs/audit.md): security-relevant events in the database, one hash chain per instance."""
+
+    enabled: bool = True
+    retention_days: float = Field(90.0, gt=0)
+    # the environment variable holding the HMAC key that signs the chain and its checkpoints (unset: the chain
+    # is plain SHA-256, which shows accidents and naive edits, not a forger with database access)
+    key_env: str = Field("SLUICEGATE_AUDIT_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    max_queue: int = Field(10_000, ge=100, le=1_000_000)  # records waiting for the database; beyond, dropped
+
+
 class RedisConfig(_Strict):
     """Shared Redis (revocation pub/sub here; the budgets and rate limits use it too)."""
 
@@ -260,6 +271,7 @@ class GatewayConfig(_Strict):
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
     redis: RedisConfig = RedisConfig()
+    audit: AuditConfig = AuditConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: list[ModelGroupConfig] = Field(default_factory=list)
     routing: RoutingConfig = RoutingConfig()

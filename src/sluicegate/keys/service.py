@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from sluicegate.events import AdminChange
 from sluicegate.keys.clock import Clock, as_utc, system_clock, utc
 from sluicegate.keys.material import hint, key_hash, new_id, new_key
 from sluicegate.keys.policy import model_matcher
@@ -406,6 +407,13 @@ class AdminService:
         self._ledger = ledger
         self._invalidate = invalidate
         self._clock = clock
+        self.changed: Callable[[AdminChange], None] | None = None  # the event bus's publish, for the audit log
+
+    def _changed(
+        self, actor: Principal, action: str, target: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+    ) -> None:
+        if self.changed is not None:
+            self.changed(AdminChange(actor.key_id, action, target, before, after))
 
     def _now(self) -> dt.datetime:
         return utc(self._clock())
@@ -461,7 +469,9 @@ class AdminService:
         tenant_id = body.id or new_id("tenant")
         tenant = Tenant(id=tenant_id, name=body.name or tenant_id, created_at=self._now())
         _apply(tenant, _limits_changes(body))
-        return tenant_view(await self._add(tenant))
+        view = tenant_view(await self._add(tenant))
+        self._changed(actor, "create", f"tenant:{tenant_id}", None, view)
+        return view
 
     async def list_tenants(self, actor: Principal) -> list[dict[str, Any]]:
         self._require(actor, "tenant_admin", "list tenants")
@@ -473,11 +483,14 @@ class AdminService:
         changes = _limits_changes(body)
         if body.name:
             changes["name"] = body.name
+        old = await self._directory.get(Tenant, tenant_id) if self.changed is not None else None
         tenant = await self._directory.update(Tenant, tenant_id, **changes)
         if tenant is None:
             raise _not_found("tenant", tenant_id)
         await self._invalidate_scope(tenant_id=tenant_id)
-        return tenant_view(tenant)
+        view = tenant_view(tenant)
+        self._changed(actor, "update", f"tenant:{tenant_id}", tenant_view(old) if old else None, view)
+        return view
 
     async def get_tenant(self, actor: Principal, tenant_id: str) -> dict[str, Any]:
         self._require(actor, "tenant_admin", "read tenants")
@@ -490,7 +503,9 @@ class AdminService:
 
     async def delete_tenant(self, actor: Principal, tenant_id: str) -> None:
         self._require(actor, "master", "delete tenants")
+        old = await self._directory.get(Tenant, tenant_id) if self.changed is not None else None
         await self._delete(Tenant, tenant_id)
+        self._changed(actor, "delete", f"tenant:{tenant_id}", tenant_view(old) if old else None, None)
 
     # -- teams ----------------------------------------------------------------------------------------
 
@@ -508,7 +523,9 @@ class AdminService:
         hold_to_caps(actor, {f"tenant:{tenant_id}"}, changes, None)
         team = Team(id=team_id, tenant_id=tenant_id, name=body.name or team_id, created_at=self._now())
         _apply(team, changes)
-        return team_view(await self._add(team))
+        view = team_view(await self._add(team))
+        self._changed(actor, "create", f"team:{team_id}", None, view)
+        return view
 
     async def list_teams(self, actor: Principal, tenant: str | None = None) -> list[dict[str, Any]]:
         self._require(actor, "team_admin", "list teams")
@@ -532,7 +549,9 @@ class AdminService:
         if updated is None:
             raise _not_found("team", team_id)
         await self._invalidate_scope(team_id=team_id)
-        return team_view(updated)
+        view = team_view(updated)
+        self._changed(actor, "update", f"team:{team_id}", team_view(team), view)
+        return view
 
     async def get_team(self, actor: Principal, team_id: str) -> dict[str, Any]:
         self._require(actor, "team_admin", "read teams")
@@ -540,9 +559,10 @@ class AdminService:
 
     async def delete_team(self, actor: Principal, team_id: str) -> None:
         self._require(actor, "team_admin", "delete teams")
-        await self._team_for(actor, team_id, "delete this team")
+        team = await self._team_for(actor, team_id, "delete this team")
         self._outrank(actor, "team_admin", "delete teams")
         await self._delete(Team, team_id)
+        self._changed(actor, "delete", f"team:{team_id}", team_view(team), None)
 
     # -- users ----------------------------------------------------------------------------------------
 
@@ -553,7 +573,9 @@ class AdminService:
         hold_to_caps(actor, {f"tenant:{team.tenant_id}", f"team:{team.id}"}, changes, None)
         user = User(id=body.id, team_id=body.team, email=body.email, created_at=self._now())
         _apply(user, changes)
-        return user_view(await self._add(user))
+        view = user_view(await self._add(user))
+        self._changed(actor, "create", f"user:{body.id}", None, view)
+        return view
 
     async def list_users(self, actor: Principal, team: str | None = None) -> list[dict[str, Any]]:
         self._require(actor, "team_admin", "list users")
@@ -593,12 +615,15 @@ class AdminService:
         if updated is None:
             raise _not_found("user", user_id)
         await self._invalidate_scope(user_id=user_id)
-        return user_view(updated)
+        view = user_view(updated)
+        self._changed(actor, "update", f"user:{user_id}", user_view(user), view)
+        return view
 
     async def delete_user(self, actor: Principal, user_id: str) -> None:
-        await self._user_for(actor, user_id, "delete this user")
+        user, _ = await self._user_for(actor, user_id, "delete this user")
         self._outrank(actor, await self._user_level(user_id), "delete a user holding a key of its rank or above")
         await self._delete(User, user_id)
+        self._changed(actor, "delete", f"user:{user_id}", user_view(user), None)
 
     # -- keys -----------------------------------------------------------------------------------------
 
@@ -654,7 +679,9 @@ class AdminService:
         )
         _apply(key, changes)
         await self._add(key)
-        return {"key": secret, **key_view(key)}
+        view = key_view(key)
+        self._changed(actor, "create", f"key:{key.id}", None, view)
+        return {"key": secret, **view}
 
     async def list_keys(
         self, actor: Principal, team: str | None = None, user: str | None = None
@@ -704,7 +731,9 @@ class AdminService:
         if key is None:
             raise _not_found("key", key_id)
         await self._invalidate(_hashes(key))
-        return key_view(key)
+        view = key_view(key)
+        self._changed(actor, "update", f"key:{key_id}", key_view(old), view)
+        return view
 
     async def rotate_key(self, actor: Principal, key_id: str, grace_seconds: float = 3600.0) -> dict[str, Any]:
         """A new secret; the current one keeps working for `grace_seconds`.
@@ -739,7 +768,9 @@ class AdminService:
         if rotated is None:
             raise _not_found("key", key_id)
         await self._invalidate(old)
-        return {"key": secret, **key_view(rotated)}
+        view = key_view(rotated)
+        self._changed(actor, "rotate", f"key:{key_id}", key_view(key), view)
+        return {"key": secret, **view}
 
     async def revoke_key(self, actor: Principal, key_id: str) -> dict[str, Any]:
         key = await self._key_for(actor, key_id, "revoke this key")
@@ -748,7 +779,9 @@ class AdminService:
         if revoked is None:
             raise _not_found("key", key_id)
         await self._invalidate(_hashes(revoked))
-        return key_view(revoked)
+        view = key_view(revoked)
+        self._changed(actor, "revoke", f"key:{key_id}", key_view(key), view)
+        return view
 
     # -- spend ----------------------------------------------------------------------------------------
 

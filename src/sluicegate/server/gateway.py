@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
@@ -9,6 +10,8 @@ from collections.abc import Mapping
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from sluicegate.catalog import ModelCatalog
 from sluicegate.clock import Clock, SystemClock
@@ -28,8 +31,10 @@ from sluicegate.routing.router import Router
 from sluicegate.routing.services import RoutingServices
 from sluicegate.server.connections import ConnectionCollector, ConnectionGuard, ConnectionLimits
 from sluicegate.state.resilient import ResilientState
+from sluicegate.store.audit import AuditTable
 from sluicegate.store.totals import LedgerTotals
 from sluicegate.telemetry.access_log import AccessLog
+from sluicegate.telemetry.audit import AuditLog
 from sluicegate.telemetry.ledger import LedgerGuard
 from sluicegate.telemetry.ledger_metrics import LedgerCollector
 from sluicegate.telemetry.metrics import GatewayMetrics
@@ -38,6 +43,17 @@ if TYPE_CHECKING:
     from sluicegate.models.host import ModelHost
 
 log = logging.getLogger("sluicegate.server")
+
+
+def config_summary(config: GatewayConfig) -> dict[str, object]:
+    """What the audit log keeps of a configuration load: a digest of the whole, and its outline."""
+    digest = hashlib.sha256(orjson.dumps(config.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return {
+        "sha256": digest,
+        "providers": sorted(config.providers),
+        "models": [group.name for group in config.models],
+        "stages": list(config.pipeline.stages),
+    }
 
 
 class MissingMasterKey(Exception):
@@ -96,6 +112,10 @@ class Gateway:
         )
         self.routing = RoutingServices(config, self.router, self.upstream, self.limits.deployment_headroom)
         record = self.record = Record(self.metrics, self.access_log)
+        self.audit = self._audit_log(environ)
+        if self.audit is not None:
+            self.audit.listen(self.events)
+            self.accounts.admin.changed = self.events.publish
         self.model_host = self._model_host(record)
         services = stages.StageServices(
             config, self.events, self.model_host, self.catalog, self.metrics.registry, self.clock
@@ -123,6 +143,7 @@ class Gateway:
                 ledger,
                 self.limits.settle,
                 record,
+                *([self.audit] if self.audit is not None else []),
                 *optional["record"],
             ],
             Execute(self.upstream, self.router),
@@ -130,6 +151,20 @@ class Gateway:
         # token counting is answered by the gateway itself: nothing to reserve, route, bill or put in the ledger
         self.token_counting = Pipeline([self.auth, CountTokens(self.catalog), record])
         self.ready = False
+
+    def _audit_log(self, environ: Mapping[str, str]) -> AuditLog | None:
+        settings = self.config.audit
+        if not settings.enabled:
+            return None
+        key = environ.get(settings.key_env)
+        table = AuditTable(self.accounts.store, key.encode() if key else None)
+        return AuditLog(
+            table,
+            self.request_id_prefix[4:],
+            self.clock,
+            retention_days=settings.retention_days,
+            max_queue=settings.max_queue,
+        )
 
     def _model_host(self, record: Record) -> ModelHost | None:
         """Built only when configured; its children start with the gateway only if a stage asked for it."""
@@ -149,6 +184,9 @@ class Gateway:
     async def start(self) -> None:
         self.access_log.start()
         await self.accounts.start()
+        if self.audit is not None:
+            self.audit.start()
+            self.audit.record("config", "gateway", "load", "config", detail=config_summary(self.config))
         await self.limits.start()
         await self.routing.start()
         if self.model_host is not None:
@@ -165,6 +203,8 @@ class Gateway:
             await self.model_host.stop()
         await self.upstream.close()
         await self.routing.stop()
+        if self.audit is not None:
+            await self.audit.stop()
         await self.accounts.stop()
         await self.limits.stop()
         self.record.flush()

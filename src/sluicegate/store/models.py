@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, false
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -120,3 +120,35 @@ class LedgerEntry(Base):
 
 
 Index("ix_spend_ledger_tenant_day", LedgerEntry.tenant_id, LedgerEntry.day)
+
+
+class AuditRecord(Base):
+    """One audit record, a link of its instance's hash chain (migration 0006). Append-only: the gateway
+    never updates a row and deletes only whole prefixes of a chain, behind a signed anchor (retention)."""
+
+    __tablename__ = "audit_log"
+
+    instance: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ts_micros: Mapped[int] = mapped_column(BigInteger, index=True)  # integer: hashes the same on every database
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(300))
+    data: Mapped[str] = mapped_column(Text)  # canonical JSON: before, after, detail (PII masked)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """Per chain: its `head` (last record written) and, once retention has pruned its start, its `anchor`
+    (the last pruned record's hash), each signed with the audit key when one is configured."""
+
+    __tablename__ = "audit_checkpoints"
+
+    instance: Mapped[str] = mapped_column(String(32), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8), primary_key=True)  # "head" or "anchor"
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    ts_micros: Mapped[int] = mapped_column(BigInteger)
+    signature: Mapped[str | None] = mapped_column(String(64), nullable=True)  # NULL: no audit key was set
