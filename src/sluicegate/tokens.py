@@ -58,32 +58,30 @@ TOKENS_PER_NAME = 1
 REPLY_PRIMING_TOKENS = 3
 
 
+def _encoding(name: str, pattern: str, special: dict[str, int], expected_hash: str) -> tiktoken.Encoding:
+    """An encoding from the BPE file shipped inside the package, hash-checked. Its merge ranks then live
+    only in tiktoken's compiled core: the Python copy `Encoding` keeps for pickling (which the gateway
+    never does) is dropped, a third of the encoding's memory (28 MB of o200k's 76)."""
+    path = resources.files("sluicegate") / "data" / f"{name}.tiktoken"
+    with resources.as_file(path) as local:
+        ranks = load_tiktoken_bpe(str(local), expected_hash=expected_hash)
+    encoding = tiktoken.Encoding(name=name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=special)
+    encoding._mergeable_ranks = {}
+    return encoding
+
+
+# Loaded on first use, once per process and shared by every caller: a gateway whose models are all of one
+# family never loads the other encoding.
 @functools.cache
 def cl100k() -> tiktoken.Encoding:
-    """The cl100k_base encoding, loaded from the copy shipped inside the package."""
-    path = resources.files("sluicegate") / "data" / "cl100k_base.tiktoken"
-    with resources.as_file(path) as local:
-        ranks = load_tiktoken_bpe(str(local), expected_hash=_CL100K_HASH)
-    return tiktoken.Encoding(
-        name="cl100k_base",
-        pat_str=_CL100K_PATTERN,
-        mergeable_ranks=ranks,
-        special_tokens=_CL100K_SPECIAL,
-    )
+    """The cl100k_base encoding (gpt-4, gpt-3.5, embeddings; the estimate for other families)."""
+    return _encoding("cl100k_base", _CL100K_PATTERN, _CL100K_SPECIAL, _CL100K_HASH)
 
 
 @functools.cache
 def o200k() -> tiktoken.Encoding:
-    """The o200k_base encoding (gpt-4o, gpt-4.1, o-series), shipped inside the package and hash-checked."""
-    path = resources.files("sluicegate") / "data" / "o200k_base.tiktoken"
-    with resources.as_file(path) as local:
-        ranks = load_tiktoken_bpe(str(local), expected_hash=_O200K_HASH)
-    return tiktoken.Encoding(
-        name="o200k_base",
-        pat_str=_O200K_PATTERN,
-        mergeable_ranks=ranks,
-        special_tokens=_O200K_SPECIAL,
-    )
+    """The o200k_base encoding (gpt-4o, gpt-4.1, o-series)."""
+    return _encoding("o200k_base", _O200K_PATTERN, _O200K_SPECIAL, _O200K_HASH)
 
 
 def exact_encoding(model: str) -> tiktoken.Encoding | None:

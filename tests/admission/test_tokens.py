@@ -4,6 +4,8 @@ estimate that errs high for the rest."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from importlib import resources
 
 from sluicegate.tokens import TokenCounter, cl100k, count_chat_prompt, exact_encoding, o200k
@@ -45,3 +47,19 @@ def test_a_mixed_group_counts_its_highest() -> None:
 def test_images_are_not_free() -> None:
     with_image = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:..."}}]}]
     assert count_chat_prompt(with_image) > 1000
+
+
+def test_an_encoding_loads_only_when_a_model_of_its_family_is_counted() -> None:
+    """Each encoding costs tens of MB: a gateway serving only non-OpenAI or only gpt-4o models must not
+    pay for both (a fresh process, since this one may have loaded them already)."""
+    script = (
+        "from sluicegate.tokens import TokenCounter, cl100k, o200k\n"
+        "counter = TokenCounter()\n"
+        "counter.count_prompt(['gpt-4o-mini'], [{'role': 'user', 'content': 'hi'}])\n"
+        "counter.count_output('gpt-4o-mini', 'hello there')\n"
+        "print(o200k.cache_info().currsize, cl100k.cache_info().currsize)\n"
+        "counter.count_prompt(['claude-3-5-haiku'], [{'role': 'user', 'content': 'hi'}])\n"
+        "print(o200k.cache_info().currsize, cl100k.cache_info().currsize)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["1 0", "1 1"]
