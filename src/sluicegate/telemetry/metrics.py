@@ -10,11 +10,12 @@ dictionaries need no lock.
 
 from __future__ import annotations
 
+import asyncio
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.utils import floatToGoString
 
@@ -136,6 +137,16 @@ class GatewayMetrics:
         for token_labels, count in self._tokens.items():
             tokens.add_metric(token_labels, count)
         yield from (requests, errors, latency, ttft, tokens)
+        try:
+            alive = len(asyncio.all_tasks())
+        except RuntimeError:  # rendered outside the event loop (a test): there are none to count
+            return
+        yield GaugeMetricFamily(
+            "sluicegate_event_loop_tasks",
+            "Tasks alive on the event loop when scraped (requests in flight and the gateway's own): a count that "
+            "keeps growing at a steady load is a leak.",
+            value=alive,
+        )
 
 
 class _RequestCollector:
