@@ -11,7 +11,7 @@ import pytest
 
 from sluicegate.catalog import ModelCatalog
 from sluicegate.classify.tiers import known_tier
-from sluicegate.config.loader import ConfigError, parse_config
+from sluicegate.config.loader import ConfigError, demo_config_text, parse_config
 
 BASE = """
 providers:
@@ -113,6 +113,18 @@ def test_operators_add_their_own_tiers_in_order() -> None:
     assert house is not None and house.capability is not None
     assert house.capability.rank == 3 and house.capability.high == 1.0
     assert big is not None and big.capability is not None and big.capability.high == 0.75
+
+
+def test_the_demo_has_an_auto_pool_over_three_tiers_and_several_families() -> None:
+    config = parse_config(demo_config_text().replace("SIMULATOR_URL", "http://127.0.0.1:1"), "<demo>")
+    catalog = ModelCatalog.from_config(config)
+    auto = catalog.get("auto")
+    assert auto is not None and auto.pool
+    members = [catalog.get(name) for name in auto.pool]
+    tiers = {m.capability.tier for m in members if m is not None and m.capability is not None}
+    families = {m.deployments[0].family for m in members if m is not None}
+    assert tiers == {"economy", "balanced", "flagship"}
+    assert len(families) >= 3
 
 
 def test_check_config_command_reports_the_pool_problem(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sluicegate.canonical import ChatRequest, EmbeddingRequest
 from sluicegate.catalog import Deployment, ModelCatalog, ModelGroup
-from sluicegate.errors import GatewayError
+from sluicegate.errors import GatewayError, model_not_found
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.pipeline.decide import PRIORITIES, choose_group, facts_of, undo_choice
 from sluicegate.pipeline.fair_queue import FairQueue, QueueFull
@@ -251,8 +251,10 @@ class AdmissionStage:
     async def on_request(self, ctx: RequestContext) -> None:
         request = ctx.request
         group = ctx.group or self._catalog.get(ctx.model)  # the decide stage's choice (looked up when alone)
-        if request is None or group is None:
-            return  # the decide stage answers 404 for an unknown model
+        if request is None:
+            return
+        if group is None or group.pool:  # never admitted unlimited: a name no limit could be checked against
+            raise model_not_found(ctx.model)
         principal = ctx.principal
         now = self._clock()
         priority = facts_of(ctx).priority
@@ -268,6 +270,7 @@ class AdmissionStage:
             downgrade is not None
             and budgets
             and ctx.model != downgrade.to
+            and ctx.route_tier is None  # the auto route already chose a tier lower (`downgrade_due`)
             and any(self.used.get(b.name, 0.0) >= downgrade.at for b in budgets)
         ):
             group = self._downgrade(ctx, downgrade.to) or group
@@ -303,6 +306,14 @@ class AdmissionStage:
                 announce_clamp(ctx, request.max_tokens, admission.output_tokens, "budget")
             request.max_tokens = admission.output_tokens
         ctx.response_headers.update(ratelimit_headers(admission.rates))
+
+    def downgrade_due(self, ctx: RequestContext) -> bool:
+        """Whether a budget of this request is in its downgrade tier (the `auto` route then picks a lower tier)."""
+        downgrade = self._budgets.downgrade
+        if downgrade is None or not self.used:
+            return False
+        budgets = self._budget_scopes(ctx, self._clock(), False)
+        return any(self.used.get(b.name, 0.0) >= downgrade.at for b in budgets)
 
     def _operator_actions(self, ctx: RequestContext, principal: Principal, rates: list[RateScope]) -> ModelGroup | None:
         """Applies emergency rate limits and economy mode set by an operator; returns the economy group."""

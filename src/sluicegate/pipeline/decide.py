@@ -3,8 +3,8 @@ in one place and kept on the context.
 
 The `decide` stage runs right after auth: it looks the requested model group up (404, or 400 for the wrong
 kind of model), and reads the request's hedge and priority once. After it, a group changes only through
-`choose_group` (economy mode and the budget downgrade today; the `auto` route's classifier is the next
-caller), which records a `ModelChoice`: the response header and the access log are rendered from it.
+`choose_group` (economy mode, the budget downgrade and the `auto` route, `pipeline/auto.py`), which
+records a `ModelChoice`: the response header and the access log are rendered from it.
 Fallbacks by error class and by context window are the route and execute stages' to take, recorded as
 route steps.
 """
@@ -21,7 +21,7 @@ from sluicegate.pipeline.records import ChoiceReason, ModelChoice
 HEDGE_HEADER = "x-sluice-hedge"
 PRIORITY_HEADER = "x-sluice-priority"
 PRIORITIES = {"low": 0, "normal": 1, "high": 2, "critical": 3}
-CHOICE_HEADERS: dict[ChoiceReason, str] = {
+CHOICE_HEADERS: dict[ChoiceReason, str] = {  # auto: x-sluice-tier and x-sluice-classification say it
     "economy": "x-sluice-economy-from",
     "budget_downgrade": "x-sluice-budget-downgraded-from",
 }
@@ -53,7 +53,9 @@ def choose_group(ctx: RequestContext, group: ModelGroup, reason: ChoiceReason) -
     """The one way a request moves to another model group before routing."""
     assert ctx.request is not None
     ctx.choices += (ModelChoice(ctx.request.model, group.name, reason),)
-    ctx.response_headers[CHOICE_HEADERS[reason]] = ctx.request.model
+    header = CHOICE_HEADERS.get(reason)
+    if header is not None:
+        ctx.response_headers[header] = ctx.request.model
     if ctx.model_changed_from is None:
         ctx.model_changed_from = ctx.request.model
     ctx.request.model = group.name
@@ -65,7 +67,9 @@ def undo_choice(ctx: RequestContext, catalog: ModelCatalog) -> None:
     assert ctx.request is not None and ctx.choices
     last = ctx.choices[-1]
     ctx.choices = ctx.choices[:-1]
-    ctx.response_headers.pop(CHOICE_HEADERS[last.reason], None)
+    header = CHOICE_HEADERS.get(last.reason)
+    if header is not None:
+        ctx.response_headers.pop(header, None)
     ctx.request.model = last.requested
     if not ctx.choices:
         ctx.model_changed_from = None

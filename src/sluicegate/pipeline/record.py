@@ -11,7 +11,11 @@ from sluicegate.telemetry.access_log import AccessLog
 from sluicegate.telemetry.metrics import GatewayMetrics
 from sluicegate.telemetry.refusals import AnonymousRefusals, refused_anonymously
 
-_CHOICE_FIELDS: dict[ChoiceReason, str] = {"economy": "economy_from", "budget_downgrade": "downgraded_from"}
+_CHOICE_FIELDS: dict[ChoiceReason, str] = {
+    "economy": "economy_from",
+    "budget_downgrade": "downgraded_from",
+    "auto": "auto_from",
+}
 
 
 class Record:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-RouteStepKind = Literal["plan", "context_fallback", "fallback", "error_fallback", "hedge"]
-ChoiceReason = Literal["economy", "budget_downgrade"]  # the seam for `auto` and the classifier
+RouteStepKind = Literal["auto", "plan", "context_fallback", "fallback", "error_fallback", "hedge"]
+ChoiceReason = Literal["economy", "budget_downgrade", "auto"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,9 @@ class Route:
         ctx.route_plan = plan
         ctx.deployment = plan.chain[0] if plan.chain else None
         kind: RouteStepKind = "context_fallback" if chosen is not None and plan.group is not chosen else "plan"
-        ctx.route = [RouteStep(kind, plan.reason)]
+        step = RouteStep(kind, plan.reason)
+        route = ctx.route
+        ctx.route = [route[0], step] if route and route[0].kind == "auto" else [step]  # the auto route's words stay
 
     def plan(self, ctx: RequestContext) -> RoutePlan:
         """The route for the request's model: raises 404, 400 or 403 when no deployment could ever serve it."""

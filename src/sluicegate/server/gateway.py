@@ -128,6 +128,7 @@ class Gateway:
         # policy "refuse": nothing is served while the spool could not record it (one attribute read a request)
         guard = [LedgerGuard(ledger)] if ledger.full_policy == "refuse" else []
         route = Route(self.catalog, self.router)
+        auto = self._auto_route()  # empty unless some group has strategy auto
         self.limits.admission.planner = route.plan  # deployments with their own RPM/TPM: a place taken at admission
         self.pipeline = Pipeline(
             [
@@ -135,6 +136,7 @@ class Gateway:
                 self.auth,
                 Decide(self.catalog),  # the model group and the request's facts, once
                 *optional["request"],
+                *auto,  # the auto route's choice, before admission checks limits against it
                 self.limits.admission,
                 route,
                 self.limits.meter,
@@ -180,6 +182,19 @@ class Gateway:
             [Route(self.catalog, self.router), self.accounts.ledger, record], Execute(self.upstream, self.router)
         )
         return build_host(self.config.model_host, registry=self.metrics.registry, upstream=GatewayEmbeddings(internal))
+
+    def _auto_route(self) -> list[object]:
+        """The auto route's stage, built (and its classifier imported) only when a group uses it."""
+        if not any(group.pool for group in self.catalog):
+            return []
+        from sluicegate.classify.heuristic import HeuristicClassifier
+        from sluicegate.classify.metrics import AutoMetrics
+        from sluicegate.pipeline.auto import AutoRoute
+
+        metrics = AutoMetrics()
+        self.metrics.registry.register(metrics)
+        classifier = HeuristicClassifier()
+        return [AutoRoute(self.catalog, classifier, metrics, self.limits.admission.downgrade_due)]
 
     async def start(self) -> None:
         self.access_log.start()
