@@ -239,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sluicegate.telemetry.audit_cli import add_audit_command
 
     add_audit_command(commands)
+
+    from sluicegate.telemetry.top import add_top_command
+
+    add_top_command(commands)
     return parser
 
 
