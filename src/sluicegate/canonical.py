@@ -31,13 +31,31 @@ class ContentPart(TypedDict, total=False):
     cache_control: dict[str, Any]  # a prompt-cache breakpoint (Anthropic's); stripped for providers without one
 
 
+class ThinkingBlock(TypedDict, total=False):
+    """One block of a model's reasoning as Anthropic-family providers return it, kept whole so that it can be
+    sent back on the next turn (the provider checks the signature): `{"type": "thinking", "thinking",
+    "signature"}` or `{"type": "redacted_thinking", "data"}` (encrypted, never shown)."""
+
+    type: Literal["thinking", "redacted_thinking"]
+    thinking: str
+    signature: str
+    data: str
+
+
 class Message(TypedDict):
+    """A chat message. An assistant message may carry the model's reasoning: `reasoning_content` (its text,
+    from any provider) and `thinking_blocks` (signed or redacted blocks, from Anthropic-family providers).
+    Stream deltas carry the same two keys: text pieces in `reasoning_content`; a block's signature (a
+    `thinking` block with empty text) or a whole redacted block in `thinking_blocks`."""
+
     role: Role
     content: NotRequired[str | list[ContentPart] | None]
     name: NotRequired[str]
     tool_calls: NotRequired[list[ToolCall]]
     tool_call_id: NotRequired[str]
     refusal: NotRequired[str | None]
+    reasoning_content: NotRequired[str]
+    thinking_blocks: NotRequired[list[ThinkingBlock]]
 
 
 @dataclass(slots=True)
@@ -103,7 +121,8 @@ class ChatResponse:
 class ChatChunk:
     """One stream event. `choices` are OpenAI-shaped chunk choices (`delta`, `finish_reason`).
 
-    The usage chunk that ends a stream has no choices and carries `usage`.
+    The usage chunk that ends a stream has no choices and carries `usage`. `prompt_usage` is the input side
+    of usage when a provider states it as the stream starts (Anthropic's `message_start`).
     """
 
     id: str
@@ -112,6 +131,7 @@ class ChatChunk:
     choices: list[dict[str, Any]]
     usage: Usage | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    prompt_usage: Usage | None = None
 
 
 @dataclass(slots=True)

@@ -26,6 +26,8 @@ def _delta_text(choice: dict[str, Any]) -> str:
         parts.append(delta["content"])
     if delta.get("refusal"):
         parts.append(delta["refusal"])
+    if delta.get("reasoning_content"):  # thoughts are billed as output
+        parts.append(delta["reasoning_content"])
     for call in delta.get("tool_calls") or ():
         function = call.get("function") or {}
         parts.append(function.get("name") or "")

@@ -11,6 +11,8 @@ from sluicegate.errors import bad_request
 
 # Set in `ChatRequest.params` when a message part or tool carries `cache_control`; never sent upstream.
 CACHE_HINTS = "sluicegate_cache_hints"
+# A request param set when an assistant turn carries thinking blocks: formats without them strip them.
+REASONING_HISTORY = "sluicegate_reasoning_history"
 
 
 def strip_cache_hints(messages: list[Any], tools: Any) -> tuple[list[Any], Any]:
@@ -25,6 +27,16 @@ def strip_cache_hints(messages: list[Any], tools: Any) -> tuple[list[Any], Any]:
     if isinstance(tools, list):
         tools = [{k: v for k, v in tool.items() if k != "cache_control"} for tool in tools]
     return clean, tools
+
+
+def strip_reasoning(messages: list[Any]) -> list[Any]:
+    """Copies of assistant messages without their reasoning, for upstreams that refuse it coming back."""
+    return [
+        {k: v for k, v in m.items() if k not in ("thinking_blocks", "reasoning_content")}
+        if "thinking_blocks" in m or "reasoning_content" in m
+        else m
+        for m in messages
+    ]
 
 
 def text_of(content: Any) -> str:

@@ -97,4 +97,5 @@ def is_false(value: Any) -> bool:
 # OpenAI-account parameters that mean nothing to another provider and change no answer.
 OPENAI_ONLY = frozenset(
     {"store", "metadata", "service_tier", "prediction", "stream_options", "user", "sluicegate_cache_hints"}
+    | {"sluicegate_reasoning_history"}
 )

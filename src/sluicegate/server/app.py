@@ -165,7 +165,8 @@ class _Exchange:
         await _send(self._send, status, body, _response_headers(ctx, None, error))
 
     async def open_stream(self, ctx: RequestContext) -> None:
-        self._encoder = self._wire.stream_encoder(ctx.chat)
+        ticket = ctx.admission
+        self._encoder = self._wire.stream_encoder(ctx.chat, ticket.prompt_tokens if ticket is not None else None)
         headers = _response_headers(ctx, _SSE_HEADERS)
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
         self._task = asyncio.current_task()

@@ -549,5 +549,5 @@ class OpenAIWire:
     error_body = staticmethod(error_body)
 
     @staticmethod
-    def stream_encoder(request: ChatRequest) -> OpenAIStreamEncoder:
+    def stream_encoder(request: ChatRequest, prompt_tokens: int | None = None) -> OpenAIStreamEncoder:
         return OpenAIStreamEncoder(request)

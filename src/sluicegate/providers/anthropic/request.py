@@ -27,10 +27,35 @@ PARAMS = ParamMap(
         "top_k": Param("top_k", low=0),
         "stop": Param("stop_sequences", stop_list),
     },
-    handled=frozenset({"tools", "tool_choice", "parallel_tool_calls", "max_tokens", "max_completion_tokens"}),
+    handled=frozenset(
+        {"tools", "tool_choice", "parallel_tool_calls", "max_tokens", "max_completion_tokens"}
+        | {"thinking", "reasoning_effort"}
+    ),
     ignored=OPENAI_ONLY,
     noop={"n": is_one, "logprobs": is_false},
 )
+
+
+# OpenAI's reasoning_effort as an extended-thinking budget (tokens). "none"/"minimal": no thinking.
+EFFORT_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384, "xhigh": 32768}
+MIN_THINKING_BUDGET = 1024  # Anthropic refuses less
+
+
+def thinking_param(params: dict[str, Any], max_tokens: int) -> dict[str, Any] | None:
+    """Anthropic's `thinking` from the client's own (an Anthropic client) or its `reasoning_effort`; the
+    budget kept below `max_tokens` (which the gateway may have lowered to fit a budget), as Anthropic requires."""
+    thinking = params.get("thinking")
+    if thinking is None:
+        budget = EFFORT_BUDGETS.get(params.get("reasoning_effort") or "")
+        if budget is None:
+            return None
+        thinking = {"type": "enabled", "budget_tokens": budget}
+    budget = thinking.get("budget_tokens") if thinking.get("type") == "enabled" else None
+    if isinstance(budget, int) and budget >= max_tokens:
+        if max_tokens - 1 < MIN_THINKING_BUDGET:
+            return None  # no room left to think: answer without
+        thinking = {**thinking, "budget_tokens": max_tokens - 1}
+    return thinking
 
 
 def request_body(model: str, request: ChatRequest, policy: Policy) -> dict[str, Any]:
@@ -41,6 +66,9 @@ def request_body(model: str, request: ChatRequest, policy: Policy) -> dict[str, 
     body["messages"] = messages
     params = request.params
     PARAMS.apply(params, body, policy)
+    thinking = thinking_param(params, body["max_tokens"])
+    if thinking is not None:
+        body["thinking"] = thinking
     tools = function_tools(params)
     if tools:
         body["tools"] = [
@@ -168,7 +196,12 @@ def _image_block(url: str) -> dict[str, Any]:
 
 
 def _assistant_blocks(message: Message) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
+    # Earlier thoughts go back first and whole; unsigned ones (another provider's) cannot be verified.
+    blocks: list[dict[str, Any]] = [
+        dict(b)
+        for b in message.get("thinking_blocks") or ()
+        if b.get("signature") or b.get("type") == "redacted_thinking"
+    ]
     text = text_of(message.get("content"))
     if text:
         blocks.append({"type": "text", "text": text})

@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from sluicegate.canonical import ChatChunk, ChatResponse, FinishReason, ToolCall, Usage
+from sluicegate.canonical import ChatChunk, ChatResponse, FinishReason, ThinkingBlock, ToolCall, Usage
 from sluicegate.errors import ErrorClass, UpstreamError, scrub
 from sluicegate.providers.content import dumps_arguments
 from sluicegate.providers.shape import load_object, upstream_shape
@@ -70,9 +70,16 @@ def chat_response(body: bytes) -> ChatResponse:
     data = load(body, "response")
     text: list[str] = []
     calls: list[ToolCall] = []
+    thoughts: list[ThinkingBlock] = []
     for block in data.get("content") or ():
         kind = block.get("type")
-        if kind == "text":
+        if kind == "thinking":
+            thoughts.append(
+                {"type": "thinking", "thinking": block.get("thinking", ""), "signature": block.get("signature", "")}
+            )
+        elif kind == "redacted_thinking":
+            thoughts.append({"type": "redacted_thinking", "data": block.get("data", "")})
+        elif kind == "text":
             text.append(block.get("text", ""))
         elif kind == "tool_use":
             calls.append(
@@ -83,6 +90,9 @@ def chat_response(body: bytes) -> ChatResponse:
                 }
             )
     message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None}
+    if thoughts:
+        message["reasoning_content"] = "".join(t.get("thinking", "") for t in thoughts)
+        message["thinking_blocks"] = thoughts
     if calls:
         message["tool_calls"] = calls
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason(data.get("stop_reason"))}
@@ -130,9 +140,17 @@ class AnthropicStreamDecoder:
                 index = self._tool_index.get(payload.get("index", 0), 0)
                 fragment = {"index": index, "function": {"arguments": delta.get("partial_json", "")}}
                 return [self._chunk({"tool_calls": [fragment]})]
-            return []  # thinking and signature deltas have no canonical place yet
+            if delta.get("type") == "thinking_delta":
+                return [self._chunk({"reasoning_content": delta.get("thinking", "")})]
+            if delta.get("type") == "signature_delta":
+                signed = {"type": "thinking", "thinking": "", "signature": delta.get("signature", "")}
+                return [self._chunk({"thinking_blocks": [signed]})]
+            return []
         if kind == "content_block_start":
             block = payload.get("content_block") or {}
+            if block.get("type") == "redacted_thinking":
+                redacted = {"type": "redacted_thinking", "data": block.get("data", "")}
+                return [self._chunk({"thinking_blocks": [redacted]})]
             if block.get("type") != "tool_use":
                 return []
             index = self._tool_index[payload.get("index", 0)] = len(self._tool_index)
@@ -148,7 +166,10 @@ class AnthropicStreamDecoder:
             self._id = message.get("id", "")
             self._model = message.get("model", "")
             self._usage = dict(message.get("usage") or {})
-            return [self._chunk({"role": "assistant", "content": ""})]
+            first = self._chunk({"role": "assistant", "content": ""})
+            if self._usage.get("input_tokens") is not None:
+                first.prompt_usage = parse_usage(self._usage)
+            return [first]
         if kind == "message_delta":
             # Usage here is cumulative: it replaces, never adds to, what message_start said.
             self._usage.update({k: v for k, v in (payload.get("usage") or {}).items() if v is not None})

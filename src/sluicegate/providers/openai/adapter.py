@@ -18,7 +18,7 @@ from sluicegate.canonical import (
 from sluicegate.errors import ErrorClass, UpstreamError, bad_request, scrub
 from sluicegate.providers.base import Endpoint, UpstreamRequest
 from sluicegate.providers.classify import classify_status, retry_after_seconds
-from sluicegate.providers.content import CACHE_HINTS, strip_cache_hints
+from sluicegate.providers.content import CACHE_HINTS, REASONING_HISTORY, strip_cache_hints, strip_reasoning
 from sluicegate.providers.openai.quirks import OPENAI as OPENAI_QUIRKS
 from sluicegate.providers.openai.quirks import Quirks, quirks_for
 from sluicegate.providers.shape import load_object
@@ -117,6 +117,16 @@ def _needs_completion_field(model: str) -> bool:
     return model.startswith(_COMPLETION_FIELD_MODELS)
 
 
+def thinking_effort(thinking: Any) -> str | None:
+    """Anthropic's `thinking` as OpenAI's `reasoning_effort` (reasoning models only): the budget's size."""
+    if not isinstance(thinking, dict) or thinking.get("type") == "disabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int):
+        return "medium"  # adaptive
+    return "low" if budget <= 2048 else "medium" if budget <= 8192 else "high"
+
+
 class OpenAIAdapter:
     """Chat and embeddings over the OpenAI wire format. `family` names it in /v1/models."""
 
@@ -140,6 +150,13 @@ class OpenAIAdapter:
             body["messages"], tools = strip_cache_hints(request.messages, body.get("tools"))
             if tools is not None:
                 body["tools"] = tools
+        if body.pop(REASONING_HISTORY, None):  # thinking blocks of an Anthropic client's earlier turns
+            body["messages"] = strip_reasoning(body["messages"])
+        thinking = body.pop("thinking", None)  # an Anthropic client's extended thinking
+        if thinking is not None and "reasoning_effort" not in body and _needs_completion_field(model):
+            effort = thinking_effort(thinking)
+            if effort is not None:
+                body["reasoning_effort"] = effort
         if request.max_tokens is not None:
             field = quirks.max_tokens_field
             if field == "as_sent":

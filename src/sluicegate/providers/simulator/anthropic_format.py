@@ -31,10 +31,43 @@ def error_body(kind: str, message: str) -> bytes:
     return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
 
 
+def thinking_blocks(reply: Reply) -> list[dict[str, Any]]:
+    thinking = reply.thinking
+    if thinking is None:
+        return []
+    blocks: list[dict[str, Any]] = [{"type": "thinking", "thinking": thinking.text, "signature": thinking.signature}]
+    if thinking.redacted is not None:
+        blocks.append({"type": "redacted_thinking", "data": thinking.redacted})
+    return blocks
+
+
+def _thinking_events(reply: Reply) -> bytes:
+    """The thoughts as their own blocks before the answer: a thinking block's deltas, its signature, and a
+    redacted block whole in its start event."""
+    thinking = reply.thinking
+    if thinking is None:
+        return b""
+    start = {"type": "thinking", "thinking": "", "signature": ""}
+    out = _event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": start})
+    out += _event("ping", {"type": "ping"})
+    for piece in thinking.pieces:
+        delta = {"type": "thinking_delta", "thinking": piece}
+        out += _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+    signed = {"type": "signature_delta", "signature": thinking.signature}
+    out += _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": signed})
+    out += _event("content_block_stop", {"type": "content_block_stop", "index": 0})
+    if thinking.redacted is not None:
+        block = {"type": "redacted_thinking", "data": thinking.redacted}
+        out += _event("content_block_start", {"type": "content_block_start", "index": 1, "content_block": block})
+        out += _event("content_block_stop", {"type": "content_block_stop", "index": 1})
+    return out
+
+
 class _Writer:
     def __init__(self, reply: Reply) -> None:
         self._reply = reply
         self._choice = reply.plan.choices[0]
+        self._index = len(thinking_blocks(reply))  # the answer's block follows the thoughts
 
     def opening(self) -> bytes:
         plan = self._reply.plan
@@ -59,11 +92,12 @@ class _Writer:
             if call is None
             else {"type": "tool_use", "id": call.call_id, "name": call.name, "input": {}}
         )
-        return (
-            _event("message_start", {"type": "message_start", "message": message})
-            + _event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block})
-            + _event("ping", {"type": "ping"})
+        index = self._index
+        opening = _event("message_start", {"type": "message_start", "message": message}) + _thinking_events(self._reply)
+        opening += _event(
+            "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
         )
+        return opening + (_event("ping", {"type": "ping"}) if index == 0 else b"")
 
     def piece(self, index: int) -> bytes:
         piece = self._choice.pieces[index]
@@ -71,13 +105,13 @@ class _Writer:
             delta = {"type": "text_delta", "text": piece}
         else:
             delta = {"type": "input_json_delta", "partial_json": piece}
-        return _event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+        return _event("content_block_delta", {"type": "content_block_delta", "index": self._index, "delta": delta})
 
     def closing(self) -> bytes:
         delta = {"stop_reason": STOP_REASONS[self._choice.finish_reason], "stop_sequence": None}
         usage = {"output_tokens": self._reply.plan.completion_tokens}  # cumulative, as Anthropic sends it
         return (
-            _event("content_block_stop", {"type": "content_block_stop", "index": 0})
+            _event("content_block_stop", {"type": "content_block_stop", "index": self._index})
             + _event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
             + _event("message_stop", {"type": "message_stop"})
         )
@@ -101,7 +135,9 @@ class AnthropicFormat:
         forced = forced_function(choice) if isinstance(choice, dict) else None
         messages: list[dict[str, Any]] = list(request.messages)  # type: ignore[arg-type]
         tool = choose_tool(functions, forced, choice if isinstance(choice, str) else "required", messages)
-        return FamilyRequest(request.model, messages, request.stream, request.max_tokens, tool)
+        thinking = request.params.get("thinking") or {}
+        budget = thinking.get("budget_tokens", 4096) if thinking.get("type") in ("enabled", "adaptive") else None
+        return FamilyRequest(request.model, messages, request.stream, request.max_tokens, tool, thinking_budget=budget)
 
     def whole(self, reply: Reply) -> bytes:
         choice = reply.plan.choices[0]
@@ -117,7 +153,7 @@ class AnthropicFormat:
                 "type": "message",
                 "role": "assistant",
                 "model": reply.model,
-                "content": content,
+                "content": thinking_blocks(reply) + content,
                 "stop_reason": STOP_REASONS[choice.finish_reason],
                 "stop_sequence": None,
                 "usage": {

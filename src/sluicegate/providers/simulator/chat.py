@@ -48,6 +48,7 @@ class ChatRequest:
     max_tokens: int | None
     tool: ToolRequest | None
     schema: Any = None  # response_format's JSON schema
+    reasoning_tokens: int = 0  # hidden reasoning a `reasoning_effort` asks for, counted in completion tokens
 
 
 def _positive_int(body: dict[str, Any], name: str, upper: int | None = None) -> int | None:
@@ -114,7 +115,16 @@ def parse_chat_request(body: Any) -> ChatRequest:
         max_tokens = _positive_int(body, "max_tokens")
     n = _positive_int(body, "n", _MAX_CHOICES) or 1
     tool = _tool_request(body, messages)
-    return ChatRequest(model, messages, stream, include_usage, n, max_tokens, tool, _response_schema(body))
+    effort = body.get("reasoning_effort")
+    if effort is not None and effort not in REASONING_TOKENS:
+        raise Rejected(400, wire.invalid_parameter("reasoning_effort", "one of " + ", ".join(REASONING_TOKENS)))
+    schema = _response_schema(body)
+    reasoning = REASONING_TOKENS.get(effort, 0) if isinstance(effort, str) else 0
+    return ChatRequest(model, messages, stream, include_usage, n, max_tokens, tool, schema, reasoning)
+
+
+# What a simulated reasoning model thinks, in hidden tokens, for each `reasoning_effort`.
+REASONING_TOKENS = {"none": 0, "minimal": 0, "low": 32, "medium": 128, "high": 512, "xhigh": 1024}
 
 
 async def chat_completions(
@@ -174,10 +184,12 @@ async def _answer(
     created = int(time.time())
     if request.stream:
         writer = wire.ChunkWriter(completion_id, created, request.model, runtime.fingerprint, request.include_usage)
-        await _stream(send, watch, stats, plan, writer, request.include_usage, failure)
+        reasoning = request.reasoning_tokens * request.n
+        await _stream(send, watch, stats, plan, writer, request.include_usage, failure, reasoning)
         return
     choices = [wire.choice(i, _message(c), c.finish_reason) for i, c in enumerate(plan.choices)]
-    usage = wire.usage(plan.prompt_tokens, plan.completion_tokens)
+    reasoning = request.reasoning_tokens * request.n
+    usage = wire.usage(plan.prompt_tokens, plan.completion_tokens + reasoning, reasoning)
     completion = wire.completion(completion_id, created, request.model, runtime.fingerprint, choices, usage)
     await deliver_whole(send, watch, stats, plan.total_s, orjson.dumps(completion), failure)
 
@@ -214,6 +226,7 @@ async def _stream(
     writer: wire.ChunkWriter,
     include_usage: bool,
     failure: FaultRule | None,
+    reasoning_tokens: int = 0,
 ) -> None:
     """Send the reply one token per SSE event, paced by the plan; stop as soon as the client leaves.
 
@@ -252,7 +265,8 @@ async def _stream(
         )
     pending.extend(writer.delta(i, {}, choice.finish_reason) for i, choice in enumerate(plan.choices))
     if include_usage:
-        pending.append(writer.usage(wire.usage(plan.prompt_tokens, plan.completion_tokens)))
+        usage = wire.usage(plan.prompt_tokens, plan.completion_tokens + reasoning_tokens, reasoning_tokens)
+        pending.append(writer.usage(usage))
     pending.append(wire.DONE)
     await send({"type": "http.response.body", "body": b"".join(pending), "more_body": False})
     stats.streams_completed += 1

@@ -13,10 +13,17 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from sluicegate.providers.simulator.asgi import DisconnectWatch, Headers, Receive, Rejected, Send, send_response
-from sluicegate.providers.simulator.behaviour import ReplyPlan, ToolRequest, plan_reply, reply_inputs
+from sluicegate.providers.simulator.behaviour import (
+    ReplyPlan,
+    ToolRequest,
+    last_user_text,
+    plan_reply,
+    reply_inputs,
+)
 from sluicegate.providers.simulator.config import ScriptedReply
 from sluicegate.providers.simulator.runtime import Runtime
 from sluicegate.providers.simulator.seeded import content_digest, seeded_rng
+from sluicegate.providers.simulator.thinking import ThinkingPlan, bad_signature, missing_thoughts, plan_thinking
 
 _RESET_AFTER_S = 0.05
 
@@ -29,6 +36,7 @@ class FamilyRequest:
     max_tokens: int | None
     tool: ToolRequest | None
     schema: Any = None  # the JSON schema the answer must follow, when the request gives one
+    thinking_budget: int | None = None  # extended thinking asked for, with this many tokens at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +47,7 @@ class Reply:
     model: str
     reply_id: str
     created: int
+    thinking: ThinkingPlan | None = None  # thoughts before the answer, when the request asked for them
 
 
 class StreamWriter(Protocol):
@@ -152,6 +161,12 @@ async def _answer(
             else:
                 stats.requests_cancelled += 1
             return
+    seed = runtime.config.seed
+    problem = bad_signature(seed, request.messages)
+    if problem is None and request.thinking_budget is not None:
+        problem = missing_thoughts(request.messages)
+    if problem is not None:
+        raise fmt.error("bad_request", request.model, problem)
     behaviour = runtime.config.behaviour_for(request.model)
     digest = content_digest(request.messages)
     prompt_tokens = runtime.prompt_tokens.count(digest, request.messages)
@@ -170,7 +185,12 @@ async def _answer(
         new_call_id=new_id,
         inputs=reply_inputs(script or behaviour.reply, request.messages, request.schema),
     )
-    reply = Reply(plan, request.model, runtime.ids.next(fmt.reply_prefix), int(time.time()))
+    thinking = None
+    if request.thinking_budget is not None:
+        prompt = last_user_text(request.messages)
+        thinking = plan_thinking(seed, request.model, digest, runtime.corpus, request.thinking_budget, prompt)
+        plan = replace(plan, completion_tokens=plan.completion_tokens + thinking.tokens)
+    reply = Reply(plan, request.model, runtime.ids.next(fmt.reply_prefix), int(time.time()), thinking)
     if not request.stream:
         if plan.total_s > 0 and await watch.sleep(plan.total_s):
             stats.requests_cancelled += 1

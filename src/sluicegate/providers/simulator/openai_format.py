@@ -15,14 +15,15 @@ JSONObject = dict[str, Any]
 # --- chat completions ------------------------------------------------------------------------------
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> JSONObject:
+def usage(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0) -> JSONObject:
+    """`completion_tokens` includes `reasoning_tokens`, as OpenAI counts them."""
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning_tokens,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,

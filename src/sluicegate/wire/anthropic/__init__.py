@@ -50,5 +50,5 @@ class AnthropicWire:
     error_body = staticmethod(error_body)
 
     @staticmethod
-    def stream_encoder(request: ChatRequest) -> AnthropicStreamEncoder:
-        return AnthropicStreamEncoder(request)
+    def stream_encoder(request: ChatRequest, prompt_tokens: int | None = None) -> AnthropicStreamEncoder:
+        return AnthropicStreamEncoder(request, prompt_tokens)

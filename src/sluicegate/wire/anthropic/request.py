@@ -6,9 +6,9 @@ from typing import Any
 
 import orjson
 
-from sluicegate.canonical import ChatRequest, Message, ToolCall
+from sluicegate.canonical import ChatRequest, Message, ThinkingBlock, ToolCall
 from sluicegate.errors import bad_request
-from sluicegate.providers.content import CACHE_HINTS, data_url, dumps_arguments
+from sluicegate.providers.content import CACHE_HINTS, REASONING_HISTORY, data_url, dumps_arguments
 from sluicegate.tokens import count_chat_prompt
 from sluicegate.wire.bounds import MAX_TOKENS, load_object
 
@@ -116,6 +116,17 @@ def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     return parts
 
 
+def _thinking_block(block: dict[str, Any], kind: str, where: str) -> ThinkingBlock:
+    """An earlier turn's reasoning, kept whole: Anthropic checks its signature when it comes back."""
+    if kind == "thinking":
+        return {
+            "type": "thinking",
+            "thinking": _field(block, "thinking", str, where),
+            "signature": _field(block, "signature", str, where, ""),
+        }
+    return {"type": "redacted_thinking", "data": _field(block, "data", str, where)}
+
+
 def _messages(raw: list[Any]) -> list[Message]:
     messages: list[Message] = []
     for i, turn in enumerate(raw):
@@ -135,6 +146,7 @@ def _messages(raw: list[Any]) -> list[Message]:
             )
         parts: list[dict[str, Any]] = []
         calls: list[ToolCall] = []
+        thoughts: list[ThinkingBlock] = []
         for j, block in enumerate(content):
             where = f"messages.{i}.content.{j}"
             if not isinstance(block, dict):
@@ -164,12 +176,17 @@ def _messages(raw: list[Any]) -> list[Message]:
                 }
                 messages.append(result)
             elif kind in ("thinking", "redacted_thinking"):
-                continue  # the gateway's canonical form has no reasoning blocks; earlier thoughts are dropped
+                if turn["role"] != "assistant":
+                    raise bad_request(f"{where}: {kind} blocks belong to assistant turns", param=where)
+                thoughts.append(_thinking_block(block, kind, where))
             else:
                 shown = kind[:40]
                 raise bad_request(f"{where}.type: blocks of type '{shown}' are not supported", param=f"{where}.type")
         if turn["role"] == "assistant":
             message: Message = {"role": "assistant", "content": _content(parts) if parts else None}  # type: ignore[typeddict-item]
+            if thoughts:
+                message["thinking_blocks"] = thoughts
+                message["reasoning_content"] = "".join(t.get("thinking", "") for t in thoughts)
             if calls:
                 message["tool_calls"] = calls
             messages.append(message)
@@ -197,6 +214,24 @@ def _tools(raw: Any) -> list[dict[str, Any]]:
             function["description"] = _field(tool, "description", str, where)
         tools.append(_cached({"type": "function", "function": function}, tool, where))
     return tools
+
+
+def _thinking(data: dict[str, Any]) -> dict[str, Any] | None:
+    """`thinking`: `{"type": "enabled", "budget_tokens": N}` (N >= 1024, below max_tokens), `disabled`, or
+    `adaptive`; passed on as it is (providers map it: docs/providers.md)."""
+    thinking = _optional(data, "thinking", dict, "an object")
+    if thinking is None:
+        return None
+    kind = _field(thinking, "type", str, "thinking")
+    if kind == "enabled":
+        budget = _field(thinking, "budget_tokens", int, "thinking")
+        if budget < 1024:
+            raise bad_request("thinking.budget_tokens: Input should be greater than or equal to 1024", "thinking")
+        if budget >= data["max_tokens"]:
+            raise bad_request("`max_tokens` must be greater than `thinking.budget_tokens`", "thinking.budget_tokens")
+    elif kind not in ("disabled", "adaptive"):
+        raise bad_request("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'", param="thinking.type")
+    return thinking
 
 
 def _tool_choice(raw: dict[str, Any], params: dict[str, Any]) -> None:
@@ -235,7 +270,7 @@ def _chat_request(data: dict[str, Any], cache_hints: bool) -> ChatRequest:
         raise bad_request(f"{unknown[0]}: Extra inputs are not permitted", param=unknown[0])
     stream = _optional(data, "stream", bool, "a valid boolean")
     _optional(data, "top_k", int, "a valid integer")
-    _optional(data, "thinking", dict, "an object")
+    thinking = _thinking(data)
     _optional(data, "service_tier", str, "a valid string")
     _optional(data, "container", (str, dict), "a string or an object")
     _optional(data, "mcp_servers", list, "a valid list")
@@ -267,6 +302,10 @@ def _chat_request(data: dict[str, Any], cache_hints: bool) -> ChatRequest:
         _tool_choice(data["tool_choice"], params)
     if cache_hints:  # a breakpoint somewhere: OpenAI-format upstreams must have it stripped
         params[CACHE_HINTS] = True
+    if thinking is not None:
+        params["thinking"] = thinking
+    if any("thinking_blocks" in m for m in messages):  # other upstream formats must have them stripped
+        params[REASONING_HISTORY] = True
     metadata = _optional(data, "metadata", dict, "an object") or {}
     user = _optional(metadata, "user_id", str, "a valid string", "metadata")
     return ChatRequest(

@@ -42,8 +42,23 @@ def message_id(upstream_id: str) -> str:
     return upstream_id if upstream_id.startswith("msg_") else "msg_" + upstream_id.removeprefix("chatcmpl-")
 
 
+def thinking_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reasoning of a message as Anthropic blocks: the provider's own (signed) blocks when it gave them,
+    else its reasoning text as one unsigned `thinking` block."""
+    blocks = message.get("thinking_blocks")
+    if blocks:
+        return [
+            {"type": "thinking", "thinking": b.get("thinking", ""), "signature": b.get("signature", "")}
+            if b.get("type") == "thinking"
+            else {"type": "redacted_thinking", "data": b.get("data", "")}
+            for b in blocks
+        ]
+    text = message.get("reasoning_content")
+    return [{"type": "thinking", "thinking": text, "signature": ""}] if text else []
+
+
 def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
+    blocks: list[dict[str, Any]] = thinking_blocks(message)
     content = message.get("content")
     if isinstance(content, list):
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))

@@ -8,7 +8,10 @@ import orjson
 
 from sluicegate.canonical import ChatChunk, ChatRequest, Usage
 from sluicegate.errors import GatewayError
+from sluicegate.wire.anthropic.request import count_prompt_tokens
 from sluicegate.wire.anthropic.response import STOP_REASONS, error_body, message_id, usage_body
+
+_SIGNED = "thinking/signed"  # a thinking block whose signature has come: the next thoughts open another
 
 
 def _event(name: str, payload: dict[str, Any]) -> bytes:
@@ -18,9 +21,21 @@ def _event(name: str, payload: dict[str, Any]) -> bytes:
 class AnthropicStreamEncoder:
     """Canonical chunks -> Anthropic's event sequence. One per stream: it tracks the open content block."""
 
-    __slots__ = ("_block", "_block_kind", "_ended", "_started", "_stop_reason", "_tool_blocks", "_usage_sent")
+    __slots__ = (
+        "_block",
+        "_block_kind",
+        "_ended",
+        "_prompt_tokens",
+        "_request",
+        "_started",
+        "_stop_reason",
+        "_tool_blocks",
+        "_usage_sent",
+    )
 
-    def __init__(self, request: ChatRequest) -> None:
+    def __init__(self, request: ChatRequest, prompt_tokens: int | None = None) -> None:
+        self._request = request
+        self._prompt_tokens = prompt_tokens  # the gateway's count, when the provider states none at the start
         self._started = False
         self._block = -1  # index of the open content block; -1 when none is open
         self._block_kind: str | None = None
@@ -39,11 +54,20 @@ class AnthropicStreamEncoder:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            # The real counts come in message_delta (cumulative); upstream formats other than Anthropic's
-            # only know them at the end.
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            # The prompt's tokens as the provider stated them (Anthropic's message_start), else as the
+            # gateway counted them; the final counts come in message_delta (cumulative).
+            "usage": self._start_usage(chunk),
         }
         return _event("message_start", {"type": "message_start", "message": message})
+
+    def _start_usage(self, chunk: ChatChunk) -> dict[str, Any]:
+        if chunk.prompt_usage is not None:
+            usage = usage_body(chunk.prompt_usage)
+            usage["output_tokens"] = chunk.prompt_usage.output_tokens
+            return usage
+        if self._prompt_tokens is None:  # nothing counted it yet (no limits applied): count it now, once
+            self._prompt_tokens = count_prompt_tokens(self._request)
+        return {"input_tokens": self._prompt_tokens, "output_tokens": 0}
 
     def _open(self, kind: str, block: dict[str, Any]) -> bytes:
         out = self._close()
@@ -71,6 +95,8 @@ class AnthropicStreamEncoder:
             if choice.get("index", 0) != 0:
                 continue  # Anthropic has one answer per request
             delta = choice.get("delta") or {}
+            if "reasoning_content" in delta or "thinking_blocks" in delta:
+                out += self._thinking(delta)
             text = delta.get("content") or delta.get("refusal")
             if text:
                 if self._block_kind != "text":
@@ -92,6 +118,28 @@ class AnthropicStreamEncoder:
             out += self._close()
             out += self._message_delta(chunk.usage, extension)
         return out
+
+    def _thinking(self, delta: dict[str, Any]) -> bytes:
+        """Reasoning text opens (or continues) a thinking block; a signature ends it; a redacted block is
+        whole in its start event."""
+        out = b""
+        text = delta.get("reasoning_content")
+        if text:
+            if self._block_kind != "thinking":
+                out += self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+            out += self._delta({"type": "thinking_delta", "thinking": text})
+        for block in delta.get("thinking_blocks") or ():
+            if block.get("type") == "redacted_thinking":
+                out += self._open("redacted_thinking", {"type": "redacted_thinking", "data": block.get("data", "")})
+            elif block.get("signature"):
+                if self._block_kind != "thinking":
+                    out += self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+                out += self._delta({"type": "signature_delta", "signature": block["signature"]})
+                self._block_kind = _SIGNED
+        return out
+
+    def _delta(self, delta: dict[str, Any]) -> bytes:
+        return _event("content_block_delta", {"type": "content_block_delta", "index": self._block, "delta": delta})
 
     def _tool_delta(self, call: dict[str, Any]) -> bytes:
         out = b""

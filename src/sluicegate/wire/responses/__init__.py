@@ -24,5 +24,5 @@ class ResponsesWire:
     error_body = staticmethod(error_body)
 
     @staticmethod
-    def stream_encoder(request: ChatRequest) -> ResponsesStreamEncoder:
+    def stream_encoder(request: ChatRequest, prompt_tokens: int | None = None) -> ResponsesStreamEncoder:
         return ResponsesStreamEncoder(request)
