@@ -1,0 +1,432 @@
+"""Pattern rules read from the YAML files shipped in `sluicegate/guard/rules/`, and the scanner that runs
+them: a cheap prefilter per rule, one regular expression, an optional validator in code (a checksum), an
+optional context keyword before the match; where matches overlap, the earlier rule wins."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from sluicegate.guard.findings import Finding
+
+# A validator sees the matched value, the whole text and where the value starts; it answers how many
+# characters of the value are the thing sought (0: not it; len(value): all of it).
+Validator = Callable[[str, str, int], int]
+
+CONTEXT_WINDOW = 48  # characters before a match where a rule's context keyword must appear
+
+# A run of digits and what joins the digits of a number, a phone or an ID (a letter only between digits):
+# the one pass over the whole text that the `scope: digits` rules need; everything else reads windows.
+_RUN = re.compile(r"[0-9](?:[0-9 \-./():]|[A-Za-z](?=[0-9]))*")
+_SPACE = re.compile(r"\s")
+
+
+class RuleError(ValueError):
+    """A rule file (or a rule from the configuration) that cannot be used, with the rule and the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    category: str
+    pattern: re.Pattern[str]
+    score: float
+    # the prefilter, any of: ("digit", ()), ("lower", keywords in the lower-cased text), ("text", literals)
+    needs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    context: re.Pattern[str] | None = None  # lower-case keywords, one of which must precede the match
+    validator: Validator | None = None
+    group: int = 0
+    # where the pattern runs: "text" (all of it, after the prefilter), "digits" (a window around each run
+    # of digits holding `digits` = (least, most) digits and, if `run_has`, one of those characters) or
+    # "anchors" (a window around each occurrence of an anchor); `window` = characters before, after
+    scope: str = "text"
+    digits: tuple[int, int] = (1, 64)
+    run_has: str = ""
+    separators: dict[int, int | None] | None = None  # the only characters besides digits a run may hold (a table
+    # for str.translate that deletes them and the digits: what is left is not allowed)
+    prefixes: tuple[str, ...] = ()  # "tokens" scope: how the token starts
+    anchors: tuple[str, ...] = ()
+    window: tuple[int, int] = (0, 0)
+
+
+def load(
+    name: str,
+    validators: Mapping[str, Validator],
+    extra: Iterable[Mapping[str, Any]] = (),
+) -> tuple[Rule, ...]:
+    """The rules of the shipped file `name` (in `sluicegate/guard/rules/`), then `extra` ones (from the
+    configuration, same shape), compiled and checked. A rule in `extra` with the id of a shipped rule
+    replaces it; `enabled: false` removes it."""
+    text = resources.files("sluicegate.guard").joinpath("rules", name).read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    contexts: dict[str, tuple[str, ...]] = {
+        k: tuple(w.lower() for w in v) for k, v in (data.get("context") or {}).items()
+    }
+    specs: dict[str, Mapping[str, Any]] = {}
+    for spec in [*data["rules"], *extra]:
+        specs[str(spec.get("id"))] = spec
+    return tuple(
+        _compile(spec, contexts, validators, name) for spec in specs.values() if spec.get("enabled", True) is not False
+    )
+
+
+def _compile(
+    spec: Mapping[str, Any], contexts: Mapping[str, tuple[str, ...]], validators: Mapping[str, Validator], source: str
+) -> Rule:
+    rule_id = spec.get("id")
+    where = f"{source}: rule {rule_id!r}"
+    known = {
+        "id",
+        "category",
+        "pattern",
+        "score",
+        "needs",
+        "context",
+        "validator",
+        "group",
+        "enabled",
+        "scope",
+        "digits",
+        "run_has",
+        "separators",
+        "prefixes",
+        "anchors",
+        "window",
+    }
+    unknown = set(spec) - known
+    if unknown:
+        raise RuleError(f"{where}: unknown keys {sorted(unknown)} (expected some of {sorted(known)})")
+    if not isinstance(rule_id, str) or not rule_id:
+        raise RuleError(f"{where}: `id` must be a non-empty string")
+    category = spec.get("category")
+    if not isinstance(category, str) or not category:
+        raise RuleError(f"{where}: `category` must be a non-empty string")
+    try:
+        pattern = re.compile(str(spec["pattern"]))
+    except KeyError:
+        raise RuleError(f"{where}: `pattern` is missing") from None
+    except re.error as exc:
+        raise RuleError(f"{where}: `pattern` is not a valid regular expression ({exc})") from None
+    score = spec.get("score", 0.9)
+    if not isinstance(score, int | float) or not 0 <= score <= 1:
+        raise RuleError(f"{where}: `score` must be a number from 0 to 1")
+    needs_spec = spec.get("needs", ())
+    needs: list[tuple[str, tuple[str, ...]]] = []
+    for need in (needs_spec,) if isinstance(needs_spec, str) else needs_spec:
+        need = str(need)
+        if need == "digit":
+            needs.append(("digit", ()))
+        elif need.startswith("ctx:"):
+            if need[4:] not in contexts:
+                raise RuleError(f"{where}: `needs` names an unknown keyword list {need[4:]!r}")
+            needs.append(("lower", contexts[need[4:]]))
+        elif need.startswith("i:"):
+            needs.append(("lower", (need[2:].lower(),)))
+        else:
+            needs.append(("text", (need,)))
+    context = None
+    if spec.get("context") is not None:
+        if spec["context"] not in contexts:
+            raise RuleError(f"{where}: `context` names an unknown keyword list {spec['context']!r}")
+        context = re.compile("|".join(re.escape(k) for k in contexts[spec["context"]]))
+    validator = None
+    if spec.get("validator") is not None:
+        validator = validators.get(spec["validator"])
+        if validator is None:
+            raise RuleError(f"{where}: unknown validator {spec['validator']!r} (known: {sorted(validators)})")
+    group = spec.get("group", 0)
+    if not isinstance(group, int) or not 0 <= group <= pattern.groups:
+        raise RuleError(f"{where}: `group` must name a group of the pattern (0..{pattern.groups})")
+    scope = spec.get("scope", "text")
+    if scope not in ("text", "digits", "tokens", "anchors"):
+        raise RuleError(f"{where}: `scope` must be text, digits, tokens or anchors")
+    prefixes = spec.get("prefixes", [])
+    if scope == "tokens" and (not isinstance(prefixes, list) or not prefixes):
+        raise RuleError(f"{where}: `scope: tokens` needs a list of `prefixes`")
+    digits = spec.get("digits", [1, 64])
+    if not (isinstance(digits, list) and len(digits) == 2 and all(isinstance(d, int) and d >= 1 for d in digits)):
+        raise RuleError(f"{where}: `digits` must be [least, most], two positive integers")
+    anchors_spec = spec.get("anchors", [])
+    if scope == "anchors" and (not isinstance(anchors_spec, list) or not anchors_spec):
+        raise RuleError(f"{where}: `scope: anchors` needs a list of `anchors`")
+    window = spec.get("window", [0, 0])
+    if not (isinstance(window, list) and len(window) == 2 and all(isinstance(w, int) and w >= 0 for w in window)):
+        raise RuleError(f"{where}: `window` must be [before, after], two non-negative integers")
+    return Rule(
+        rule_id,
+        category,
+        pattern,
+        float(score),
+        tuple(needs),
+        context,
+        validator,
+        group,
+        scope,
+        (digits[0], digits[1]),
+        str(spec.get("run_has", "")),
+        str.maketrans("", "", "0123456789" + str(spec["separators"])) if spec.get("separators") is not None else None,
+        tuple(str(p) for p in prefixes),
+        tuple(str(a).lower() for a in anchors_spec),
+        (window[0], window[1]),
+    )
+
+
+class RuleScanner:
+    """Runs a rule set over a text and returns positional findings, earlier rules winning overlaps."""
+
+    __slots__ = ("_all_by_digits", "_by_digits", "_min_digits", "_rules", "_spaced")
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self._rules = tuple(rules)
+        digit_rules = [i for i, r in enumerate(self._rules) if r.scope == "digits"]
+        self._min_digits = min((self._rules[i].digits[0] for i in digit_rules), default=1)
+        # `digits` rules whose format may hold spaces (see `_runs`), and for each count of digits in a piece
+        # of a run, the other ones that want it
+        self._spaced = tuple(i for i in digit_rules if _spaced(self._rules[i]))
+        self._by_digits: list[tuple[int, ...]] = [
+            tuple(
+                i
+                for i in digit_rules
+                if i not in self._spaced and self._rules[i].digits[0] <= d <= self._rules[i].digits[1]
+            )
+            for d in range(_MAX_RUN_DIGITS + 1)
+        ]
+        self._all_by_digits: list[tuple[int, ...]] = [
+            tuple(i for i in digit_rules if self._rules[i].digits[0] <= d <= self._rules[i].digits[1])
+            for d in range(_MAX_RUN_DIGITS + 1)
+        ]
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self._rules
+
+    def scan(self, text: str) -> list[Finding]:
+        if not text:
+            return []
+        found: list[Finding] = []
+        runs: dict[int, list[tuple[int, int]]] | None = None  # rule index -> windows of the runs it wants
+        tokens: list[tuple[int, int, str]] | None = None
+        anchored: dict[str, list[int]] | None = None  # where each anchor occurs, found once per text
+        lowered: str | None = None
+        for index, rule in enumerate(self._rules):
+            if rule.needs:
+                if lowered is None and any(kind == "lower" for kind, _ in rule.needs):
+                    lowered = text.lower()
+                if not _needed(rule, text, lowered):
+                    continue
+            if rule.scope == "text":
+                self._apply(rule, text, rule.pattern.finditer(text), found)
+                continue
+            if rule.scope == "digits":
+                if runs is None:
+                    runs = self._runs(text)
+                windows = _merge(runs.get(index, ()))
+                if rule.context is not None:  # a window without the keyword cannot match: skip the pattern
+                    windows = [(ws, we) for ws, we in windows if _mentions(text, ws, we, rule.context)]
+            elif rule.scope == "tokens":
+                if tokens is None:
+                    tokens = _tokens(text)
+                before, after = rule.window
+                windows = _merge(
+                    (s - before, e + after) for s, e, token in tokens if any(p in token for p in rule.prefixes)
+                )
+            else:
+                if lowered is None:
+                    lowered = text.lower()
+                if len(lowered) == len(text):
+                    if anchored is None:
+                        anchored = {}
+                    windows = _merge(_anchor_windows(lowered, rule, anchored))
+                else:  # lower-casing changed the length (a few Unicode letters): positions differ, read it all
+                    windows = [(0, len(text))]
+            n = len(text)
+            for ws, we in windows:
+                ws = max(0, ws)
+                if we >= n:
+                    we = n
+                else:  # end the window at a space, so no match is cut short by its end
+                    space = _SPACE.search(text, we)
+                    we = space.start() if space else n
+                self._apply(rule, text, rule.pattern.finditer(text, ws, we), found)
+        if len(found) > 1:
+            found.sort(key=lambda f: f.start)
+        return found
+
+    def _runs(self, text: str) -> dict[int, list[tuple[int, int]]]:
+        """One pass over the text for every `digits` rule: the windows around the runs each rule wants.
+
+        A run may join several numbers with spaces ("2024-05-01 10.0.0.1"): a rule whose format has no
+        space (its `separators` hold none) is offered each space-separated piece and gated on its digits and
+        characters; a rule whose format has spaces is offered the whole run if it has at least its least
+        number of digits."""
+        wanted: dict[int, list[tuple[int, int]]] = {}
+        least = self._min_digits
+        rules = self._rules
+        for m in _RUN.finditer(text):
+            s, e = m.span()
+            if e - s < least:
+                continue
+            run = m.group().rstrip(_SEPARATORS)
+            digits = len(run.translate(_NOT_DIGITS))
+            if digits < least:
+                continue
+            if " " not in run:  # one piece: every rule is gated on it alike
+                for i in self._all_by_digits[min(digits, _MAX_RUN_DIGITS)]:
+                    rule = rules[i]
+                    if rule.separators is not None and run.translate(rule.separators):
+                        continue
+                    if rule.run_has and not any(c in run for c in rule.run_has):
+                        continue
+                    before, after = rule.window
+                    wanted.setdefault(i, []).append((s - before, s + len(run) + after))
+                continue
+            pieces = run.split(" ")
+            for i in self._spaced:
+                rule = rules[i]
+                if digits < rule.digits[0]:
+                    continue
+                if rule.separators is None and not rule.run_has:
+                    before, after = rule.window
+                    wanted.setdefault(i, []).append((s - before, s + len(run) + after))
+                    continue
+                for seg_start, seg_end in _segments(pieces, s, rule):
+                    before, after = rule.window
+                    wanted.setdefault(i, []).append((seg_start - before, seg_end + after))
+            offset = s
+            for piece in pieces:
+                n = len(piece.translate(_NOT_DIGITS))
+                if n >= least:
+                    for i in self._by_digits[min(n, _MAX_RUN_DIGITS)]:
+                        rule = rules[i]
+                        if rule.separators is not None and piece.translate(rule.separators):
+                            continue
+                        if rule.run_has and not any(c in piece for c in rule.run_has):
+                            continue
+                        before, after = rule.window
+                        wanted.setdefault(i, []).append((offset - before, offset + len(piece) + after))
+                offset += len(piece) + 1
+        return wanted
+
+    @staticmethod
+    def _apply(rule: Rule, text: str, matches: Iterable[re.Match[str]], found: list[Finding]) -> None:
+        for m in matches:
+            start, end = m.span(rule.group)
+            if start < 0 or start == end:
+                continue
+            if found and _overlaps(found, start, end):
+                continue
+            if (
+                rule.context is not None
+                and rule.context.search(text[max(0, start - CONTEXT_WINDOW) : start].lower()) is None
+            ):
+                continue
+            if rule.validator is not None:
+                length = rule.validator(text[start:end], text, start)
+                if length <= 0:
+                    continue
+                end = start + length
+            found.append(Finding(rule.category, rule.id, rule.score, start, end))
+
+
+def _mentions(text: str, start: int, end: int, keywords: re.Pattern[str]) -> bool:
+    return keywords.search(text[max(0, start - CONTEXT_WINDOW) : end].lower()) is not None
+
+
+_SEPARATORS = " -./():"
+_MAX_RUN_DIGITS = 64  # a run with more digits is treated as having this many
+_NOT_DIGITS = {c: None for c in range(128) if not 48 <= c <= 57}  # ASCII only: runs are ASCII
+
+
+# Credentials are long runs of these characters: a translation to one class character finds them with a
+# string search instead of a regular expression (the text is read once, in C).
+_TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/.~"
+_TOKEN_CLASS = bytes(0x61 if chr(b) in _TOKEN_CHARS else 0x20 for b in range(256))
+TOKEN_LENGTH = 20  # the shortest credential a `tokens` rule looks for
+_TOKEN_RUN = b"a" * TOKEN_LENGTH
+
+
+def _tokens(text: str) -> list[tuple[int, int, str]]:
+    """The runs of at least TOKEN_LENGTH credential characters: start, end, the token."""
+    classes = text.encode("latin-1", "replace").translate(_TOKEN_CLASS)  # one byte per character
+    found = []
+    i = classes.find(_TOKEN_RUN)
+    while i >= 0:
+        j = classes.find(b" ", i + TOKEN_LENGTH)
+        if j < 0:
+            j = len(classes)
+        found.append((i, j, text[i:j]))
+        i = classes.find(_TOKEN_RUN, j)
+    return found
+
+
+def _segments(pieces: list[str], start: int, rule: Rule) -> Iterable[tuple[int, int]]:
+    """The stretches of consecutive space-separated pieces of a run that a spaced-format rule could match
+    (each piece of the rule's characters) holding enough digits (and one of `run_has`, if given)."""
+    least = rule.digits[0]
+    table = rule.separators
+    seg_start = -1
+    digits = 0
+    has = not rule.run_has
+    offset = start
+    for piece in pieces:
+        if table is None or not piece.translate(table):
+            if seg_start < 0:
+                seg_start, digits, has = offset, 0, not rule.run_has
+            digits += len(piece.translate(_NOT_DIGITS))
+            if not has:
+                has = any(c in piece for c in rule.run_has)
+        else:
+            if seg_start >= 0 and digits >= least and has:
+                yield seg_start, offset - 1
+            seg_start = -1
+        offset += len(piece) + 1
+    if seg_start >= 0 and digits >= least and has:
+        yield seg_start, offset - 1
+
+
+def _spaced(rule: Rule) -> bool:
+    return rule.separators is None or " ".translate(rule.separators) == ""
+
+
+def _needed(rule: Rule, text: str, lowered: str | None) -> bool:
+    for kind, words in rule.needs:
+        if kind == "digit":
+            if _RUN.search(text) is not None:
+                return True
+        elif any(k in (lowered if kind == "lower" else text) for k in words):  # type: ignore[operator]
+            return True
+    return False
+
+
+def _anchor_windows(lowered: str, rule: Rule, anchored: dict[str, list[int]]) -> Iterable[tuple[int, int]]:
+    before, after = rule.window
+    for anchor in rule.anchors:
+        places = anchored.get(anchor)
+        if places is None:
+            places = anchored[anchor] = []
+            i = lowered.find(anchor)
+            while i >= 0:
+                places.append(i)
+                i = lowered.find(anchor, i + len(anchor))
+        for i in places:
+            yield i - before, i + len(anchor) + after
+
+
+def _merge(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for s, e in sorted(windows):
+        if merged and s <= merged[-1][1]:
+            if e > merged[-1][1]:
+                merged[-1] = (merged[-1][0], e)
+        else:
+            merged.append((s, e))
+    return merged
+
+
+def _overlaps(found: list[Finding], start: int, end: int) -> bool:
+    return any(f.start < end and start < f.end for f in found)
