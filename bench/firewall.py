@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.guard.corpus import Item, load, tools_size
 
 from sluicegate.guard.firewall import Firewall
-from sluicegate.guard.policy import Levels, decide
 from sluicegate.guard.firewall_rules import rule_set
+from sluicegate.guard.policy import Levels, decide
 
 _PROMPT_2KB = (
     "I'm preparing the quarterly report for the operations team. Revenue grew by 12 percent, driven by demand "

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from sluicegate.guard.firewall import Firewall
-from sluicegate.guard.policy import Levels, decide
 from sluicegate.guard.firewall_rules import rule_set
+from sluicegate.guard.policy import Levels, decide
 from tests.guard.corpus import Item, load, tools_size
 
 
