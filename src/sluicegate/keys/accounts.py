@@ -87,11 +87,13 @@ class Accounts:
         await self.store.migrate()
         self.spool.open()
         await self.ledger.start()
+        self.spend.rollups.start()
         await self.revocations.start()
 
     async def stop(self, drain_seconds: float = 5.0) -> None:
         await self.revocations.stop()
         await self.ledger.stop(drain_seconds)
+        await self.spend.rollups.stop()
         await self.spend.close()
         self.spool.close()
         await self.store.close()

@@ -117,9 +117,39 @@ class LedgerEntry(Base):
     guardrail_categories: Mapped[str | None] = mapped_column(String(200), nullable=True)  # sorted, comma-joined
     saved_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # provider cost a cache hit avoided
     trace_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # W3C trace id, 32 hex digits
+    # counted in spend_rollups (migration 0007); an in-flight row never is, until its final row replaces it
+    rolled_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 Index("ix_spend_ledger_tenant_day", LedgerEntry.tenant_id, LedgerEntry.day)
+# the rows not yet in the roll-ups: few at any time, found without scanning the ledger
+Index(
+    "ix_spend_ledger_unrolled",
+    LedgerEntry.ts,
+    sqlite_where=LedgerEntry.rolled_up == false(),
+    postgresql_where=LedgerEntry.rolled_up == false(),
+)
+
+
+class SpendRollup(Base):
+    """Spend per hour and per day (UTC) by tenant, team, key, user, feature and model, kept current from the
+    ledger (`store/rollups.py`); an absent dimension is ''. Reports over long ranges read these."""
+
+    __tablename__ = "spend_rollups"
+
+    grain: Mapped[str] = mapped_column(String(4), primary_key=True)  # "hour" or "day"
+    bucket: Mapped[str] = mapped_column(String(13), primary_key=True)  # "2026-12-02T08" or "2026-12-02"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    feature: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    unpriced_requests: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class AuditRecord(Base):

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sluicegate.keys.clock import utc
 from sluicegate.store.db import Store, sqlite_pragmas
 from sluicegate.store.models import LedgerEntry
+from sluicegate.store.rollups import ROLLUP_GROUPS, SpendRollups
 from sluicegate.store.sqlite_writer import SqliteWriter
 
 GroupBy = Literal["tenant", "team", "user", "key", "model", "feature", "day", "deployment", "end_user"]
@@ -91,6 +92,7 @@ _DEFAULTS: dict[str, Any] = {
     "guardrail_categories": None,
     "saved_micros": None,
     "trace_id": None,
+    "rolled_up": False,
 }
 
 
@@ -121,6 +123,7 @@ class SpendLedger:
     def __init__(self, store: Store, *, writer_nice: int = 0) -> None:
         self._store = store
         self._writer_nice = writer_nice
+        self.rollups = SpendRollups(store)
         self._columns = [c.name for c in LedgerEntry.__table__.columns]
         self._getter = itemgetter(*self._columns)
         names = ", ".join(self._columns)
@@ -216,6 +219,7 @@ class SpendLedger:
             "outcome": "unattributed",
             "stream": bool(kept["stream"]),
             "usage_estimated": bool(kept["usage_estimated"]),
+            "rolled_up": False,
         }
         if not isinstance(record["ts"], (int, float, dt.datetime)):
             record["ts"] = 0.0
@@ -291,6 +295,27 @@ class SpendLedger:
             await writer.close()
 
     async def report(self, by: str, where: SpendFilter = SpendFilter()) -> list[SpendRow]:
+        if by in ROLLUP_GROUPS:
+            filters = {
+                name: value
+                for name, value in (
+                    ("tenant_id", where.tenant_id),
+                    ("team_id", where.team_id),
+                    ("user_id", where.user_id),
+                    ("key_id", where.key_id),
+                    ("model", where.model),
+                    ("feature", where.feature),
+                )
+                if value is not None
+            }
+            totals = await self.rollups.report(by, filters, where.since, where.until)
+            rows = [SpendRow(group, *values) for group, values in totals.items() if values[0]]
+            rows.sort(key=lambda r: (-r.cost_micros, r.group is None, r.group or ""))
+            return rows
+        return await self.scan(by, where)
+
+    async def scan(self, by: str, where: SpendFilter = SpendFilter()) -> list[SpendRow]:
+        """The report from the ledger's rows alone (groups the roll-ups do not keep: deployment, end user)."""
         column = _GROUP_COLUMNS[by]
         unpriced = func.sum(
             ((LedgerEntry.cost_micros.is_(None)) & (LedgerEntry.output_tokens + LedgerEntry.input_tokens > 0)).cast(
