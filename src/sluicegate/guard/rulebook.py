@@ -179,12 +179,19 @@ def _compile(
 class RuleScanner:
     """Runs a rule set over a text and returns positional findings, earlier rules winning overlaps."""
 
-    __slots__ = ("_all_by_digits", "_by_digits", "_min_digits", "_rules", "_spaced")
+    __slots__ = ("_all_by_digits", "_anchors", "_by_digits", "_min_digits", "_rules", "_spaced", "_text", "_tokens")
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self._rules = tuple(rules)
+        self._text = tuple(i for i, r in enumerate(self._rules) if r.scope == "text")
+        self._tokens = tuple(i for i, r in enumerate(self._rules) if r.scope == "tokens")
+        anchors: dict[str, list[int]] = {}  # each anchor, and the rules that read windows around it
+        for i, r in enumerate(self._rules):
+            for anchor in r.anchors if r.scope == "anchors" else ():
+                anchors.setdefault(anchor, []).append(i)
+        self._anchors = tuple((a, tuple(rs)) for a, rs in anchors.items())
         digit_rules = [i for i, r in enumerate(self._rules) if r.scope == "digits"]
-        self._min_digits = min((self._rules[i].digits[0] for i in digit_rules), default=1)
+        self._min_digits = min((self._rules[i].digits[0] for i in digit_rules), default=_NO_DIGIT_RULES)
         # `digits` rules whose format may hold spaces (see `_runs`), and for each count of digits in a piece
         # of a run, the other ones that want it
         self._spaced = tuple(i for i in digit_rules if _spaced(self._rules[i]))
@@ -208,42 +215,45 @@ class RuleScanner:
     def scan(self, text: str) -> list[Finding]:
         if not text:
             return []
+        # which rules can apply: a few passes over the text decide it, then only those rules run, in order
+        lowered = text.lower()
+        same_length = len(lowered) == len(text)  # lower-casing changed no position (a few Unicode letters do)
+        runs = self._runs(text) if self._min_digits < _NO_DIGIT_RULES else {}
+        tokens = _tokens(text) if self._tokens else []
+        anchored: dict[str, list[int]] = {}
+        applies = set(runs)
+        for i in self._text:
+            if _needed(self._rules[i], text, lowered):
+                applies.add(i)
+        if tokens:
+            for i in self._tokens:
+                prefixes = self._rules[i].prefixes
+                if any(p in token for _, _, token in tokens for p in prefixes):
+                    applies.add(i)
+        for anchor, rules in self._anchors:
+            if anchor in lowered:
+                applies.update(rules)
         found: list[Finding] = []
-        runs: dict[int, list[tuple[int, int]]] | None = None  # rule index -> windows of the runs it wants
-        tokens: list[tuple[int, int, str]] | None = None
-        anchored: dict[str, list[int]] | None = None  # where each anchor occurs, found once per text
-        lowered: str | None = None
-        for index, rule in enumerate(self._rules):
-            if rule.needs:
-                if lowered is None and any(kind == "lower" for kind, _ in rule.needs):
-                    lowered = text.lower()
-                if not _needed(rule, text, lowered):
-                    continue
+        for index in sorted(applies):
+            rule = self._rules[index]
+            if rule.needs and not _needed(rule, text, lowered):
+                continue
             if rule.scope == "text":
                 self._apply(rule, text, rule.pattern.finditer(text), found)
                 continue
             if rule.scope == "digits":
-                if runs is None:
-                    runs = self._runs(text)
-                windows = _merge(runs.get(index, ()))
+                windows = _merge(runs[index])
                 if rule.context is not None:  # a window without the keyword cannot match: skip the pattern
                     windows = [(ws, we) for ws, we in windows if _mentions(text, ws, we, rule.context)]
             elif rule.scope == "tokens":
-                if tokens is None:
-                    tokens = _tokens(text)
                 before, after = rule.window
                 windows = _merge(
                     (s - before, e + after) for s, e, token in tokens if any(p in token for p in rule.prefixes)
                 )
-            else:
-                if lowered is None:
-                    lowered = text.lower()
-                if len(lowered) == len(text):
-                    if anchored is None:
-                        anchored = {}
-                    windows = _merge(_anchor_windows(lowered, rule, anchored))
-                else:  # lower-casing changed the length (a few Unicode letters): positions differ, read it all
-                    windows = [(0, len(text))]
+            elif same_length:
+                windows = _merge(_anchor_windows(lowered, rule, anchored))
+            else:  # positions in the lower-cased text differ from the text's: read it all
+                windows = [(0, len(text))]
             n = len(text)
             for ws, we in windows:
                 ws = max(0, ws)
@@ -338,6 +348,7 @@ def _mentions(text: str, start: int, end: int, keywords: re.Pattern[str]) -> boo
 
 
 _SEPARATORS = " -./():"
+_NO_DIGIT_RULES = 1 << 30
 _MAX_RUN_DIGITS = 64  # a run with more digits is treated as having this many
 _NOT_DIGITS = {c: None for c in range(128) if not 48 <= c <= 57}  # ASCII only: runs are ASCII
 
@@ -393,12 +404,12 @@ def _spaced(rule: Rule) -> bool:
     return rule.separators is None or " ".translate(rule.separators) == ""
 
 
-def _needed(rule: Rule, text: str, lowered: str | None) -> bool:
+def _needed(rule: Rule, text: str, lowered: str) -> bool:
     for kind, words in rule.needs:
         if kind == "digit":
             if _RUN.search(text) is not None:
                 return True
-        elif any(k in (lowered if kind == "lower" else text) for k in words):  # type: ignore[operator]
+        elif any(k in (lowered if kind == "lower" else text) for k in words):
             return True
     return False
 
