@@ -14,6 +14,7 @@ from sluicegate.pipeline.records import Attempt, ModelChoice, Refusal, RouteStep
 from sluicegate.principal import Principal
 
 if TYPE_CHECKING:
+    from sluicegate.guard.redact import Redactor
     from sluicegate.pipeline.admission import Ticket
     from sluicegate.pipeline.bill import Bill
     from sluicegate.pipeline.decide import RequestFacts
@@ -85,6 +86,11 @@ class RequestContext:
     cache_status: str | None = None  # the response cache: hit-exact | hit-semantic | miss | skip
     saved_micros: int | None = None  # the provider cost a local answer avoided
     response_cache: Any = None  # the response cache stage's business with this request (its answer to keep)
+    # The request's placeholders, set by the stage that redacted it (one Redactor for all its messages):
+    # the output guard numbers the answer's redactions after them and, if `redactor.restore`, puts the
+    # originals back in the answer.
+    redactor: Redactor | None = None
+    output_guard: Any = None  # the output guard stage's business with this request (its stream redactors)
     trace_id: str | None = None
 
     @property
