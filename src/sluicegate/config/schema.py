@@ -267,6 +267,17 @@ class RedisConfig(_Strict):
     )
 
 
+class TracingConfig(_Strict):
+    """OpenTelemetry traces over OTLP/HTTP (needs the `tracing` extra); absent: no tracing, no cost."""
+
+    endpoint: str = Field(pattern=r"^https?://", max_length=2000)  # e.g. http://127.0.0.1:4318/v1/traces
+    sample_ratio: float = Field(0.1, ge=0, le=1)  # of the requests that start a trace here (a client's flag wins)
+    service_name: str = Field("sluicegate", min_length=1, max_length=200)
+    export_timeout_seconds: float = Field(5.0, gt=0, le=120)
+    export_interval_seconds: float = Field(2.0, gt=0, le=300)
+    max_queue: int = Field(8192, ge=64, le=1_000_000)  # spans waiting for export; beyond it new ones are dropped
+
+
 class GatewayConfig(_Strict):
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
@@ -281,6 +292,7 @@ class GatewayConfig(_Strict):
     model_host: ModelHostConfig | None = None  # small CPU models for the features that need them
     classify: ClassifyConfig = ClassifyConfig()  # tiers and the classifier of the `auto` route
     response_cache: ResponseCacheConfig | None = None  # the `response_cache` stage's settings
+    tracing: TracingConfig | None = None  # OpenTelemetry spans over OTLP (docs/observability.md)
 
     def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Cross-references a field validator cannot see: (path, message) for each broken one."""

@@ -91,7 +91,8 @@ class RequestContext:
     # originals back in the answer.
     redactor: Redactor | None = None
     output_guard: Any = None  # the output guard stage's business with this request (its stream redactors)
-    trace_id: str | None = None
+    trace_id: str | None = None  # W3C trace id (32 hex digits), when tracing is configured
+    trace: Any = None  # a sampled request's trace (`telemetry/tracing.py`): its parent and stage timings
 
     @property
     def route_reason(self) -> str:

@@ -107,13 +107,13 @@ class _Attempt:
             health.usage.add(tokens=usage.total_tokens)
         if cancelled:
             health.breaker.record("ignored")
-            self._ctx.attempt_log.append(Attempt(self.deployment.name, "cancelled"))
+            self._ctx.attempt_log.append(self._record("cancelled", now))
             return
         if error is None:
             health.breaker.record("success", duration)
             health.limit.on_success()
             health.stats.observe(duration, self.ttft, usage.output_tokens if usage else 0)
-            self._ctx.attempt_log.append(Attempt(self.deployment.name, "ok"))
+            self._ctx.attempt_log.append(self._record("ok", now))
             return
         health.breaker.record(_BREAKER_OUTCOME.get(error.error_class, "failure"), duration)
         if error.error_class in _THROTTLES:
@@ -121,7 +121,11 @@ class _Attempt:
             # outage, which is the breaker's to judge quickly).
             rate_limited = error.error_class is ErrorClass.RATE_LIMITED
             health.throttle(now, error.retry_after if rate_limited or error.retry_after is not None else 0.0)
-        self._ctx.attempt_log.append(Attempt(self.deployment.name, str(error.error_class)))
+        self._ctx.attempt_log.append(self._record(str(error.error_class), now))
+
+    def _record(self, outcome: str, now: float) -> Attempt:
+        d = self.deployment
+        return Attempt(d.name, outcome, d.model, d.family, self.started, now)
 
 
 class OpenStream:

@@ -80,6 +80,8 @@ class Record:
         }
         if ctx.error_code:
             entry["error_code"] = ctx.error_code
+        if ctx.trace_id is not None:
+            entry["trace_id"] = ctx.trace_id
         if ctx.operator_actions:  # decisions that changed this request, from their records
             entry["operator_action"] = ctx.operator_actions
         for choice in ctx.choices:

@@ -3,7 +3,7 @@ a change of model group, a refusal. Response headers, the access log and the led
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 RouteStepKind = Literal["auto", "plan", "context_fallback", "fallback", "error_fallback", "hedge"]
@@ -24,6 +24,11 @@ class Attempt:
 
     deployment: str
     outcome: str
+    # for traces: the provider's model and name, and when the call began and ended (the router's clock)
+    model: str = field(default="", compare=False)
+    provider: str = field(default="", compare=False)
+    started: float = field(default=0.0, compare=False)
+    ended: float = field(default=0.0, compare=False)
 
     def __str__(self) -> str:
         return f"{self.deployment}:{self.outcome}"

@@ -116,6 +116,8 @@ def _response_headers(
 ) -> list[tuple[bytes, bytes]]:
     headers = list(base) if base is not None else [_JSON]
     headers.append((b"x-sluice-request-id", ctx.request_id.encode()))
+    if ctx.trace_id is not None:
+        headers.append((b"x-sluice-trace-id", ctx.trace_id.encode()))
     if error is None:
         if ctx.cost_micros is not None:
             headers.append((b"x-sluice-cost-usd", micros_to_usd(ctx.cost_micros).encode()))

@@ -41,6 +41,7 @@ from sluicegate.telemetry.metrics import GatewayMetrics
 
 if TYPE_CHECKING:
     from sluicegate.models.host import ModelHost
+    from sluicegate.telemetry.tracing import Tracing
 
 log = logging.getLogger("sluicegate.server")
 
@@ -130,29 +131,40 @@ class Gateway:
         route = Route(self.catalog, self.router)
         auto = self._auto_route()  # empty unless some group has strategy auto
         self.limits.admission.planner = route.plan  # deployments with their own RPM/TPM: a place taken at admission
+        self.tracing = self._tracing()
+        path: list[object] = [
+            *guard,
+            self.auth,
+            Decide(self.catalog),  # the model group and the request's facts, once
+            *optional["request"],
+            *auto,  # the auto route's choice, before admission checks limits against it
+            self.limits.admission,
+            route,
+            self.limits.meter,
+            *optional["output"],
+            # the ledger first: its row is on disk before any stage that may wait on the network
+            ledger,
+            self.limits.settle,
+            record,
+            *([self.audit] if self.audit is not None else []),
+            *optional["record"],
+        ]
         self.pipeline = Pipeline(
-            [
-                *guard,
-                self.auth,
-                Decide(self.catalog),  # the model group and the request's facts, once
-                *optional["request"],
-                *auto,  # the auto route's choice, before admission checks limits against it
-                self.limits.admission,
-                route,
-                self.limits.meter,
-                *optional["output"],
-                # the ledger first: its row is on disk before any stage that may wait on the network
-                ledger,
-                self.limits.settle,
-                record,
-                *([self.audit] if self.audit is not None else []),
-                *optional["record"],
-            ],
-            Execute(self.upstream, self.router),
+            path if self.tracing is None else self.tracing.stages(path), Execute(self.upstream, self.router)
         )
         # token counting is answered by the gateway itself: nothing to reserve, route, bill or put in the ledger
         self.token_counting = Pipeline([self.auth, CountTokens(self.catalog), record])
         self.ready = False
+
+    def _tracing(self) -> Tracing | None:
+        """Built (and OpenTelemetry imported) only when `tracing` is configured."""
+        if self.config.tracing is None:
+            return None
+        if find_spec("opentelemetry.sdk") is None or find_spec("opentelemetry.exporter.otlp.proto.http") is None:
+            raise RuntimeError("tracing needs OpenTelemetry: pip install 'sluicegate[tracing]'")
+        from sluicegate.telemetry.tracing import Tracing
+
+        return Tracing(self.config.tracing)
 
     def _audit_log(self, environ: Mapping[str, str]) -> AuditLog | None:
         settings = self.config.audit
@@ -224,6 +236,8 @@ class Gateway:
         await self.limits.stop()
         self.record.flush()
         await self.access_log.stop()
+        if self.tracing is not None:
+            await self.tracing.stop()
 
     def end_open_streams(self) -> None:
         """The stop's grace period is over: every request still under way ends now, a stream already flowing
