@@ -137,6 +137,7 @@ TARGETS: dict[str, Callable[[World, str, str], Request]] = {
         {},
     ),
     "the caller itself": lambda w, c, where: ({}, None, {}),
+    "every cached answer": lambda w, c, where: ({}, {"all": True}, {}),
     "the API document": lambda w, c, where: ({}, None, {}),
     "the API documentation page": lambda w, c, where: ({}, None, {}),
 }
@@ -168,7 +169,8 @@ def _team(w: World, where: str) -> str:
 
 @pytest.fixture(scope="module")
 def world(simulator: Proc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    proc = start_gateway(simulator, tmp_path_factory.mktemp("matrix-gateway"), "matrix")
+    cache = "pipeline: {stages: [response_cache]}\nresponse_cache: {store: memory}\n"  # its admin endpoint on
+    proc = start_gateway(simulator, tmp_path_factory.mktemp("matrix-gateway"), "matrix", cache)
     try:
         world = World(proc)
         yield world

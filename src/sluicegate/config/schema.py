@@ -292,7 +292,7 @@ class GatewayConfig(_Strict):
     model_host: ModelHostConfig | None = None  # small CPU models for the features that need them
     classify: ClassifyConfig = ClassifyConfig()  # tiers and the classifier of the `auto` route
     response_cache: ResponseCacheConfig | None = None  # the `response_cache` stage's settings
-    tracing: TracingConfig | None = None  # OpenTelemetry spans over OTLP (docs/observability.md)
+    tracing: TracingConfig | None = None  # OpenTelemetry spans over OTLP (docs/tracing.md)
 
     def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Cross-references a field validator cannot see: (path, message) for each broken one."""
