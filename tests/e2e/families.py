@@ -36,6 +36,12 @@ def families_yaml(simulator_url: str) -> str:
             f"  - name: {family}-paced\n    deployments:\n      - provider: sim-{family}\n        model: slow-model\n"
             "    routing: {retry: {max_attempts: 1, same_deployment: 0}, breaker: {enabled: false}}\n"
         )
+    for family in ("openai", "anthropic"):
+        # Priced, so the ledger's cost can be checked against the tokens (USD per million: micro-dollars each).
+        models.append(
+            f"  - name: {family}-priced\n    deployments:\n      - provider: sim-{family}\n"
+            f"        model: {FAMILIES[family]}\n        id: {family}-priced\n        price: {{input: 1, output: 10}}\n"
+        )
     return f"""
 server:
   access_log: {{enabled: false}}

@@ -7,6 +7,8 @@ or missing: a gateway that dropped or changed them fails these tests."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 import anthropic
@@ -41,17 +43,20 @@ def _sent(simulator: Proc, family: str) -> dict[str, Any]:
     return httpx.get(f"{simulator.url}/_sim/stats").json()["models"][FAMILIES[family]]["last_request"]  # type: ignore[no-any-return]
 
 
-def test_thinking_blocks_reach_the_client_whole_and_streamed_alike(claude: anthropic.Anthropic) -> None:
+@pytest.mark.parametrize("family", ["anthropic", "bedrock", "gemini"])
+def test_thinking_blocks_reach_the_client_whole_and_streamed_alike(claude: anthropic.Anthropic, family: str) -> None:
     ask = [{"role": "user", "content": "Why is the sky blue?"}]
-    whole = claude.messages.create(model="anthropic-chat", max_tokens=4096, thinking=THINKING, messages=ask)  # type: ignore[arg-type]
+    model = f"{family}-chat"
+    whole = claude.messages.create(model=model, max_tokens=4096, thinking=THINKING, messages=ask)  # type: ignore[arg-type]
     thought, answer = whole.content
-    assert thought.type == "thinking" and thought.thinking and thought.signature
+    assert thought.type == "thinking" and thought.thinking
+    assert bool(thought.signature) is (family != "gemini")  # Gemini's thoughts are not signed
     assert answer.type == "text" and answer.text
-    with claude.messages.stream(model="anthropic-chat", max_tokens=4096, thinking=THINKING, messages=ask) as stream:  # type: ignore[arg-type]
+    with claude.messages.stream(model=model, max_tokens=4096, thinking=THINKING, messages=ask) as stream:  # type: ignore[arg-type]
         kinds = [event.type for event in stream]
         streamed = stream.get_final_message()
     assert [b.model_dump() for b in streamed.content] == [b.model_dump() for b in whole.content]
-    assert "thinking" in kinds and "signature" in kinds
+    assert "thinking" in kinds and ("signature" in kinds) is (family != "gemini")
     assert streamed.usage.output_tokens == whole.usage.output_tokens
     assert streamed.usage.input_tokens == whole.usage.input_tokens
 
@@ -68,10 +73,10 @@ def test_message_start_carries_the_real_input_tokens(claude: anthropic.Anthropic
     assert whole.usage.input_tokens > 0
 
 
-@pytest.mark.parametrize("streamed", [False, True])
-def test_multi_turn_thinking_with_tools_keeps_working(claude: anthropic.Anthropic, streamed: bool) -> None:
+@pytest.mark.parametrize(("family", "streamed"), [("anthropic", False), ("anthropic", True), ("bedrock", True)])
+def test_multi_turn_thinking_with_tools_keeps_working(claude: anthropic.Anthropic, family: str, streamed: bool) -> None:
     ask: list[dict[str, Any]] = [{"role": "user", "content": "What is the weather in Oslo?"}]
-    request: dict[str, Any] = {"model": "anthropic-chat", "max_tokens": 4096, "thinking": THINKING, "tools": [WEATHER]}
+    request: dict[str, Any] = {"model": f"{family}-chat", "max_tokens": 4096, "thinking": THINKING, "tools": [WEATHER]}
     if streamed:
         with claude.messages.stream(messages=ask, **request) as stream:  # type: ignore[arg-type]
             first = stream.get_final_message()
@@ -97,10 +102,11 @@ def test_multi_turn_thinking_with_tools_keeps_working(claude: anthropic.Anthropi
         claude.messages.create(messages=[*ask, {"role": "assistant", "content": without}, history[2]], **request)  # type: ignore[arg-type]
 
 
-def test_redacted_thinking_is_relayed_and_accepted_back(claude: anthropic.Anthropic) -> None:
+@pytest.mark.parametrize("family", ["anthropic", "bedrock"])
+def test_redacted_thinking_is_relayed_and_accepted_back(claude: anthropic.Anthropic, family: str) -> None:
     ask = [{"role": "user", "content": REDACTED_TRIGGER}]
     for streamed in (False, True):
-        request: dict[str, Any] = {"model": "anthropic-chat", "max_tokens": 4096, "thinking": THINKING, "messages": ask}
+        request: dict[str, Any] = {"model": f"{family}-chat", "max_tokens": 4096, "thinking": THINKING, "messages": ask}
         if streamed:
             with claude.messages.stream(**request) as stream:
                 first = stream.get_final_message()
@@ -110,7 +116,7 @@ def test_redacted_thinking_is_relayed_and_accepted_back(claude: anthropic.Anthro
         assert first.content[1].data.startswith("c2ltLXJlZGFjdGVk")  # type: ignore[union-attr]
     history = [*ask, {"role": "assistant", "content": [b.model_dump() for b in first.content]}]
     follow_up = claude.messages.create(
-        model="anthropic-chat",
+        model=f"{family}-chat",
         max_tokens=4096,
         thinking=THINKING,  # type: ignore[arg-type]
         messages=[*history, {"role": "user", "content": "And then?"}],  # type: ignore[list-item]
@@ -163,7 +169,58 @@ def test_responses_clients_get_reasoning_items(oai: openai.OpenAI, streamed: boo
     assert message.type == "message" and response.output_text
 
 
-def test_reasoning_tokens_are_reported_and_priced_as_output(oai: openai.OpenAI, simulator: Proc) -> None:
+def test_gemini_thoughts_reach_openai_clients_as_reasoning(oai: openai.OpenAI, simulator: Proc) -> None:
+    ask = [{"role": "user", "content": "Why do cats purr?"}]
+    completion = oai.chat.completions.create(model="gemini-chat", messages=ask, reasoning_effort="low")  # type: ignore[arg-type]
+    assert (completion.choices[0].message.model_extra or {}).get("reasoning_content")
+    assert completion.usage is not None and completion.usage.completion_tokens_details is not None
+    assert 8 <= completion.usage.completion_tokens_details.reasoning_tokens <= 24
+    config = _sent(simulator, "gemini")["generationConfig"]["thinkingConfig"]
+    assert config == {"thinkingBudget": 1024, "includeThoughts": True}
+
+
+def _ledger_row(gateway: Proc, request_id: str) -> dict[str, Any]:
+    database = gateway.stdout.parent / ".sluicegate" / "sluicegate.db"
+    deadline = time.monotonic() + 10
+    while True:
+        with sqlite3.connect(database) as conn:
+            conn.row_factory = sqlite3.Row
+            row = conn.execute("SELECT * FROM spend_ledger WHERE request_id = ?", (request_id,)).fetchone()
+        if row is not None:
+            return dict(row)
+        assert time.monotonic() < deadline, f"no ledger row for {request_id}"
+        time.sleep(0.05)
+
+
+def test_the_ledger_counts_and_prices_reasoning_as_output(
+    oai: openai.OpenAI,
+    claude: anthropic.Anthropic,
+    families_gateway: Proc,  # noqa: F811
+) -> None:
+    raw = oai.responses.with_raw_response.create(model="openai-priced", input="Plan.", reasoning={"effort": "high"})
+    response = raw.parse()
+    row = _ledger_row(families_gateway, raw.headers["x-sluice-request-id"])
+    assert response.usage is not None
+    assert row["reasoning_tokens"] == 512 and row["output_tokens"] == response.usage.output_tokens
+    assert row["cost_micros"] == row["input_tokens"] * 1 + row["output_tokens"] * 10  # reasoning billed as output
+    assert float(raw.headers["x-sluice-cost-usd"]) * 1_000_000 == pytest.approx(row["cost_micros"])
+    ask = [{"role": "user", "content": "Think."}]
+    with claude.messages.with_streaming_response.create(
+        model="anthropic-priced",
+        max_tokens=4096,
+        thinking=THINKING,  # type: ignore[arg-type]
+        messages=ask,  # type: ignore[arg-type]
+        stream=True,
+    ) as streamed:
+        request_id = streamed.headers["x-sluice-request-id"]
+        streamed.read()
+    plain = claude.messages.create(model="anthropic-priced", max_tokens=4096, messages=ask)  # type: ignore[arg-type]
+    row = _ledger_row(families_gateway, request_id)
+    assert row["output_tokens"] > plain.usage.output_tokens  # the thoughts are output
+    assert row["cost_micros"] == row["input_tokens"] * 1 + row["output_tokens"] * 10
+
+
+def test_reasoning_tokens_are_reported_as_part_of_output(oai: openai.OpenAI, simulator: Proc) -> None:
     ask = [{"role": "user", "content": "Plan a trip."}]
     plain = oai.chat.completions.create(model="openai-chat", messages=ask)  # type: ignore[arg-type]
     reasoned = oai.chat.completions.create(model="openai-chat", messages=ask, reasoning_effort="high")  # type: ignore[arg-type]

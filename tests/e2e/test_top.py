@@ -74,12 +74,19 @@ def test_top_without_a_key_or_gateway_says_so(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("SLUICEGATE_ADMIN_KEY", "SLUICEGATE_MASTER_KEY")}
     done = subprocess.run(
         [sys.executable, "-m", "sluicegate", "top", "--url", "http://127.0.0.1:9", "--once"],
-        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
     )
     assert done.returncode == 1 and "give --key" in done.stderr
     done = subprocess.run(
         [sys.executable, "-m", "sluicegate", "top", "--url", "http://127.0.0.1:9", "--key", "k", "--once"],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert done.returncode == 1 and "cannot read http://127.0.0.1:9" in done.stderr
     assert "Traceback" not in done.stderr

@@ -120,14 +120,10 @@ def requests_counted(gw: Proc) -> float:
 
 def test_a_key_rate_limit_holds_across_workers(workers: tuple[Proc, Path]) -> None:
     gw, _ = workers
-    created = httpx.post(
-        f"{gw.url}/admin/keys", json={"team": "workers", "rpm": RPM}, headers=AUTH, timeout=10
-    ).json()
+    created = httpx.post(f"{gw.url}/admin/keys", json={"team": "workers", "rpm": RPM}, headers=AUTH, timeout=10).json()
     headers = {"authorization": f"Bearer {created['key']}"}
     time.sleep(WINDOW)
-    burst = [
-        httpx.post(f"{gw.url}/v1/chat/completions", json=PROMPT, headers=headers, timeout=20) for _ in range(16)
-    ]
+    burst = [httpx.post(f"{gw.url}/v1/chat/completions", json=PROMPT, headers=headers, timeout=20) for _ in range(16)]
     statuses = [r.status_code for r in burst]
     assert statuses.count(200) == RPM, statuses
     assert statuses.count(429) == 16 - RPM

@@ -44,7 +44,7 @@ class BedrockAdapter:
         config = endpoint.config
         action = "converse-stream" if request.stream else "converse"
         url = f"{config.base_url.rstrip('/')}/model/{quote(model, safe='')}/{action}"
-        body = orjson.dumps(request_body(request, config.unsupported_params))
+        body = orjson.dumps(request_body(request, config.unsupported_params, model))
         headers = {"content-type": "application/json", **config.headers}
         if endpoint.api_key:  # a Bedrock API key is a bearer token; otherwise sign with AWS credentials
             headers["authorization"] = f"Bearer {endpoint.api_key}"

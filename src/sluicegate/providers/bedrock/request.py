@@ -6,6 +6,7 @@ from typing import Any
 
 from sluicegate.canonical import ChatRequest, Message
 from sluicegate.errors import bad_request
+from sluicegate.providers.anthropic.request import thinking_param
 from sluicegate.providers.content import (
     forced_function,
     function_tools,
@@ -16,6 +17,8 @@ from sluicegate.providers.content import (
 )
 from sluicegate.providers.mapping import OPENAI_ONLY, Param, ParamMap, Policy, is_false, is_one, stop_list
 
+DEFAULT_MAX_TOKENS = 4096  # what thinking needs room above, when the client sets no limit
+
 PARAMS = ParamMap(
     family="bedrock",
     params={
@@ -23,7 +26,10 @@ PARAMS = ParamMap(
         "top_p": Param("inferenceConfig.topP", low=0, high=1),
         "stop": Param("inferenceConfig.stopSequences", stop_list),
     },
-    handled=frozenset({"tools", "tool_choice", "parallel_tool_calls", "max_tokens", "max_completion_tokens"}),
+    handled=frozenset(
+        {"tools", "tool_choice", "parallel_tool_calls", "max_tokens", "max_completion_tokens"}
+        | {"thinking", "reasoning_effort"}
+    ),
     ignored=OPENAI_ONLY,
     noop={"n": is_one, "logprobs": is_false},
 )
@@ -37,7 +43,11 @@ _IMAGE_FORMATS = {
 }
 
 
-def request_body(request: ChatRequest, policy: Policy) -> dict[str, Any]:
+def _is_claude(model: str) -> bool:
+    return "anthropic." in model or "claude" in model
+
+
+def request_body(request: ChatRequest, policy: Policy, model: str = "") -> dict[str, Any]:
     system, messages = split_messages(request.messages)
     body: dict[str, Any] = {"messages": messages}
     if system:
@@ -46,6 +56,12 @@ def request_body(request: ChatRequest, policy: Policy) -> dict[str, Any]:
     PARAMS.apply(params, body, policy)
     if request.max_tokens is not None:
         body.setdefault("inferenceConfig", {})["maxTokens"] = request.max_tokens
+    if _is_claude(model):  # Claude on Bedrock thinks as on Anthropic's API, asked through the model's own fields
+        max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
+        thinking = thinking_param(params, max_tokens)
+        if thinking is not None:
+            body.setdefault("additionalModelRequestFields", {})["thinking"] = thinking
+            body.setdefault("inferenceConfig", {}).setdefault("maxTokens", max_tokens)
     tools = function_tools(params)
     choice = params.get("tool_choice")
     history_has_tools = any(m.get("tool_calls") or m["role"] == "tool" for m in request.messages)
@@ -133,8 +149,20 @@ def _user_blocks(content: Any) -> list[dict[str, Any]]:
     return blocks
 
 
-def _assistant_blocks(message: Message) -> list[dict[str, Any]]:
+def _reasoning_blocks(message: Message) -> list[dict[str, Any]]:
+    """Signed thoughts of an earlier turn, first in the turn and unchanged (Claude checks them)."""
     blocks: list[dict[str, Any]] = []
+    for block in message.get("thinking_blocks") or ():
+        if block.get("type") == "redacted_thinking":
+            blocks.append({"reasoningContent": {"redactedContent": block.get("data", "")}})
+        elif block.get("signature"):
+            text = {"text": block.get("thinking", ""), "signature": block["signature"]}
+            blocks.append({"reasoningContent": {"reasoningText": text}})
+    return blocks
+
+
+def _assistant_blocks(message: Message) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = _reasoning_blocks(message)
     text = text_of(message.get("content"))
     if text:
         blocks.append({"text": text})

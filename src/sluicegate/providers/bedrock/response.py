@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from sluicegate.canonical import ChatChunk, ChatResponse, FinishReason, ToolCall, Usage
+from sluicegate.canonical import ChatChunk, ChatResponse, FinishReason, ThinkingBlock, ToolCall, Usage
 from sluicegate.errors import ErrorClass, UpstreamError, scrub
 from sluicegate.providers.content import dumps_arguments
 from sluicegate.providers.shape import load_object, upstream_shape
@@ -72,14 +72,24 @@ def load(body: bytes, what: str) -> dict[str, Any]:
     return load_object(body, "Bedrock", what)
 
 
+def _thinking_block(reasoning: Mapping[str, Any]) -> ThinkingBlock:
+    if "redactedContent" in reasoning:
+        return {"type": "redacted_thinking", "data": str(reasoning["redactedContent"])}
+    text = reasoning.get("reasoningText") or {}
+    return {"type": "thinking", "thinking": text.get("text", ""), "signature": text.get("signature", "")}
+
+
 @upstream_shape("Bedrock", "response")
 def chat_response(body: bytes) -> ChatResponse:
     data = load(body, "response")
     content = ((data.get("output") or {}).get("message") or {}).get("content") or ()
     text: list[str] = []
     calls: list[ToolCall] = []
+    thoughts: list[ThinkingBlock] = []
     for block in content:
-        if "text" in block:
+        if "reasoningContent" in block:
+            thoughts.append(_thinking_block(block["reasoningContent"]))
+        elif "text" in block:
             text.append(block["text"])
         elif "toolUse" in block:
             use = block["toolUse"]
@@ -91,6 +101,9 @@ def chat_response(body: bytes) -> ChatResponse:
                 }
             )
     message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None}
+    if thoughts:
+        message["reasoning_content"] = "".join(t.get("thinking", "") for t in thoughts)
+        message["thinking_blocks"] = thoughts
     if calls:
         message["tool_calls"] = calls
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason(data.get("stopReason"))}
@@ -101,6 +114,15 @@ def chat_response(body: bytes) -> ChatResponse:
         choices=[choice],
         usage=parse_usage(data.get("usage")),
     )
+
+
+def _reasoning_delta(reasoning: Mapping[str, Any]) -> dict[str, Any]:
+    """A ConverseStream reasoning delta: text, a signature (ends the block) or a redacted block."""
+    if "text" in reasoning:
+        return {"reasoning_content": reasoning["text"]}
+    if "signature" in reasoning:
+        return {"thinking_blocks": [{"type": "thinking", "thinking": "", "signature": reasoning["signature"]}]}
+    return {"thinking_blocks": [{"type": "redacted_thinking", "data": str(reasoning.get("redactedContent", ""))}]}
 
 
 class BedrockStreamDecoder:
@@ -133,7 +155,10 @@ class BedrockStreamDecoder:
                 index = self._tool_index.get(payload.get("contentBlockIndex", 0), 0)
                 fragment = {"index": index, "function": {"arguments": delta["toolUse"].get("input", "")}}
                 return [self._chunk({"tool_calls": [fragment]})]
-            return []  # reasoningContent has no canonical place yet
+            reasoning = delta.get("reasoningContent")
+            if reasoning:
+                return [self._chunk(_reasoning_delta(reasoning))]
+            return []
         if event == "contentBlockStart":
             use = (payload.get("start") or {}).get("toolUse")
             if not use:

@@ -33,13 +33,26 @@ def _response_format(value: Any) -> dict[str, Any]:
 
 
 # reasoning_effort -> a thinking budget in tokens (the budgets Google's own OpenAI-compatible endpoint uses).
-_THINKING_BUDGETS = {"minimal": 0, "low": 1024, "medium": 8192, "high": 24576}
+_THINKING_BUDGETS = {"none": 0, "minimal": 0, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768}
 
 
 def _thinking_budget(value: Any) -> int:
     if value not in _THINKING_BUDGETS:
         raise bad_request("Invalid value for 'reasoning_effort'.", param="reasoning_effort")
     return _THINKING_BUDGETS[value]
+
+
+def _thinking_config(params: dict[str, Any], body: dict[str, Any]) -> None:
+    """An Anthropic client's `thinking` as Gemini's budget (`adaptive`: Gemini's dynamic -1); with thinking
+    asked for either way, the thoughts come back (`includeThoughts`) to be relayed."""
+    thinking = params.get("thinking")
+    config = body.get("generationConfig", {}).get("thinkingConfig")
+    if isinstance(thinking, dict) and config is None:
+        kind = thinking.get("type")
+        budget = thinking.get("budget_tokens") if kind == "enabled" else 0 if kind == "disabled" else -1
+        config = body.setdefault("generationConfig", {})["thinkingConfig"] = {"thinkingBudget": budget}
+    if config is not None and config.get("thinkingBudget") != 0:
+        config["includeThoughts"] = True
 
 
 PARAMS = ParamMap(
@@ -59,6 +72,7 @@ PARAMS = ParamMap(
     },
     handled=frozenset(
         {"tools", "tool_choice", "parallel_tool_calls", "max_tokens", "max_completion_tokens", "response_format"}
+        | {"thinking"}
     ),
     ignored=OPENAI_ONLY,
 )
@@ -78,6 +92,7 @@ def request_body(request: ChatRequest, policy: Policy) -> dict[str, Any]:
         body.setdefault("generationConfig", {})["maxOutputTokens"] = request.max_tokens
     if params.get("response_format") is not None:
         body.setdefault("generationConfig", {}).update(_response_format(params["response_format"]))
+    _thinking_config(params, body)
     tools = function_tools(params)
     if tools:
         body["tools"] = [

@@ -81,6 +81,7 @@ def chat_response(body: bytes) -> ChatResponse:
     for position, candidate in enumerate(data.get("candidates") or ()):
         index = candidate.get("index", position)
         text: list[str] = []
+        thoughts: list[str] = []
         calls: list[ToolCall] = []
         for part in (candidate.get("content") or {}).get("parts") or ():
             if "functionCall" in part:
@@ -92,9 +93,11 @@ def chat_response(body: bytes) -> ChatResponse:
                         "function": {"name": call.get("name", ""), "arguments": dumps_arguments(call.get("args"))},
                     }
                 )
-            elif "text" in part and not part.get("thought"):
-                text.append(part["text"])
+            elif "text" in part:
+                (thoughts if part.get("thought") else text).append(part["text"])
         message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None}
+        if thoughts:
+            message["reasoning_content"] = "".join(thoughts)
         if calls:
             message["tool_calls"] = calls
         reason = finish_reason(candidate.get("finishReason"), bool(calls)) or "stop"
@@ -139,6 +142,7 @@ class GeminiStreamDecoder:
                 self._started.add(index)
                 delta["role"] = "assistant"
             text: list[str] = []
+            thoughts: list[str] = []
             calls: list[dict[str, Any]] = []
             for part in (candidate.get("content") or {}).get("parts") or ():
                 if "functionCall" in part:
@@ -153,8 +157,10 @@ class GeminiStreamDecoder:
                             "function": {"name": call.get("name", ""), "arguments": dumps_arguments(call.get("args"))},
                         }
                     )
-                elif "text" in part and not part.get("thought"):
-                    text.append(part["text"])
+                elif "text" in part:
+                    (thoughts if part.get("thought") else text).append(part["text"])
+            if thoughts:
+                delta["reasoning_content"] = "".join(thoughts)
             if text:
                 delta["content"] = "".join(text)
             if calls:

@@ -51,6 +51,35 @@ def _text(blocks: list[Any]) -> str:
     return "".join(str(b.get("text", "")) for b in blocks if isinstance(b, dict))
 
 
+def _thought(reasoning: Any) -> dict[str, Any]:
+    """A reasoning block sent back, in the canonical shape the signature check reads."""
+    if not isinstance(reasoning, dict):
+        return {}
+    if "redactedContent" in reasoning:
+        return {"type": "redacted_thinking", "data": reasoning["redactedContent"]}
+    text = reasoning.get("reasoningText") or {}
+    return {"type": "thinking", "thinking": text.get("text", ""), "signature": text.get("signature")}
+
+
+def _reasoning_blocks(reply: Reply) -> list[dict[str, Any]]:
+    thinking = reply.thinking
+    if thinking is None:
+        return []
+    text = {"text": thinking.text, "signature": thinking.signature}
+    blocks: list[dict[str, Any]] = [{"reasoningContent": {"reasoningText": text}}]
+    if thinking.redacted is not None:
+        blocks.append({"reasoningContent": {"redactedContent": thinking.redacted}})
+    return blocks
+
+
+def _thinking_budget(body: dict[str, Any]) -> int | None:
+    thinking = (body.get("additionalModelRequestFields") or {}).get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive"):
+        return None
+    budget = thinking.get("budget_tokens", 4096)
+    return budget if isinstance(budget, int) else 4096
+
+
 def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     if body.get("system"):
@@ -62,9 +91,12 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
                 result = block["toolResult"]
                 messages.append({"role": "tool", "content": _text(result.get("content") or [])})
         calls = [b["toolUse"] for b in blocks if isinstance(b, dict) and "toolUse" in b]
+        thoughts = [_thought(b["reasoningContent"]) for b in blocks if isinstance(b, dict) and "reasoningContent" in b]
         text = _text(blocks)
-        if text or calls:
+        if text or calls or thoughts:
             message: dict[str, Any] = {"role": turn.get("role", "user"), "content": text}
+            if thoughts:
+                message["thinking_blocks"] = thoughts
             if calls:
                 message["tool_calls"] = [
                     {
@@ -91,23 +123,40 @@ class _Writer:
     def __init__(self, reply: Reply) -> None:
         self._reply = reply
         self._choice = reply.plan.choices[0]
+        self._index = len(_reasoning_blocks(reply))  # the answer's block follows the thoughts
+
+    def _thoughts(self) -> bytes:
+        thinking = self._reply.thinking
+        if thinking is None:
+            return b""
+        out = b""
+        for piece in thinking.pieces:
+            out += event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": piece}}})
+        signed = {"reasoningContent": {"signature": thinking.signature}}
+        out += event("contentBlockDelta", {"contentBlockIndex": 0, "delta": signed})
+        out += event("contentBlockStop", {"contentBlockIndex": 0})
+        if thinking.redacted is not None:
+            redacted = {"reasoningContent": {"redactedContent": thinking.redacted}}
+            out += event("contentBlockDelta", {"contentBlockIndex": 1, "delta": redacted})
+            out += event("contentBlockStop", {"contentBlockIndex": 1})
+        return out
 
     def opening(self) -> bytes:
-        out = event("messageStart", {"role": "assistant"})
+        out = event("messageStart", {"role": "assistant"}) + self._thoughts()
         call = self._choice.tool_call
         if call is not None:
             start = {"toolUse": {"toolUseId": call.call_id, "name": call.name}}
-            out += event("contentBlockStart", {"contentBlockIndex": 0, "start": start})
+            out += event("contentBlockStart", {"contentBlockIndex": self._index, "start": start})
         return out
 
     def piece(self, index: int) -> bytes:
         piece = self._choice.pieces[index]
         delta = {"text": piece} if self._choice.tool_call is None else {"toolUse": {"input": piece}}
-        return event("contentBlockDelta", {"contentBlockIndex": 0, "delta": delta})
+        return event("contentBlockDelta", {"contentBlockIndex": self._index, "delta": delta})
 
     def closing(self) -> bytes:
         return (
-            event("contentBlockStop", {"contentBlockIndex": 0})
+            event("contentBlockStop", {"contentBlockIndex": self._index})
             + event("messageStop", {"stopReason": STOP_REASONS[self._choice.finish_reason]})
             + event("metadata", {"usage": _usage(self._reply), "metrics": {"latencyMs": 0}})
         )
@@ -133,7 +182,7 @@ class BedrockFormat:
         mode = "required" if "any" in choice else "auto"
         tool = choose_tool(functions, forced, mode, messages)
         max_tokens = (body.get("inferenceConfig") or {}).get("maxTokens")
-        return FamilyRequest(model or "", messages, False, max_tokens, tool)
+        return FamilyRequest(model or "", messages, False, max_tokens, tool, thinking_budget=_thinking_budget(body))
 
     def whole(self, reply: Reply) -> bytes:
         choice = reply.plan.choices[0]
@@ -145,7 +194,7 @@ class BedrockFormat:
         )
         return orjson.dumps(
             {
-                "output": {"message": {"role": "assistant", "content": content}},
+                "output": {"message": {"role": "assistant", "content": _reasoning_blocks(reply) + content}},
                 "stopReason": STOP_REASONS[choice.finish_reason],
                 "usage": _usage(reply),
                 "metrics": {"latencyMs": 0},

@@ -60,8 +60,27 @@ def _lower_types(schema: Any) -> Any:
     return schema
 
 
-def _usage(prompt: int, output: int) -> dict[str, int]:
-    return {"promptTokenCount": prompt, "candidatesTokenCount": output, "totalTokenCount": prompt + output}
+def _usage(prompt: int, output: int, thoughts: int = 0) -> dict[str, int]:
+    """`output` counts the thoughts too (the plan's completion tokens); Gemini reports them apart."""
+    usage = {"promptTokenCount": prompt, "candidatesTokenCount": output - thoughts, "totalTokenCount": prompt + output}
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    return usage
+
+
+def _thoughts(reply: Reply) -> int:
+    return reply.thinking.tokens if reply.thinking is not None else 0
+
+
+def _thinking_budget(generation: dict[str, Any]) -> int | None:
+    """The thoughts asked for: `thinkingConfig` with `includeThoughts` and a budget other than 0."""
+    config = generation.get("thinkingConfig")
+    if not isinstance(config, dict) or not config.get("includeThoughts"):
+        return None
+    budget = config.get("thinkingBudget", -1)
+    if not isinstance(budget, int) or budget == 0:
+        return None
+    return 4096 if budget < 0 else budget
 
 
 class _Writer:
@@ -74,16 +93,20 @@ class _Writer:
         candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
         if finish:
             candidate["finishReason"] = finish
+        thoughts = _thoughts(self._reply)
         data = {
             "candidates": [candidate],
-            "usageMetadata": _usage(self._reply.plan.prompt_tokens, output),  # cumulative
+            "usageMetadata": _usage(self._reply.plan.prompt_tokens, output + thoughts, thoughts),  # cumulative
             "modelVersion": self._reply.model,
             "responseId": self._reply.reply_id,
         }
         return b"data: " + orjson.dumps(data) + b"\r\n\r\n"
 
     def opening(self) -> bytes:
-        return b""
+        thinking = self._reply.thinking
+        if thinking is None:
+            return b""
+        return self._event([{"text": thinking.text, "thought": True}], 0)
 
     def piece(self, index: int) -> bytes:
         call = self._choice.tool_call
@@ -95,7 +118,7 @@ class _Writer:
 
     def closing(self) -> bytes:
         finish = FINISH_REASONS[self._choice.finish_reason]
-        return self._event([{"text": ""}], self._reply.plan.completion_tokens, finish)
+        return self._event([{"text": ""}], self._reply.plan.completion_tokens - _thoughts(self._reply), finish)
 
 
 class GeminiFormat:
@@ -122,16 +145,26 @@ class GeminiFormat:
         schema = generation.get("responseJsonSchema")
         if schema is None and generation.get("responseSchema") is not None:
             schema = _lower_types(generation["responseSchema"])  # OpenAPI's "OBJECT" is JSON Schema's "object"
-        return FamilyRequest(model or "", messages, False, generation.get("maxOutputTokens"), tool, schema)
+        return FamilyRequest(
+            model or "",
+            messages,
+            False,
+            generation.get("maxOutputTokens"),
+            tool,
+            schema,
+            thinking_budget=_thinking_budget(generation),
+        )
 
     def whole(self, reply: Reply) -> bytes:
         choice = reply.plan.choices[0]
         call = choice.tool_call
-        parts = (
+        parts: list[dict[str, Any]] = (
             [{"text": choice.text}]
             if call is None
             else [{"functionCall": {"name": call.name, "args": orjson.loads(call.arguments)}}]
         )
+        if reply.thinking is not None:
+            parts.insert(0, {"text": reply.thinking.text, "thought": True})
         return orjson.dumps(
             {
                 "candidates": [
@@ -141,7 +174,7 @@ class GeminiFormat:
                         "index": 0,
                     }
                 ],
-                "usageMetadata": _usage(reply.plan.prompt_tokens, reply.plan.completion_tokens),
+                "usageMetadata": _usage(reply.plan.prompt_tokens, reply.plan.completion_tokens, _thoughts(reply)),
                 "modelVersion": reply.model,
                 "responseId": reply.reply_id,
             }
