@@ -192,7 +192,8 @@ def test_unavailable_is_overloaded() -> None:
 def test_reasoning_effort_becomes_a_thinking_budget() -> None:
     request = ChatRequest(model="g", messages=[{"role": "user", "content": "hi"}], params={"reasoning_effort": "low"})
     body = orjson.loads(ADAPTER.chat_request(ENDPOINT, "gemini-2.5-flash", request).body)
-    assert body["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 1024}
+    # The thoughts are asked for too, so that they are relayed (docs/providers.md, reasoning).
+    assert body["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 1024, "includeThoughts": True}
     bad = ChatRequest(model="g", messages=[{"role": "user", "content": "hi"}], params={"reasoning_effort": "max"})
     with pytest.raises(GatewayError):
         ADAPTER.chat_request(ENDPOINT, "g", bad)
