@@ -64,6 +64,9 @@ def test_metrics_count_requests_tokens_and_errors(gateway: Proc) -> None:
     assert "unheard-of" not in text  # unknown names never become labels
     assert 'sluicegate_tokens_total{kind="output",model="gpt-4o-mini"}' in text
     assert "sluicegate_request_duration_seconds_bucket" in text
+    # spend by model and team (the master key has no team)
+    assert 'sluicegate_spend_tokens_total{kind="output",model="gpt-4o-mini",team="none"}' in text
+    assert 'sluicegate_spend_usd_total{model="gpt-4o-mini",team="none"}' in text
 
 
 def test_health_endpoints(gateway: Proc) -> None:

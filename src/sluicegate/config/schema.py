@@ -246,6 +246,13 @@ class StoreConfig(_Strict):
     spool_full_policy: Literal["refuse", "serve"] = "refuse"
 
 
+class MetricsConfig(_Strict):
+    """Prometheus metrics (docs/metrics.md)."""
+
+    # distinct values of a label that can grow with the deployment (team, tenant): past it, `other`
+    max_label_values: int = Field(50, ge=1, le=10_000)
+
+
 class AuditConfig(_Strict):
     """The audit log (docs/audit.md): security-relevant events in the database, one hash chain per instance."""
 
@@ -283,6 +290,7 @@ class GatewayConfig(_Strict):
     store: StoreConfig = StoreConfig()
     redis: RedisConfig = RedisConfig()
     audit: AuditConfig = AuditConfig()
+    metrics: MetricsConfig = MetricsConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: list[ModelGroupConfig] = Field(default_factory=list)
     routing: RoutingConfig = RoutingConfig()

@@ -42,7 +42,14 @@ class Record:
             if usage is not None
             else None
         )
-        self._metrics.observe(ctx.model, ctx.endpoint, ctx.status, ctx.outcome, latency, ttft, tokens)
+        metrics = self._metrics
+        metrics.observe(ctx.model, ctx.endpoint, ctx.status, ctx.outcome, latency, ttft, tokens)
+        bill = ctx.bill
+        if bill is not None and bill.usage is not None:
+            principal = ctx.principal
+            billed = bill.usage
+            team = principal.team_id if principal is not None else None
+            metrics.observe_spend(ctx.model, team, bill.micros or 0, billed.input_tokens, billed.output_tokens)
         if refused_anonymously(ctx):  # anyone can send these: bounded lines, not one each
             refusals = self._refusals
             for summary in refusals.due():

@@ -34,10 +34,10 @@ from sluicegate.state.resilient import ResilientState
 from sluicegate.store.audit import AuditTable
 from sluicegate.store.totals import LedgerTotals
 from sluicegate.telemetry.access_log import AccessLog
-from sluicegate.telemetry.audit import AuditLog
+from sluicegate.telemetry.audit import AuditCollector, AuditLog
 from sluicegate.telemetry.ledger import LedgerGuard
 from sluicegate.telemetry.ledger_metrics import LedgerCollector
-from sluicegate.telemetry.metrics import GatewayMetrics
+from sluicegate.telemetry.metrics import BudgetCollector, GatewayMetrics
 
 if TYPE_CHECKING:
     from sluicegate.models.host import ModelHost
@@ -92,7 +92,9 @@ class Gateway:
         self.clock: Clock = clock or SystemClock()  # the one clock every component reads
         self.catalog = ModelCatalog.from_config(config, environ)
         self.upstream = UpstreamClient()
-        self.metrics = GatewayMetrics(group.name for group in self.catalog)
+        self.metrics = GatewayMetrics(
+            (group.name for group in self.catalog), max_label_values=config.metrics.max_label_values
+        )
         self.events = EventBus()  # breaker transitions, admin and operator actions, budget thresholds, verdicts
         self.router = Router(self.catalog, config.routing, clock=self.clock.monotonic, events=self.events)
         self.metrics.registry.register(RoutingCollector(self.router))
@@ -111,11 +113,16 @@ class Gateway:
         self.limits = BudgetsAndLimits(
             config, self.catalog, self.metrics.registry, self.events, ledger_totals, clock=self.clock
         )
+        admission = self.limits.admission
+        self.metrics.registry.register(
+            BudgetCollector(lambda: admission.used, max_label_values=config.metrics.max_label_values)
+        )
         self.routing = RoutingServices(config, self.router, self.upstream, self.limits.deployment_headroom)
         record = self.record = Record(self.metrics, self.access_log)
         self.audit = self._audit_log(environ)
         if self.audit is not None:
             self.audit.listen(self.events)
+            self.metrics.registry.register(AuditCollector(self.audit))
             self.accounts.admin.changed = self.events.publish
         self.model_host = self._model_host(record)
         services = stages.StageServices(

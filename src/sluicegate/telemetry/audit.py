@@ -10,10 +10,13 @@ import contextlib
 import logging
 import re
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from sluicegate.clock import Clock
 from sluicegate.events import AdminAction, AdminChange, BreakerTransition, EventBus, OperatorAction, StageVerdict
@@ -282,3 +285,26 @@ class AuditLog:
         except Exception as exc:
             lost = len(self._queue) + len(self._batch)
             log.error("audit log: %d record(s) not written at shutdown (%s)", lost, type(exc).__name__)
+
+
+class AuditCollector(Collector):
+    """The audit log's records written and dropped, and whether its database takes them."""
+
+    def __init__(self, audit: AuditLog) -> None:
+        self._audit = audit
+
+    def collect(self) -> Iterator[Metric]:
+        audit = self._audit
+        records = CounterMetricFamily(
+            "sluicegate_audit_records",
+            "Audit records by fate: written, or dropped (the queue was full while the database was away).",
+            labels=["fate"],
+        )
+        records.add_metric(["written"], audit.written)
+        records.add_metric(["dropped"], audit.dropped)
+        yield records
+        yield GaugeMetricFamily(
+            "sluicegate_audit_writer_healthy",
+            "1 while the database takes audit records, else 0.",
+            value=int(audit.healthy),
+        )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -23,6 +23,8 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 _BUCKET_LABELS = (*(floatToGoString(b) for b in _LATENCY_BUCKETS), "+Inf")
 
 UNKNOWN_MODEL = "unknown"
+OTHER = "other"  # the label of every value past the cap on distinct values
+NO_TEAM = "none"
 _TOKEN_KINDS = ("input", "output", "cached_input", "reasoning")
 
 
@@ -50,8 +52,12 @@ class _Histogram:
 class GatewayMetrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, models: Iterable[str]) -> None:
+    def __init__(self, models: Iterable[str], max_label_values: int = 50) -> None:
         self._models = frozenset(models)
+        self._max_label_values = max_label_values
+        self._teams: set[str] = set()  # team labels given out so far (at most `max_label_values`)
+        self._spend: dict[tuple[str, str], int] = {}  # (model, team) -> micro-dollars
+        self._spend_tokens: dict[tuple[str, str, str], int] = {}  # (model, team, kind)
         self.registry = CollectorRegistry()
         self._requests: dict[tuple[str, str, str], int] = {}  # (model, endpoint, status)
         self._errors: dict[tuple[str, str], int] = {}  # (model, outcome)
@@ -93,6 +99,29 @@ class GatewayMetrics:
             for kind, count in zip(_TOKEN_KINDS, tokens, strict=True):
                 if count:
                     counted[(model, kind)] = counted.get((model, kind), 0) + count
+
+    def observe_spend(self, model: str, team: str | None, micros: int, input_tokens: int, output_tokens: int) -> None:
+        """What a finished request cost, by logical model and team (never key or user: unbounded sets)."""
+        labels = (self.model_label(model), self.team_label(team))
+        if micros:
+            self._spend[labels] = self._spend.get(labels, 0) + micros
+        tokens = self._spend_tokens
+        for kind, count in (("input", input_tokens), ("output", output_tokens)):
+            if count:
+                key = (*labels, kind)
+                tokens[key] = tokens.get(key, 0) + count
+
+    def team_label(self, team: str | None) -> str:
+        """The team itself while fewer than the cap have been seen, else `other`."""
+        if team is None:
+            return NO_TEAM
+        teams = self._teams
+        if team in teams:
+            return team
+        if len(teams) < self._max_label_values:
+            teams.add(team)
+            return team
+        return OTHER
 
     def model_label(self, model: str) -> str:
         return model if model in self._models else UNKNOWN_MODEL
@@ -136,7 +165,21 @@ class GatewayMetrics:
         )
         for token_labels, count in self._tokens.items():
             tokens.add_metric(token_labels, count)
-        yield from (requests, errors, latency, ttft, tokens)
+        spend = CounterMetricFamily(
+            "sluicegate_spend_usd",
+            "Spend in US dollars by logical model and team (teams past metrics.max_label_values: 'other').",
+            labels=("model", "team"),
+        )
+        for spend_labels, micros in self._spend.items():
+            spend.add_metric(spend_labels, micros / 1_000_000)
+        spend_tokens = CounterMetricFamily(
+            "sluicegate_spend_tokens",
+            "Tokens billed by logical model, team and kind (input, output).",
+            labels=("model", "team", "kind"),
+        )
+        for spend_token_labels, count in self._spend_tokens.items():
+            spend_tokens.add_metric(spend_token_labels, count)
+        yield from (requests, errors, latency, ttft, tokens, spend, spend_tokens)
         try:
             alive = len(asyncio.all_tasks())
         except RuntimeError:  # rendered outside the event loop (a test): there are none to count
@@ -147,6 +190,28 @@ class GatewayMetrics:
             "keeps growing at a steady load is a leak.",
             value=alive,
         )
+
+
+class BudgetCollector:
+    """Budget utilisation ((spent + reserved) / limit, as last settled on this instance) of the top-level
+    scopes: the global budget and each tenant's (the first `max_label_values` tenants; no others)."""
+
+    def __init__(self, used: Callable[[], Mapping[str, float]], max_label_values: int = 50) -> None:
+        self._used = used
+        self._max = max_label_values
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "sluicegate_budget_utilisation_ratio",
+            "Share of the current period's budget spent or reserved, for the global budget and each tenant's.",
+            labels=("scope",),
+        )
+        given = 0
+        for scope, fraction in sorted(self._used().items()):
+            if scope == "global" or (scope.startswith("tenant:") and given < self._max):
+                given += scope != "global"
+                family.add_metric((scope,), fraction)
+        yield family
 
 
 class _RequestCollector:
