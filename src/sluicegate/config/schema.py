@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sluicegate.cache.config import ResponseCacheConfig
 from sluicegate.classify.config import TASK_TYPES, ClassifyConfig, ServesConfig
 from sluicegate.classify.tiers import capability
+from sluicegate.guard.output_config import OutputGuardConfig
 from sluicegate.models.config import ModelHostConfig, ProviderEmbeddings
 from sluicegate.routing.config import GroupRoutingConfig, RoutingConfig
 from sluicegate.state.config import BudgetsConfig, LimitsConfig
@@ -299,6 +300,7 @@ class GatewayConfig(_Strict):
     pipeline: PipelineConfig = PipelineConfig()
     model_host: ModelHostConfig | None = None  # small CPU models for the features that need them
     classify: ClassifyConfig = ClassifyConfig()  # tiers and the classifier of the `auto` route
+    output_guard: OutputGuardConfig | None = None  # the `output_guard` stage's settings (defaults if absent)
     response_cache: ResponseCacheConfig | None = None  # the `response_cache` stage's settings
     tracing: TracingConfig | None = None  # OpenTelemetry spans over OTLP (docs/tracing.md)
 
@@ -342,6 +344,8 @@ class GatewayConfig(_Strict):
             if problem:
                 problems.append((("model_host", "embeddings", "group"), problem))
         problems.extend(self._response_cache_problems(kinds))
+        if self.output_guard is not None and "output_guard" not in self.pipeline.stages:
+            problems.append((("output_guard",), "output_guard is configured but not in pipeline.stages"))
         return problems
 
     def _response_cache_problems(self, kinds: Mapping[str, str]) -> list[tuple[tuple[str | int, ...], str]]:

@@ -406,9 +406,7 @@ class AdmissionStage:
         if cost.limited and self.planner is not None:
             route_plan = self.planner(ctx)  # raises as the route stage would (404, 403 region, 400 context)
             chain = route_plan.chain
-            deployments = tuple(
-                RateScope("dep:" + d.name, d.rpm or 0, d.tpm or 0) for d in chain if d.rpm or d.tpm
-            )
+            deployments = tuple(RateScope("dep:" + d.name, d.rpm or 0, d.tpm or 0) for d in chain if d.rpm or d.tpm)
             # only deployments with limits could serve it: none with room is a 429 (or a wait in the queue)
             required = bool(deployments) and len(deployments) == len(chain) and not _has_fallbacks(route_plan.group)
         plan = AdmissionPlan(

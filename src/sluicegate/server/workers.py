@@ -162,9 +162,7 @@ class Supervisor:
 
     def run(self, announce: Callable[[], None]) -> int:
         folder = Path(tempfile.mkdtemp(prefix="sluicegate-workers-"))
-        previous = {
-            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-        }
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         try:
             for index in range(self.count):
                 self._spawn(index, folder)

@@ -75,7 +75,5 @@ class _Merged(Collector):
     def collect(self) -> Iterator[Metric]:
         for family in self._families.values():
             metric = Metric(family.name, family.documentation, family.type)
-            metric.samples = [
-                Sample(name, dict(labels), value) for (name, labels), value in family.samples.items()
-            ]
+            metric.samples = [Sample(name, dict(labels), value) for (name, labels), value in family.samples.items()]
             yield metric

@@ -1,0 +1,85 @@
+"""The output guard stage on the pipeline's hooks, without processes: what a whole answer and a stream of
+several choices become, and what the context records."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from sluicegate.canonical import ChatChunk, ChatRequest, ChatResponse, Usage
+from sluicegate.config.schema import GatewayConfig
+from sluicegate.events import EventBus
+from sluicegate.guard.redact import Redactor
+from sluicegate.pipeline.context import RequestContext
+from sluicegate.pipeline.stages import StageServices
+from sluicegate.pipeline.stages.output_guard import OutputGuard, create
+
+
+def stage(**settings: object) -> OutputGuard:
+    config = GatewayConfig.model_validate({"pipeline": {"stages": ["output_guard"]}, "output_guard": settings})
+    return create(StageServices(config, EventBus()))
+
+
+def context(text: str = "hi") -> RequestContext:
+    return RequestContext("req-1", "chat", "openai", {}, ChatRequest("m", [{"role": "user", "content": text}]))
+
+
+async def test_a_whole_answer_is_redacted_and_the_request_placeholders_restored_in_text_and_tool_calls() -> None:
+    ctx = context()
+    ctx.redactor = Redactor(restore=True)
+    ctx.redactor.redact_all('mail jane@example.com, db postgres://app:Tr0u"b4x@db/app')
+    message = {
+        "role": "assistant",
+        "content": "Writing to <EMAIL_1>; also found bob@example.org",
+        "tool_calls": [
+            {
+                "id": "c1",
+                "type": "function",
+                "function": {"name": "send", "arguments": '{"dsn": "postgres://app:<PASSWORD_1>@db/app"}'},
+            }
+        ],
+    }
+    response = ChatResponse("r", "m", 0, [{"index": 0, "message": message, "finish_reason": "stop"}], Usage())
+    await stage().on_response(ctx, response)
+    assert message["content"] == "Writing to jane@example.com; also found <EMAIL_2>"
+    arguments = orjson.loads(message["tool_calls"][0]["function"]["arguments"])  # type: ignore[index]
+    assert arguments == {"dsn": 'postgres://app:Tr0u"b4x@db/app'}, "restored as JSON string content"
+    assert ctx.guardrail_action == "redact" and ctx.guardrail_categories == ("pii_email",)
+    assert ctx.response_headers["x-sluice-guardrail"] == "redacted; categories=pii_email"
+    assert [v.stage for v in ctx.verdicts] == ["output_guard"]
+
+
+def chunk(*deltas: tuple[int, str], finish: bool = False) -> ChatChunk:
+    choices = [
+        {"index": i, "delta": {"content": text}, "finish_reason": "stop" if finish else None} for i, text in deltas
+    ]
+    return ChatChunk("r", "m", 0, choices)
+
+
+def test_each_choice_of_a_stream_has_its_own_hold_back_and_what_is_held_comes_out_before_its_end() -> None:
+    guard, ctx = stage(), context()
+    out = guard.on_chunks(ctx, [chunk((0, "Card 4111 1111"), (1, "No card"))])
+    out += guard.on_chunks(ctx, [chunk((0, " 1111 1111"), (1, " here"))])
+    out += guard.on_chunks(ctx, [chunk((0, ""), (1, ""), finish=True)])
+    out += guard.on_end(ctx)
+    text = {0: "", 1: ""}
+    for c in out:
+        for choice in c.choices:
+            text[choice["index"]] += choice["delta"].get("content") or ""
+    assert text == {0: "Card <CARD_1>", 1: "No card here"}
+    assert out[-1].choices[0]["finish_reason"] == "stop", "the held text comes before the end of its choice"
+    assert ctx.guardrail_categories == ("pii_card",)
+
+
+def test_a_configuration_that_redacts_only_secrets_leaves_personal_data() -> None:
+    guard, ctx = stage(redact=["secret_*"]), context()
+    out = guard.on_chunks(ctx, [chunk((0, "mail jane@example.com key AKIAZ7QWERTY2345ABCD ok"))]) + guard.on_end(ctx)
+    assert "".join(c.choices[0]["delta"]["content"] for c in out) == "mail jane@example.com key <AWS_ACCESS_KEY_1> ok"
+
+
+def test_settings_without_the_stage_or_with_an_unknown_category_are_refused() -> None:
+    config = GatewayConfig.model_validate({"output_guard": {"restore": True}})
+    assert (("output_guard",), "output_guard is configured but not in pipeline.stages") in config.reference_problems()
+    with pytest.raises(ValidationError, match="'injection' is not a PII or secret category"):
+        GatewayConfig.model_validate({"output_guard": {"redact": ["injection"]}})
