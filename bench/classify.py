@@ -39,7 +39,7 @@ def _heuristic(rows: list[Labelled], repeat: int) -> tuple[list[Classification],
 
 
 def _learned(rows: list[Labelled]) -> tuple[list[Classification], list[float]]:
-    from sluicegate.classify.learned import LocalEncoder, LearnedClassifier
+    from sluicegate.classify.learned import LearnedClassifier, LocalEncoder
 
     encoder = LocalEncoder()
     classifier = LearnedClassifier(encoder.embed_async, min_confidence=0.0)

@@ -18,12 +18,28 @@ VARIANTS = 6
 TEST_SHARE = 0.3
 
 SLOTS: dict[str, list[str]] = {
-    "topic": ["coffee", "remote work", "cats", "autumn", "the ocean", "spreadsheets", "cycling", "gardening",
-              "cloud costs", "customer onboarding", "password hygiene", "Monday mornings"],
+    "topic": [
+        "coffee",
+        "remote work",
+        "cats",
+        "autumn",
+        "the ocean",
+        "spreadsheets",
+        "cycling",
+        "gardening",
+        "cloud costs",
+        "customer onboarding",
+        "password hygiene",
+        "Monday mornings",
+    ],
     "country": ["Australia", "Canada", "Kenya", "Peru", "Norway", "Vietnam", "Portugal", "Chile"],
     "book": ["Pride and Prejudice", "One Hundred Years of Solitude", "The Trial", "Beloved", "Dune"],
-    "event": ["the fall of the Berlin Wall", "the first Moon landing", "the signing of the Magna Carta",
-              "the founding of the United Nations"],
+    "event": [
+        "the fall of the Berlin Wall",
+        "the first Moon landing",
+        "the signing of the Magna Carta",
+        "the founding of the United Nations",
+    ],
     "unit_big": ["seconds", "minutes", "centimeters", "ounces"],
     "unit_small": ["day", "week", "meter", "pound"],
     "acronym": ["NASA", "GDPR", "HTTP", "SaaS", "KPI", "ROI"],
@@ -54,8 +70,10 @@ SLOTS: dict[str, list[str]] = {
     "time2": ["09:30", "15:10", "18:45"],
     "speed1": ["80", "95", "110"],
     "speed2": ["120", "140", "160"],
-    "n1": ["10,000", "4,200", "52,000"], "c1": ["320", "118", "1,610"],
-    "n2": ["10,150", "4,180", "51,700"], "c2": ["365", "131", "1,702"],
+    "n1": ["10,000", "4,200", "52,000"],
+    "c1": ["320", "118", "1,610"],
+    "n2": ["10,150", "4,180", "51,700"],
+    "c2": ["365", "131", "1,702"],
     "product_a": ["Jira", "Notion", "AWS", "Slack", "Salesforce"],
     "product_b": ["Linear", "Confluence", "GCP", "Microsoft Teams", "HubSpot"],
     "tech_a": ["REST", "TCP", "SQL databases", "Docker", "OAuth"],
@@ -64,17 +82,29 @@ SLOTS: dict[str, list[str]] = {
     "option_b": ["Kubernetes", "AWS", "multiple repositories", "PostgreSQL"],
     "thing": ["hosting", "CI pipeline", "data warehouse", "email provider"],
     "audience": ["freelance designers", "IT managers", "first-time founders", "nurses"],
-    "story_premise": ["a lighthouse keeper who finds a message in a bottle", "a robot learning to bake bread",
-                      "two strangers stuck in an elevator"],
+    "story_premise": [
+        "a lighthouse keeper who finds a message in a bottle",
+        "a robot learning to bake bread",
+        "two strangers stuck in an elevator",
+    ],
     "concept_easy": ["a VPN", "inflation", "a cookie in a browser", "compound interest", "a spreadsheet formula"],
-    "concept_mid": ["public-key cryptography", "a database index", "DNS resolution", "garbage collection",
-                    "OAuth's authorization code flow"],
+    "concept_mid": [
+        "public-key cryptography",
+        "a database index",
+        "DNS resolution",
+        "garbage collection",
+        "OAuth's authorization code flow",
+    ],
     "prime": ["2", "3", "5", "7"],
     "subject_a": ["Your invoice is ready", "Last chance: 20% off", "Meet our new dashboard"],
     "subject_b": ["Invoice #4471 for March", "Sale ends tonight", "The dashboard you asked for is here"],
     "one_liner": ["[x for x in items if x]", "sorted(d, key=d.get)", "zip(*rows)", "' '.join(words[::-1])"],
-    "short_sentence": ["Where is the train station?", "Thank you for your order.", "The meeting is moved to Friday.",
-                       "Please keep your receipt."],
+    "short_sentence": [
+        "Where is the train station?",
+        "Thank you for your order.",
+        "The meeting is moved to Friday.",
+        "Please keep your receipt.",
+    ],
     "foreign_short": ["Mañana llegará el paquete.", "¿Dónde está la estación?", "Gracias por su paciencia."],
     "constraints": [
         "a budget of 2M EUR, a regulator that requires local data storage, and a competitor with 60% share",
@@ -97,23 +127,49 @@ SENTENCES = [
     "The new onboarding flow reduced drop-off during the first week.",
     "A storm delayed shipments from the northern warehouse for three days.",
 ]
-SENTENCES_ES = ["La empresa aumentó sus ventas un 12 % en el último trimestre.",
-                "El nuevo almacén redujo los tiempos de entrega.", "Los clientes valoran la atención rápida.",
-                "El equipo lanzó tres funciones nuevas este mes.", "La demanda creció en las ciudades pequeñas."]
-SENTENCES_FR = ["L'entreprise a augmenté son chiffre d'affaires de 12 % ce trimestre.",
-                "Le nouvel entrepôt a réduit les délais de livraison.", "Les clients apprécient un support rapide.",
-                "L'équipe a lancé trois nouvelles fonctionnalités.", "La demande a progressé dans les petites villes."]
-SENTENCES_DE = ["Das Unternehmen steigerte den Umsatz im letzten Quartal um 12 Prozent.",
-                "Das neue Lager verkürzte die Lieferzeiten deutlich.", "Kunden schätzen den schnellen Support.",
-                "Das Team hat drei neue Funktionen veröffentlicht.", "Die Nachfrage wuchs vor allem in Kleinstädten."]
-SENTENCES_ZH = ["公司上个季度的销售额增长了百分之十二。", "新仓库明显缩短了配送时间。", "客户很重视快速的售后服务。",
-                "团队本月发布了三个新功能。", "小城市的需求增长最快。"]
+SENTENCES_ES = [
+    "La empresa aumentó sus ventas un 12 % en el último trimestre.",
+    "El nuevo almacén redujo los tiempos de entrega.",
+    "Los clientes valoran la atención rápida.",
+    "El equipo lanzó tres funciones nuevas este mes.",
+    "La demanda creció en las ciudades pequeñas.",
+]
+SENTENCES_FR = [
+    "L'entreprise a augmenté son chiffre d'affaires de 12 % ce trimestre.",
+    "Le nouvel entrepôt a réduit les délais de livraison.",
+    "Les clients apprécient un support rapide.",
+    "L'équipe a lancé trois nouvelles fonctionnalités.",
+    "La demande a progressé dans les petites villes.",
+]
+SENTENCES_DE = [
+    "Das Unternehmen steigerte den Umsatz im letzten Quartal um 12 Prozent.",
+    "Das neue Lager verkürzte die Lieferzeiten deutlich.",
+    "Kunden schätzen den schnellen Support.",
+    "Das Team hat drei neue Funktionen veröffentlicht.",
+    "Die Nachfrage wuchs vor allem in Kleinstädten.",
+]
+SENTENCES_ZH = [
+    "公司上个季度的销售额增长了百分之十二。",
+    "新仓库明显缩短了配送时间。",
+    "客户很重视快速的售后服务。",
+    "团队本月发布了三个新功能。",
+    "小城市的需求增长最快。",
+]
 
-REVIEWS = ["Arrived broken and support never answered.", "Absolutely love it, works perfectly!",
-           "It's okay, does what it says.", "Terrible battery life, returning it.", "Fast shipping, great quality."]
-TICKETS = ["I was charged twice for my subscription this month.", "The app crashes when I upload a photo.",
-           "Do you offer discounts for nonprofits?", "How do I add a teammate to my workspace?",
-           "I want to cancel my plan and get a refund."]
+REVIEWS = [
+    "Arrived broken and support never answered.",
+    "Absolutely love it, works perfectly!",
+    "It's okay, does what it says.",
+    "Terrible battery life, returning it.",
+    "Fast shipping, great quality.",
+]
+TICKETS = [
+    "I was charged twice for my subscription this month.",
+    "The app crashes when I upload a photo.",
+    "Do you offer discounts for nonprofits?",
+    "How do I add a teammate to my workspace?",
+    "I want to cancel my plan and get a refund.",
+]
 
 
 def _pick(rng: random.Random, items: list[str], k: int) -> list[str]:
@@ -135,9 +191,15 @@ def _article(rng: random.Random, pool: list[str] = SENTENCES, n: tuple[int, int]
 
 def _invoice(rng: random.Random) -> str:
     items = ["Widget A", "Cable kit", "Consulting hour", "License seat", "Support plan", "Shipping", "Adapter"]
-    lines = [f"INVOICE #{rng.randint(10000, 99999)}", f"Date: 2026-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
-             f"Due: 2026-1{rng.randint(0, 2)}-0{rng.randint(1, 9)}", "Bill to: Northwind Traders, 12 Harbour St, Leeds",
-             "VAT: GB123456789", "", "Item | Qty | Unit | Amount"]
+    lines = [
+        f"INVOICE #{rng.randint(10000, 99999)}",
+        f"Date: 2026-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
+        f"Due: 2026-1{rng.randint(0, 2)}-0{rng.randint(1, 9)}",
+        "Bill to: Northwind Traders, 12 Harbour St, Leeds",
+        "VAT: GB123456789",
+        "",
+        "Item | Qty | Unit | Amount",
+    ]
     total = 0.0
     for _ in range(rng.randint(6, 30)):
         qty, unit = rng.randint(1, 20), rng.randint(5, 400) + 0.99
@@ -149,8 +211,15 @@ def _invoice(rng: random.Random) -> str:
 
 def _log(rng: random.Random) -> str:
     levels = ["INFO", "INFO", "INFO", "WARN", "ERROR", "DEBUG"]
-    messages = ["request served in 12ms", "cache miss for key user:42", "connection reset by peer",
-                "retrying upstream call", "job finished", "disk usage at 81%", "timeout talking to db"]
+    messages = [
+        "request served in 12ms",
+        "cache miss for key user:42",
+        "connection reset by peer",
+        "retrying upstream call",
+        "job finished",
+        "disk usage at 81%",
+        "timeout talking to db",
+    ]
     return "\n".join(
         f"2026-03-0{rng.randint(1, 9)}T1{rng.randint(0, 9)}:{rng.randint(10, 59)}:{rng.randint(10, 59)}Z "
         f"{rng.choice(levels)} {rng.choice(messages)}"
@@ -191,8 +260,10 @@ def _contract(rng: random.Random) -> str:
 CODE_BLOCKS = [
     "def total(items):\n    t = 0\n    for i in range(len(items)):\n        if items[i]['price'] != None:\n"
     "            t = t + items[i]['price'] * items[i]['qty']\n    return t",
-    "def find_user(users, name):\n    for u in users:\n        if u.name == name:\n            return u\n    return None",
-    "def parse(line):\n    parts = line.split(',')\n    return {'id': int(parts[0]), 'name': parts[1], 'score': float(parts[2])}",
+    "def find_user(users, name):\n    for u in users:\n        if u.name == name:\n"
+    "            return u\n    return None",
+    "def parse(line):\n    parts = line.split(',')\n"
+    "    return {'id': int(parts[0]), 'name': parts[1], 'score': float(parts[2])}",
 ]
 BUGGY = [
     ("def average(xs):\n    return sum(xs) / len(xs)\n\nprint(average([]))", "ZeroDivisionError: division by zero"),
@@ -200,63 +271,118 @@ BUGGY = [
     ("for i in range(10):\n    print(items[i])", "IndexError: list index out of range"),
 ]
 MATERIAL = {
-    "article": _article, "article2": _article, "article3": _article, "report": lambda r: _article(r, n=(20, 30)),
+    "article": _article,
+    "article2": _article,
+    "article3": _article,
+    "report": lambda r: _article(r, n=(20, 30)),
     "notes": lambda r: "\n".join("- " + s for s in _pick(r, SENTENCES, r.randint(5, 12))),
-    "notes_short": lambda r: "; ".join(_pick(r, ["refund approved", "ships Monday", "sorry for delay",
-                                                 "discount code SAVE10"], 3)),
-    "email": _email, "invoice": _invoice, "log": _log, "table": _table, "contract": _contract,
+    "notes_short": lambda r: "; ".join(
+        _pick(r, ["refund approved", "ships Monday", "sorry for delay", "discount code SAVE10"], 3)
+    ),
+    "email": _email,
+    "invoice": _invoice,
+    "log": _log,
+    "table": _table,
+    "contract": _contract,
     "article_es": lambda r: _article(r, SENTENCES_ES, (4, 10)),
     "article_fr": lambda r: _article(r, SENTENCES_FR, (4, 10)),
     "article_de": lambda r: _article(r, SENTENCES_DE, (4, 10)),
     "article_zh": lambda r: _article(r, SENTENCES_ZH, (4, 10)),
-    "review": lambda r: r.choice(REVIEWS), "ticket": lambda r: r.choice(TICKETS),
-    "headlines": lambda r: "\n".join(r.sample(["Rangers win the cup in overtime", "Parliament passes budget",
-                                               "Chipmaker unveils faster GPU", "Bank raises rates",
-                                               "Striker signs record deal"], 4)),
-    "spam_email": lambda r: r.choice(["Congratulations!!! You won a FREE cruise, click here to claim now",
-                                      "Hi Sam, attached are the slides from today's meeting."]),
+    "review": lambda r: r.choice(REVIEWS),
+    "ticket": lambda r: r.choice(TICKETS),
+    "headlines": lambda r: "\n".join(
+        r.sample(
+            [
+                "Rangers win the cup in overtime",
+                "Parliament passes budget",
+                "Chipmaker unveils faster GPU",
+                "Bank raises rates",
+                "Striker signs record deal",
+            ],
+            4,
+        )
+    ),
+    "spam_email": lambda r: r.choice(
+        [
+            "Congratulations!!! You won a FREE cruise, click here to claim now",
+            "Hi Sam, attached are the slides from today's meeting.",
+        ]
+    ),
     "signature": lambda r: f"Jane Doe | Sales Lead | +1 (415) 555-0{r.randint(100, 199)} | jane@acme.example",
     "sentence_dates": lambda r: "We met on 3 March 2025, signed on April 9th and go live on 2026-01-15.",
-    "product_desc": lambda r: "Lightweight waterproof jacket with taped seams, two zip pockets and a packable hood. "
-    "Ideal for hiking and city commutes.",
-    "foreign_email": lambda r: r.choice(["Hola, mi pedido llegó incompleto, faltan dos camisetas. ¿Me pueden ayudar?",
-                                         "Bonjour, je n'ai pas reçu ma facture du mois dernier. Merci de me l'envoyer.",
-                                         "Hallo, ich möchte mein Abonnement kündigen. Wie geht das?"]),
-    "bad_grammar": lambda r: r.choice(["me and him goes to the store yesterday", "their going to be late becuase of traffic",
-                                       "i has send the report to you're manager"]),
+    "product_desc": lambda r: (
+        "Lightweight waterproof jacket with taped seams, two zip pockets and a packable hood. "
+        "Ideal for hiking and city commutes."
+    ),
+    "foreign_email": lambda r: r.choice(
+        [
+            "Hola, mi pedido llegó incompleto, faltan dos camisetas. ¿Me pueden ayudar?",
+            "Bonjour, je n'ai pas reçu ma facture du mois dernier. Merci de me l'envoyer.",
+            "Hallo, ich möchte mein Abonnement kündigen. Wie geht das?",
+        ]
+    ),
+    "bad_grammar": lambda r: r.choice(
+        [
+            "me and him goes to the store yesterday",
+            "their going to be late becuase of traffic",
+            "i has send the report to you're manager",
+        ]
+    ),
     "bad_es": lambda r: "ayer fuymos al zine y despues comimos en un restorante",
     "casual": lambda r: r.choice(["hey can u send me the numbers asap", "yo the deploy broke again, fix pls"]),
-    "long_sentence": lambda r: "Due to the fact that we are currently in the process of reviewing all of the "
-    "applications that we have received, we will not be able to respond to each applicant until next week.",
-    "para_typos": lambda r: "Our compnay was founded in 2012 and have grown to over 200 employes. We beleive in "
-    "quality and and customer focus.",
+    "long_sentence": lambda r: (
+        "Due to the fact that we are currently in the process of reviewing all of the "
+        "applications that we have received, we will not be able to respond to each applicant until next week."
+    ),
+    "para_typos": lambda r: (
+        "Our compnay was founded in 2012 and have grown to over 200 employes. We beleive in "
+        "quality and and customer focus."
+    ),
     "json_small": lambda r: '{"name": "app", "version": 3, "features": ["auth", "billing"], "debug": false}',
     "code_block": lambda r: r.choice(CODE_BLOCKS),
-    "buggy_code": None, "error": None,
+    "buggy_code": None,
+    "error": None,
     "schema": lambda r: "customers(id, name, country), orders(id, customer_id, created_at, status, total)",
-    "js_code": lambda r: "fs.readFile('a.txt', function(err, data) {\n  if (err) return cb(err);\n"
-    "  db.save(data, function(err2) {\n    if (err2) return cb(err2);\n    cb(null, 'ok');\n  });\n});",
-    "slow_sql": lambda r: "SELECT * FROM orders o WHERE (SELECT COUNT(*) FROM order_items i WHERE i.order_id = o.id) "
-    "> 3 AND lower(o.email) LIKE '%@gmail.com' ORDER BY created_at DESC;",
+    "js_code": lambda r: (
+        "fs.readFile('a.txt', function(err, data) {\n  if (err) return cb(err);\n"
+        "  db.save(data, function(err2) {\n    if (err2) return cb(err2);\n    cb(null, 'ok');\n  });\n});"
+    ),
+    "slow_sql": lambda r: (
+        "SELECT * FROM orders o WHERE (SELECT COUNT(*) FROM order_items i WHERE i.order_id = o.id) "
+        "> 3 AND lower(o.email) LIKE '%@gmail.com' ORDER BY created_at DESC;"
+    ),
     "feedback_list": lambda r: "\n".join("- " + r.choice(REVIEWS + TICKETS) for _ in range(r.randint(8, 15))),
-    "tech_para": lambda r: "The service uses a write-ahead log replicated across three availability zones with "
-    "quorum acknowledgements, so a single-zone failure loses no committed writes and failover completes in under "
-    "thirty seconds, at the price of roughly 4 ms extra write latency.",
-    "marketing_copy": lambda r: "Coffee that wakes up before you do. Brewed bold, poured fast, and never bitter "
-    "about Mondays.",
+    "tech_para": lambda r: (
+        "The service uses a write-ahead log replicated across three availability zones with "
+        "quorum acknowledgements, so a single-zone failure loses no committed writes and failover completes in under "
+        "thirty seconds, at the price of roughly 4 ms extra write latency."
+    ),
+    "marketing_copy": lambda r: (
+        "Coffee that wakes up before you do. Brewed bold, poured fast, and never bitter about Mondays."
+    ),
     "marketing_es": lambda r: "Un café que se despierta antes que tú. Intenso, rápido y nunca amargo con los lunes.",
-    "go_code": lambda r: "func (s *Store) Move(a, b *Account, n int) {\n  a.mu.Lock()\n  b.mu.Lock()\n"
-    "  a.bal -= n\n  b.bal += n\n  b.mu.Unlock()\n  a.mu.Unlock()\n}",
-    "ir": lambda r: "%1 = const 4\n%2 = const 5\n%3 = add %1, %2\n%4 = mul %3, %x\nbr %c, L1, L2\nL1: %5 = add %4, 0\n"
-    "ret %5\nL2: %6 = sub %4, %4\nret %6",
-    "auth_code": lambda r: "def login(req):\n    user = db.query(f\"SELECT * FROM users WHERE name='{req.name}'\")\n"
-    "    if user and user.password == req.password:\n        session['uid'] = user.id\n"
-    "        return redirect(req.args.get('next'))\n    return 'bad login'",
-    "quadratic_code": lambda r: "def pairs(xs, target):\n    out = []\n    for i in range(len(xs)):\n"
-    "        for j in range(i + 1, len(xs)):\n            if xs[i] + xs[j] == target:\n"
-    "                out.append((i, j))\n    return out",
-    "abstract": lambda r: "We surveyed 212 remote workers and found that those who used our focus app reported 23% "
-    "higher productivity than non-users. We conclude that the app causes productivity gains.",
+    "go_code": lambda r: (
+        "func (s *Store) Move(a, b *Account, n int) {\n  a.mu.Lock()\n  b.mu.Lock()\n"
+        "  a.bal -= n\n  b.bal += n\n  b.mu.Unlock()\n  a.mu.Unlock()\n}"
+    ),
+    "ir": lambda r: (
+        "%1 = const 4\n%2 = const 5\n%3 = add %1, %2\n%4 = mul %3, %x\nbr %c, L1, L2\nL1: %5 = add %4, 0\n"
+        "ret %5\nL2: %6 = sub %4, %4\nret %6"
+    ),
+    "auth_code": lambda r: (
+        "def login(req):\n    user = db.query(f\"SELECT * FROM users WHERE name='{req.name}'\")\n"
+        "    if user and user.password == req.password:\n        session['uid'] = user.id\n"
+        "        return redirect(req.args.get('next'))\n    return 'bad login'"
+    ),
+    "quadratic_code": lambda r: (
+        "def pairs(xs, target):\n    out = []\n    for i in range(len(xs)):\n"
+        "        for j in range(i + 1, len(xs)):\n            if xs[i] + xs[j] == target:\n"
+        "                out.append((i, j))\n    return out"
+    ),
+    "abstract": lambda r: (
+        "We surveyed 212 remote workers and found that those who used our focus app reported 23% "
+        "higher productivity than non-users. We conclude that the app causes productivity gains."
+    ),
 }
 
 SYSTEM_PROMPTS = [
@@ -328,8 +454,14 @@ def main() -> None:
                     continue
                 seen.add(key)
                 rows.append(
-                    {"id": f"{family}:{len(seen)}", "split": split, "tier": tier, "task": task,
-                     "lang": "en" if seeds.stem == "seeds_en" else "intl", "messages": messages}
+                    {
+                        "id": f"{family}:{len(seen)}",
+                        "split": split,
+                        "tier": tier,
+                        "task": task,
+                        "lang": "en" if seeds.stem == "seeds_en" else "intl",
+                        "messages": messages,
+                    }
                 )
     with (HERE / "prompts.jsonl").open("w", encoding="utf-8") as out:
         for row in rows:
