@@ -24,7 +24,6 @@ from sluicegate.pipeline.decide import choose_group, facts_of
 from sluicegate.pipeline.records import RouteStep
 from sluicegate.routing.needs import MAX_LATENCY_HEADER
 
-TIER_HEADER = "x-sluice-tier"
 CLASSIFICATION_HEADER = "x-sluice-classification"
 
 
@@ -185,12 +184,11 @@ class AutoRoute:
         assert found is not None  # members is not empty
         member, why = found
         c = classification
-        ctx.route_tier = member.tier
         ctx.task_type = c.task
         ctx.complexity = c.complexity
-        ctx.response_headers[TIER_HEADER] = member.tier
         ctx.response_headers[CLASSIFICATION_HEADER] = c.header()
         text = f"auto: {c.task} {c.complexity:.2f} -> {member.tier} ({member.group.name}){why}"
         ctx.route = [RouteStep("auto", text)]
-        choose_group(ctx, member.group, "auto")
+        ctx.route_tier = member.tier
+        choose_group(ctx, member.group, "auto")  # sets x-sluice-tier
         self._metrics.decided(member.group.name, member.tier, c.task, c.by, c.complexity)

@@ -25,6 +25,7 @@ CHOICE_HEADERS: dict[ChoiceReason, str] = {  # auto: x-sluice-tier and x-sluice-
     "economy": "x-sluice-economy-from",
     "budget_downgrade": "x-sluice-budget-downgraded-from",
 }
+TIER_HEADER = "x-sluice-tier"  # set by the auto route; follows the group when admission moves it again
 _KIND_OF_ENDPOINT = {"chat": "chat", "embeddings": "embedding"}
 
 
@@ -60,6 +61,8 @@ def choose_group(ctx: RequestContext, group: ModelGroup, reason: ChoiceReason) -
         ctx.model_changed_from = ctx.request.model
     ctx.request.model = group.name
     ctx.group = group
+    if ctx.route_tier is not None and group.capability is not None:  # an auto choice moved by a budget
+        ctx.route_tier = ctx.response_headers[TIER_HEADER] = group.capability.tier
 
 
 def undo_choice(ctx: RequestContext, catalog: ModelCatalog) -> None:
@@ -74,6 +77,8 @@ def undo_choice(ctx: RequestContext, catalog: ModelCatalog) -> None:
     if not ctx.choices:
         ctx.model_changed_from = None
     ctx.group = catalog.get(last.requested)
+    if ctx.route_tier is not None and ctx.group is not None and ctx.group.capability is not None:
+        ctx.route_tier = ctx.response_headers[TIER_HEADER] = ctx.group.capability.tier
 
 
 class Decide:
