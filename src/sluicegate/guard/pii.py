@@ -64,7 +64,12 @@ _CARD_NETWORKS = (
     (re.compile(r"35"), (16, 17, 18, 19)),  # JCB
     (re.compile(r"62"), (16, 17, 18, 19)),  # UnionPay
     (re.compile(r"220[0-4]"), (16, 17, 18, 19)),  # Mir
-    (re.compile(r"5[06-9]|6"), (12, 13, 14, 15, 16, 17, 18, 19)),  # Maestro
+    (re.compile(r"5[06-9]|6|0604"), (12, 13, 14, 15, 16, 17, 18, 19)),  # Maestro
+)
+
+
+_CARD_WORDS = re.compile(
+    r"card|carte|karte|tarjeta|carta|kaart|maestro|visa|pan\b|pay|paid|zahl|pago|pagat|betaal|paie", re.IGNORECASE
 )
 
 
@@ -72,9 +77,11 @@ def _card(value: str, text: str, start: int) -> int:
     digits = _digits(value)
     if len(set(digits)) < 2 or not any(p.match(digits) and len(digits) in n for p, n in _CARD_NETWORKS):
         return 0
-    if len(digits) != len(value):  # separated: in the groups cards are printed in (4-4-4-4(-3), 4-6-5, 4-6-4)
+    if len(digits) == 12 and not _CARD_WORDS.search(text, max(0, start - 48), start):
+        return 0  # twelve digits (a few Maestro cards) are too common to stand alone
+    if len(digits) != len(value):  # separated: in the groups cards are printed in (fours, 4-6-5, 4-6-4)
         groups = [len(g) for g in re.split(r"[ \-]", value)]
-        if not (all(g == 4 for g in groups[:-1]) and 3 <= groups[-1] <= 4) and groups not in ([4, 6, 5], [4, 6, 4]):
+        if not (all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4) and groups not in ([4, 6, 5], [4, 6, 4]):
             return 0
     return len(value) if luhn(digits) else 0
 

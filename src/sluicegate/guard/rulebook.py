@@ -38,6 +38,7 @@ class Rule:
     score: float
     # the prefilter, any of: ("digit", ()), ("lower", keywords in the lower-cased text), ("text", literals)
     needs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    needs_count: int = 1  # how many times a literal `needs` must occur
     context: re.Pattern[str] | None = None  # lower-case keywords, one of which must precede the match
     validator: Validator | None = None
     group: int = 0
@@ -91,6 +92,7 @@ def _compile(
         "group",
         "enabled",
         "scope",
+        "needs_count",
         "digits",
         "run_has",
         "separators",
@@ -157,29 +159,44 @@ def _compile(
     window = spec.get("window", [0, 0])
     if not (isinstance(window, list) and len(window) == 2 and all(isinstance(w, int) and w >= 0 for w in window)):
         raise RuleError(f"{where}: `window` must be [before, after], two non-negative integers")
+    needs_count = spec.get("needs_count", 1)
+    if not isinstance(needs_count, int) or needs_count < 1:
+        raise RuleError(f"{where}: `needs_count` must be a positive integer")
+    separators = spec.get("separators")
     return Rule(
-        rule_id,
-        category,
-        pattern,
-        float(score),
-        tuple(needs),
-        context,
-        validator,
-        group,
-        scope,
-        (digits[0], digits[1]),
-        str(spec.get("run_has", "")),
-        str.maketrans("", "", "0123456789" + str(spec["separators"])) if spec.get("separators") is not None else None,
-        tuple(str(p) for p in prefixes),
-        tuple(str(a).lower() for a in anchors_spec),
-        (window[0], window[1]),
+        id=rule_id,
+        category=category,
+        pattern=pattern,
+        score=float(score),
+        needs=tuple(needs),
+        needs_count=needs_count,
+        context=context,
+        validator=validator,
+        group=group,
+        scope=scope,
+        digits=(digits[0], digits[1]),
+        run_has=str(spec.get("run_has", "")),
+        separators=str.maketrans("", "", "0123456789" + str(separators)) if separators is not None else None,
+        prefixes=tuple(str(p) for p in prefixes),
+        anchors=tuple(str(a).lower() for a in anchors_spec),
+        window=(window[0], window[1]),
     )
 
 
 class RuleScanner:
     """Runs a rule set over a text and returns positional findings, earlier rules winning overlaps."""
 
-    __slots__ = ("_all_by_digits", "_anchors", "_by_digits", "_min_digits", "_rules", "_spaced", "_text", "_tokens")
+    __slots__ = (
+        "_all_by_digits",
+        "_anchors",
+        "_by_digits",
+        "_min_digits",
+        "_rules",
+        "_spaced",
+        "_spaced_groups",
+        "_text",
+        "_tokens",
+    )
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self._rules = tuple(rules)
@@ -195,6 +212,11 @@ class RuleScanner:
         # `digits` rules whose format may hold spaces (see `_runs`), and for each count of digits in a piece
         # of a run, the other ones that want it
         self._spaced = tuple(i for i in digit_rules if _spaced(self._rules[i]))
+        groups: dict[tuple[tuple[int, int | None], ...] | None, list[int]] = {}
+        for i in self._spaced:
+            table = self._rules[i].separators
+            groups.setdefault(None if table is None else tuple(sorted(table.items())), []).append(i)
+        self._spaced_groups = tuple((self._rules[group[0]].separators, tuple(group)) for group in groups.values())
         self._by_digits: list[tuple[int, ...]] = [
             tuple(
                 i
@@ -234,15 +256,17 @@ class RuleScanner:
             if anchor in lowered:
                 applies.update(rules)
         found: list[Finding] = []
+        covered = bytearray(len(text))  # 1 where a finding already is
         for index in sorted(applies):
             rule = self._rules[index]
             if rule.needs and not _needed(rule, text, lowered):
                 continue
             if rule.scope == "text":
-                self._apply(rule, text, rule.pattern.finditer(text), found)
+                self._apply(rule, text, rule.pattern.finditer(text), found, covered)
                 continue
             if rule.scope == "digits":
-                windows = _merge(runs[index])
+                # a run that an earlier rule's finding already covers cannot hold another match
+                windows = _merge((ws, we) for ws, we, rs, re_ in runs[index] if covered.find(0, rs, re_) >= 0)
                 if rule.context is not None:  # a window without the keyword cannot match: skip the pattern
                     windows = [(ws, we) for ws, we in windows if _mentions(text, ws, we, rule.context)]
             elif rule.scope == "tokens":
@@ -262,19 +286,19 @@ class RuleScanner:
                 else:  # end the window at a space, so no match is cut short by its end
                     space = _SPACE.search(text, we)
                     we = space.start() if space else n
-                self._apply(rule, text, rule.pattern.finditer(text, ws, we), found)
+                self._apply(rule, text, rule.pattern.finditer(text, ws, we), found, covered)
         if len(found) > 1:
             found.sort(key=lambda f: f.start)
         return found
 
-    def _runs(self, text: str) -> dict[int, list[tuple[int, int]]]:
+    def _runs(self, text: str) -> dict[int, list[tuple[int, int, int, int]]]:
         """One pass over the text for every `digits` rule: the windows around the runs each rule wants.
 
         A run may join several numbers with spaces ("2024-05-01 10.0.0.1"): a rule whose format has no
         space (its `separators` hold none) is offered each space-separated piece and gated on its digits and
         characters; a rule whose format has spaces is offered the whole run if it has at least its least
         number of digits."""
-        wanted: dict[int, list[tuple[int, int]]] = {}
+        wanted: dict[int, list[tuple[int, int, int, int]]] = {}  # rule -> window start, end; run start, end
         least = self._min_digits
         rules = self._rules
         for m in _RUN.finditer(text):
@@ -293,23 +317,22 @@ class RuleScanner:
                     if rule.run_has and not any(c in run for c in rule.run_has):
                         continue
                     before, after = rule.window
-                    wanted.setdefault(i, []).append((s - before, s + len(run) + after))
+                    wanted.setdefault(i, []).append((s - before, s + len(run) + after, s, s + len(run)))
                 continue
             pieces = run.split(" ")
-            for i in self._spaced:
-                rule = rules[i]
-                if digits < rule.digits[0]:
-                    continue
-                if rule.separators is None and not rule.run_has:
-                    before, after = rule.window
-                    wanted.setdefault(i, []).append((s - before, s + len(run) + after))
-                    continue
-                for seg_start, seg_end in _segments(pieces, s, rule):
-                    before, after = rule.window
-                    wanted.setdefault(i, []).append((seg_start - before, seg_end + after))
+            piece_digits = [len(piece.translate(_NOT_DIGITS)) for piece in pieces]
+            for table, group in self._spaced_groups:  # rules with the same characters share their segments
+                for seg_start, seg_end, n in _segments(pieces, piece_digits, s, table):
+                    for i in group:
+                        rule = rules[i]
+                        if n < rule.digits[0]:
+                            continue
+                        if rule.run_has and not any(c in text[seg_start:seg_end] for c in rule.run_has):
+                            continue
+                        before, after = rule.window
+                        wanted.setdefault(i, []).append((seg_start - before, seg_end + after, seg_start, seg_end))
             offset = s
-            for piece in pieces:
-                n = len(piece.translate(_NOT_DIGITS))
+            for piece, n in zip(pieces, piece_digits, strict=True):
                 if n >= least:
                     for i in self._by_digits[min(n, _MAX_RUN_DIGITS)]:
                         rule = rules[i]
@@ -318,17 +341,20 @@ class RuleScanner:
                         if rule.run_has and not any(c in piece for c in rule.run_has):
                             continue
                         before, after = rule.window
-                        wanted.setdefault(i, []).append((offset - before, offset + len(piece) + after))
+                        end = offset + len(piece)
+                        wanted.setdefault(i, []).append((offset - before, end + after, offset, end))
                 offset += len(piece) + 1
         return wanted
 
     @staticmethod
-    def _apply(rule: Rule, text: str, matches: Iterable[re.Match[str]], found: list[Finding]) -> None:
+    def _apply(
+        rule: Rule, text: str, matches: Iterable[re.Match[str]], found: list[Finding], covered: bytearray
+    ) -> None:
         for m in matches:
             start, end = m.span(rule.group)
             if start < 0 or start == end:
                 continue
-            if found and _overlaps(found, start, end):
+            if found and covered.find(1, start, end) >= 0:  # overlaps an earlier rule's finding
                 continue
             if (
                 rule.context is not None
@@ -341,6 +367,7 @@ class RuleScanner:
                     continue
                 end = start + length
             found.append(Finding(rule.category, rule.id, rule.score, start, end))
+            covered[start:end] = b"\x01" * (end - start)
 
 
 def _mentions(text: str, start: int, end: int, keywords: re.Pattern[str]) -> bool:
@@ -375,29 +402,27 @@ def _tokens(text: str) -> list[tuple[int, int, str]]:
     return found
 
 
-def _segments(pieces: list[str], start: int, rule: Rule) -> Iterable[tuple[int, int]]:
-    """The stretches of consecutive space-separated pieces of a run that a spaced-format rule could match
-    (each piece of the rule's characters) holding enough digits (and one of `run_has`, if given)."""
-    least = rule.digits[0]
-    table = rule.separators
+def _segments(
+    pieces: list[str], digits: list[int], start: int, table: dict[int, int | None] | None
+) -> list[tuple[int, int, int]]:
+    """The stretches of consecutive space-separated pieces of a run made only of a rule's characters
+    (`table` deletes the digits and them): start, end, and how many digits each holds."""
+    found = []
     seg_start = -1
-    digits = 0
-    has = not rule.run_has
+    count = 0
     offset = start
-    for piece in pieces:
+    for piece, n in zip(pieces, digits, strict=True):
         if table is None or not piece.translate(table):
             if seg_start < 0:
-                seg_start, digits, has = offset, 0, not rule.run_has
-            digits += len(piece.translate(_NOT_DIGITS))
-            if not has:
-                has = any(c in piece for c in rule.run_has)
-        else:
-            if seg_start >= 0 and digits >= least and has:
-                yield seg_start, offset - 1
+                seg_start, count = offset, 0
+            count += n
+        elif seg_start >= 0:
+            found.append((seg_start, offset - 1, count))
             seg_start = -1
         offset += len(piece) + 1
-    if seg_start >= 0 and digits >= least and has:
-        yield seg_start, offset - 1
+    if seg_start >= 0:
+        found.append((seg_start, offset - 1, count))
+    return found
 
 
 def _spaced(rule: Rule) -> bool:
@@ -408,6 +433,10 @@ def _needed(rule: Rule, text: str, lowered: str) -> bool:
     for kind, words in rule.needs:
         if kind == "digit":
             if _RUN.search(text) is not None:
+                return True
+        elif rule.needs_count > 1:
+            source = lowered if kind == "lower" else text
+            if any(source.count(k) >= rule.needs_count for k in words):
                 return True
         elif any(k in (lowered if kind == "lower" else text) for k in words):
             return True
@@ -437,7 +466,3 @@ def _merge(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append((s, e))
     return merged
-
-
-def _overlaps(found: list[Finding], start: int, end: int) -> bool:
-    return any(f.start < end and start < f.end for f in found)
