@@ -243,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sluicegate.telemetry.top import add_top_command
 
     add_top_command(commands)
+
+    from sluicegate.guard.cli import add_firewall_command
+
+    add_firewall_command(commands)
     return parser
 
 

@@ -50,7 +50,9 @@ class Principal:
     allowed_models: tuple[str, ...] = ()  # names or globs; empty means every model
     max_tokens_cap: int | None = None
     allowed_regions: tuple[str, ...] = ()  # data residency: deployment regions (or prefixes like "eu"); empty: any
-    guardrail_level: str | None = None
+    # the guardrail levels set along the chain (tenant, team, key, in that order; unset ones left out): the
+    # firewall applies the strictest of them
+    guardrail_levels: tuple[str, ...] = ()
     metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     scopes: tuple[Scope, ...] = ()  # every entity this request counts against, with its limits
     team_confined: bool = False  # an admin-API role confined to its team (a viewer minted by a team admin)

@@ -13,6 +13,7 @@ from sluicegate.cache.config import ResponseCacheConfig
 from sluicegate.classify.config import TASK_TYPES, ClassifyConfig, ServesConfig
 from sluicegate.classify.tiers import capability
 from sluicegate.guard.output_config import OutputGuardConfig
+from sluicegate.guard.config import GUARD_STAGES, GuardrailsConfig
 from sluicegate.models.config import ModelHostConfig, ProviderEmbeddings
 from sluicegate.routing.config import GroupRoutingConfig, RoutingConfig
 from sluicegate.state.config import BudgetsConfig, LimitsConfig
@@ -303,6 +304,7 @@ class GatewayConfig(_Strict):
     output_guard: OutputGuardConfig | None = None  # the `output_guard` stage's settings (defaults if absent)
     response_cache: ResponseCacheConfig | None = None  # the `response_cache` stage's settings
     tracing: TracingConfig | None = None  # OpenTelemetry spans over OTLP (docs/tracing.md)
+    guardrails: GuardrailsConfig | None = None  # the `firewall` stage's levels, policies and rules
 
     def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Cross-references a field validator cannot see: (path, message) for each broken one."""
@@ -346,6 +348,8 @@ class GatewayConfig(_Strict):
         problems.extend(self._response_cache_problems(kinds))
         if self.output_guard is not None and "output_guard" not in self.pipeline.stages:
             problems.append((("output_guard",), "output_guard is configured but not in pipeline.stages"))
+        if self.guardrails is not None and not any(name in self.pipeline.stages for name in GUARD_STAGES):
+            problems.append((("guardrails",), "guardrails is configured but the firewall is not in pipeline.stages"))
         return problems
 
     def _response_cache_problems(self, kinds: Mapping[str, str]) -> list[tuple[tuple[str | int, ...], str]]:

@@ -7,6 +7,7 @@ Levels are `off`, `standard`, `strict` and the named custom policies of the conf
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -39,8 +40,6 @@ class Policy(BaseModel):
     @field_validator("actions")
     @classmethod
     def _categories(cls, actions: dict[str, Action]) -> dict[str, Action]:
-        import re
-
         for key, action in actions.items():
             if not re.match(CATEGORY_KEY, key):
                 raise ValueError(f"'{key}' is not a category name or a prefix ending in '*'")

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 
 from sluicegate.config.schema import GatewayConfig
+from sluicegate.guard.config import GuardrailsConfig
 from sluicegate.keys.auth import VirtualKeyAuth
 from sluicegate.keys.clock import Clock, system_clock
 from sluicegate.keys.revocation import RevocationBus
@@ -67,7 +68,10 @@ class Accounts:
             reserve_bytes=settings.spool_reserve_bytes,
             full_policy=settings.spool_full_policy,
         )
-        self.admin = AdminService(self.directory, self.spend, self.revocations.publish, clock)
+        levels: tuple[str, ...] = ("off",)
+        if "firewall" in config.pipeline.stages:
+            levels = (config.guardrails or GuardrailsConfig()).level_names
+        self.admin = AdminService(self.directory, self.spend, self.revocations.publish, clock, levels)
 
     def health(self) -> dict[str, object] | None:
         """None while the store answers; otherwise what is in force until it is back."""

@@ -74,7 +74,9 @@ def policy_of(record: KeyRecord) -> KeyPolicy:
         allowed_models=tuple(key.models or ()),
         max_tokens_cap=key.max_tokens,
         allowed_regions=regions or (),
-        guardrail_level=key.guardrail_level,
+        guardrail_levels=tuple(
+            level for level in (tenant.guardrail_level, team.guardrail_level, key.guardrail_level) if level
+        ),
         metadata=MappingProxyType(dict(key.key_metadata or {})),
         scopes=tuple(scopes),
         team_confined=key.scope == "team",

@@ -89,24 +89,28 @@ class LimitsBody(_Body):
 class TenantBody(LimitsBody):
     id: Id | None = None
     name: Name | None = None
+    guardrail_level: GuardrailLevel | None = None
 
 
 class TenantUpdate(LimitsBody):
     """A tenant's id never changes (a body naming it is refused)."""
 
     name: Name | None = None
+    guardrail_level: GuardrailLevel | None = None
 
 
 class TeamBody(LimitsBody):
     id: Id | None = None
     name: Name | None = None
     tenant: Id | None = None
+    guardrail_level: GuardrailLevel | None = None
 
 
 class TeamUpdate(LimitsBody):
     """A team's id and tenant never change (a body naming them is refused)."""
 
     name: Name | None = None
+    guardrail_level: GuardrailLevel | None = None
 
 
 class UserBody(LimitsBody):
@@ -218,11 +222,24 @@ def _limits_view(row: LimitsColumns) -> dict[str, Any]:
 
 
 def tenant_view(t: Tenant) -> dict[str, Any]:
-    return {"id": t.id, "name": t.name, **_limits_view(t), "created_at": _iso(t.created_at)}
+    return {
+        "id": t.id,
+        "name": t.name,
+        **_limits_view(t),
+        "guardrail_level": t.guardrail_level,
+        "created_at": _iso(t.created_at),
+    }
 
 
 def team_view(t: Team) -> dict[str, Any]:
-    return {"id": t.id, "name": t.name, "tenant": t.tenant_id, **_limits_view(t), "created_at": _iso(t.created_at)}
+    return {
+        "id": t.id,
+        "name": t.name,
+        "tenant": t.tenant_id,
+        **_limits_view(t),
+        "guardrail_level": t.guardrail_level,
+        "created_at": _iso(t.created_at),
+    }
 
 
 def user_view(u: User) -> dict[str, Any]:
@@ -402,7 +419,11 @@ class AdminService:
         ledger: SpendLedger,
         invalidate: Invalidate,
         clock: Clock = system_clock,
+        guardrail_levels: tuple[str, ...] = ("off",),
     ) -> None:
+        # the levels this gateway knows (off only, while it runs no firewall): a level it cannot apply is
+        # refused, never stored and silently ignored
+        self._guardrail_levels = guardrail_levels
         self._directory = directory
         self._ledger = ledger
         self._invalidate = invalidate
@@ -417,6 +438,22 @@ class AdminService:
 
     def _now(self) -> dt.datetime:
         return utc(self._clock())
+
+    def _level(self, body: BaseModel, changes: dict[str, Any]) -> None:
+        """The body's guardrail level, checked against the levels this gateway knows, into `changes`."""
+        if "guardrail_level" not in body.model_fields_set:
+            return
+        level = getattr(body, "guardrail_level", None)
+        if level is not None and level not in self._guardrail_levels:
+            if self._guardrail_levels == ("off",):
+                raise AdminError(
+                    400,
+                    f"guardrail_level '{level}' cannot apply: this gateway runs no firewall "
+                    "(add `firewall` to pipeline.stages)",
+                )
+            known = ", ".join(self._guardrail_levels)
+            raise AdminError(400, f"unknown guardrail_level '{level}' (expected one of: {known})")
+        changes["guardrail_level"] = level
 
     # -- who may do what ------------------------------------------------------------------------------
     # Reach: master everything; tenant_admin and viewer their tenant; team_admin (and a key minted by one)
@@ -468,7 +505,9 @@ class AdminService:
         self._require(actor, "master", "create tenants")
         tenant_id = body.id or new_id("tenant")
         tenant = Tenant(id=tenant_id, name=body.name or tenant_id, created_at=self._now())
-        _apply(tenant, _limits_changes(body))
+        changes = _limits_changes(body)
+        self._level(body, changes)
+        _apply(tenant, changes)
         view = tenant_view(await self._add(tenant))
         self._changed(actor, "create", f"tenant:{tenant_id}", None, view)
         return view
@@ -481,6 +520,7 @@ class AdminService:
     async def update_tenant(self, actor: Principal, tenant_id: str, body: TenantUpdate) -> dict[str, Any]:
         self._require(actor, "master", "change tenants")
         changes = _limits_changes(body)
+        self._level(body, changes)
         if body.name:
             changes["name"] = body.name
         old = await self._directory.get(Tenant, tenant_id) if self.changed is not None else None
@@ -520,6 +560,7 @@ class AdminService:
             raise _not_found("tenant", tenant_id)
         team_id = body.id or new_id("team")
         changes = _limits_changes(body)
+        self._level(body, changes)
         hold_to_caps(actor, {f"tenant:{tenant_id}"}, changes, None)
         team = Team(id=team_id, tenant_id=tenant_id, name=body.name or team_id, created_at=self._now())
         _apply(team, changes)
@@ -542,6 +583,7 @@ class AdminService:
         team = await self._team_for(actor, team_id, "change this team")
         self._outrank(actor, "team_admin", "change teams")
         changes = _limits_changes(body)
+        self._level(body, changes)
         hold_to_caps(actor, {f"tenant:{team.tenant_id}"}, changes, team)
         if body.name:
             changes["name"] = body.name
@@ -655,6 +697,7 @@ class AdminService:
                 level = await self._user_level(body.user)
                 self._outrank(actor, level, "give keys to a user holding a key of its rank or above")
         changes = _limits_changes(body)
+        self._level(body, changes)
         changes["max_tokens"] = body.max_tokens
         changes["models"] = list(body.models)
         hold_to_caps(actor, ancestors, changes, None, key=True)
@@ -718,7 +761,8 @@ class AdminService:
         self._may_change(actor, old, "change this key", own=False)
         fields = body.model_fields_set
         changes = _limits_changes(body)
-        for name in ("name", "models", "max_tokens", "guardrail_level", "enabled"):
+        self._level(body, changes)
+        for name in ("name", "models", "max_tokens", "enabled"):
             if name in fields:
                 changes[name] = getattr(body, name)
         ancestors = {f"tenant:{old.tenant_id}", f"team:{old.team_id}", f"user:{old.user_id}"}

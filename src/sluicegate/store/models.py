@@ -29,6 +29,7 @@ class Tenant(LimitsColumns, Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    guardrail_level: Mapped[str | None] = mapped_column(String(32), nullable=True)  # migration 0008
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -38,6 +39,7 @@ class Team(LimitsColumns, Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    guardrail_level: Mapped[str | None] = mapped_column(String(32), nullable=True)  # migration 0008
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
