@@ -125,3 +125,16 @@ async def test_absurd_parameters_are_a_cost_attack() -> None:
     stage, _ = _stage({"default_level": "standard"})
     with pytest.raises(GatewayError, match=r"bomb\.params\.n"):
         await stage.on_request(_ctx("hi", n=500))
+
+
+async def test_standard_redacts_a_secret_before_the_provider_sees_it_and_flags_personal_data() -> None:
+    stage, heard = _stage({"default_level": "standard", "restore": True})
+    key = "sk-proj-4f9Qa8LmZt2Rw7Yx1Cv3Bn5Km8Pq0Ls6Dh2Jg4Fk9Tr"
+    ctx = _ctx(f"my key is {key}, mail me at bob@example.com")
+    await stage.on_request(ctx)
+    sent = ctx.chat.messages[1]["content"]
+    assert key not in sent and "<OPENAI_KEY_1>" in sent and "bob@example.com" in sent  # email: flagged only
+    assert ctx.response_headers["x-sluice-guardrail"] == "redacted; categories=pii_email,secret_openai_key"
+    assert ctx.redactor is not None and ctx.redactor.restore and ctx.redactor.mapping == {"<OPENAI_KEY_1>": key}
+    assert (ctx.guardrail_action, heard[0].verdict) == ("redact", "redact")
+    assert key not in heard[0].detail

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sluicegate.cache.config import ResponseCacheConfig
 from sluicegate.classify.config import TASK_TYPES, ClassifyConfig, ServesConfig
 from sluicegate.classify.tiers import capability
-from sluicegate.guard.output_config import OutputGuardConfig
 from sluicegate.guard.config import GUARD_STAGES, GuardrailsConfig
+from sluicegate.guard.output_config import OutputGuardConfig
 from sluicegate.models.config import ModelHostConfig, ProviderEmbeddings
 from sluicegate.routing.config import GroupRoutingConfig, RoutingConfig
 from sluicegate.state.config import BudgetsConfig, LimitsConfig

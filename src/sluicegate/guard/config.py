@@ -22,6 +22,9 @@ class GuardrailsConfig(BaseModel):
     default_level: str = Field("off", pattern=LEVEL_NAME)
     policies: dict[str, Policy] = Field(default_factory=dict)
     rules: RulesConfig = RulesConfig()
+    # A redacted request's answer gets the originals back in place of the placeholders (by the output_guard
+    # stage, which must then be listed after the firewall); off, the client sees the placeholders.
+    restore: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> GuardrailsConfig:

@@ -81,6 +81,7 @@ class FirewallStage:
         self._levels = Levels(settings.policies)
         self._default: tuple[str, ...] = () if settings.default_level == "off" else (settings.default_level,)
         self._firewall = Firewall(rule_set(settings.rules))
+        self._restore = settings.restore
         self._pii = _detector("pii")
         self._secrets = _detector("secrets")
         try:  # the redactor, where this installation has it; without one, a redaction is only a flag
@@ -97,7 +98,7 @@ class FirewallStage:
             return None
         decision = self.check(request, policy)
         action = decision.action
-        if action == "redact" and not self._redact(request, policy):
+        if action == "redact" and not self._redact(ctx, request, policy):
             action = "flag"
         self.record(ctx, decision, action)
         if decision.blocked_by is not None:
@@ -123,12 +124,14 @@ class FirewallStage:
                     findings.extend(scan(text))
         return decide(policy, findings)
 
-    def _redact(self, request: ChatRequest, policy: Resolved) -> bool:
-        """Replaces, in the client's turns, what the policy redacts with typed placeholders; False when this
-        installation has no redactor (the finding is then only flagged)."""
+    def _redact(self, ctx: RequestContext, request: ChatRequest, policy: Resolved) -> bool:
+        """Replaces, in the client's turns, what the policy redacts with typed placeholders (the same value,
+        the same placeholder); the request's redactor goes on the context, for the output guard to number
+        the answer's redactions after it and, with `guardrails.restore`, to put the originals back. False
+        when this installation has no redactor (the finding is then only flagged)."""
         if self._redactor is None:
             return False
-        redactor = self._redactor()
+        redactor = ctx.redactor = self._redactor(restore=self._restore)
         for message in request.messages:
             if message.get("role") not in ("user", "tool"):
                 continue
