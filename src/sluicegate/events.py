@@ -76,6 +76,17 @@ class StageVerdict:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ClassificationDrift:
+    """What the classifier decides has moved away from its baseline (a tier's share of the `auto` route, a
+    task type's, the confidence), published by the classification stage for alerts."""
+
+    what: str  # e.g. "auto: tier large"
+    current: float  # the recent value (a share, 0..1)
+    baseline: float
+    detail: str = ""
+
+
 E = TypeVar("E")
 
 

@@ -248,6 +248,51 @@ class StoreConfig(_Strict):
     spool_full_policy: Literal["refuse", "serve"] = "refuse"
 
 
+class AlertWebhook(_Strict):
+    url: str = Field(pattern=r"^https?://")
+    format: Literal["slack", "json"] = "slack"  # Slack-compatible {"text": ...}, or the alert as JSON
+    timeout_seconds: float = Field(5.0, gt=0, le=60)
+
+
+class ForecastAlert(_Strict):
+    burn_window_hours: float = Field(24.0, gt=0)  # the burn rate is the spend over this much recent time
+    min_elapsed_hours: float = Field(1.0, ge=0)  # no forecast from less history than this
+
+
+SpikeEntity = Literal["team", "user", "key", "feature", "model", "tenant"]
+_SPIKE_ENTITIES: tuple[SpikeEntity, ...] = ("team", "user", "key", "feature")
+
+
+class CostSpikeAlert(_Strict):
+    entities: list[SpikeEntity] = Field(default_factory=lambda: list(_SPIKE_ENTITIES))
+    window_minutes: int = Field(60, ge=5, le=24 * 60)
+    baseline_hours: int = Field(24, ge=1, le=24 * 30)
+    factor: float = Field(3.0, gt=1)  # the window's rate over the baseline's
+    share: float = Field(0.3, gt=0, le=1)  # an entity with this share of all the window's spend
+    min_usd: float = Field(1.0, ge=0)  # smaller spend in the window is never a spike
+
+
+class ObjectiveConfig(_Strict):
+    group: str = Field(min_length=1)
+    error_rate: float | None = Field(None, gt=0, lt=1)
+    p99_seconds: float | None = Field(None, gt=0)
+    min_requests: int = Field(20, ge=1)  # per check interval; fewer: not judged
+
+
+class AlertsConfig(_Strict):
+    """Operational alerts to webhooks (docs/alerts.md)."""
+
+    webhooks: list[AlertWebhook] = Field(default_factory=list)
+    dashboard_url: str = Field("", pattern=r"^(https?://.*)?$")  # the gateway's public base URL, for links
+    check_seconds: float = Field(60.0, ge=1, le=3600)
+    max_per_minute: int = Field(20, ge=1, le=10_000)
+    repeat_hours: float = Field(24.0, gt=0)  # a condition still holding is alerted again after this
+    forecast: ForecastAlert = ForecastAlert()
+    cost_spike: CostSpikeAlert = CostSpikeAlert()
+    objectives: list[ObjectiveConfig] = Field(default_factory=list)
+    spool_pressure: bool = True
+
+
 class MetricsConfig(_Strict):
     """Prometheus metrics (docs/metrics.md)."""
 
@@ -293,6 +338,7 @@ class GatewayConfig(_Strict):
     redis: RedisConfig = RedisConfig()
     audit: AuditConfig = AuditConfig()
     metrics: MetricsConfig = MetricsConfig()
+    alerts: AlertsConfig = AlertsConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: list[ModelGroupConfig] = Field(default_factory=list)
     routing: RoutingConfig = RoutingConfig()

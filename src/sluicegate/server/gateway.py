@@ -34,6 +34,7 @@ from sluicegate.state.resilient import ResilientState
 from sluicegate.store.audit import AuditTable
 from sluicegate.store.totals import LedgerTotals
 from sluicegate.telemetry.access_log import AccessLog
+from sluicegate.telemetry.alerting import AlertMonitor, AlertSender, BudgetLine, budget_lines
 from sluicegate.telemetry.audit import AuditCollector, AuditLog
 from sluicegate.telemetry.ledger import LedgerGuard
 from sluicegate.telemetry.ledger_metrics import LedgerCollector
@@ -161,6 +162,7 @@ class Gateway:
         )
         # token counting is answered by the gateway itself: nothing to reserve, route, bill or put in the ledger
         self.token_counting = Pipeline([self.auth, CountTokens(self.catalog), record])
+        self.alerts = self._alert_monitor()
         self.ready = False
 
     def _tracing(self) -> Tracing | None:
@@ -172,6 +174,38 @@ class Gateway:
         from sluicegate.telemetry.tracing import Tracing
 
         return Tracing(self.config.tracing)
+
+    def _alert_monitor(self) -> AlertMonitor | None:
+        """Operational alerts, when any webhook is configured (docs/alerts.md)."""
+        settings = self.config.alerts
+        if not settings.webhooks:
+            return None
+        sender = AlertSender(
+            settings.webhooks,
+            self.clock,
+            dashboard_url=settings.dashboard_url,
+            max_per_minute=settings.max_per_minute,
+            repeat_hours=settings.repeat_hours,
+        )
+        budget = self.config.budgets.global_
+        global_limit = (int(budget.amount_usd * 1_000_000), budget.period) if budget is not None else None
+        directory = self.accounts.directory
+
+        async def budgets() -> list[BudgetLine]:
+            return budget_lines(await directory.budgeted(), global_limit)
+
+        monitor = AlertMonitor(
+            settings,
+            sender,
+            self.clock,
+            spend=self.accounts.spend,
+            budgets=budgets,
+            metrics=self.metrics,
+            spool=self.accounts.ledger,
+            zone=ZoneInfo(self.config.budgets.time_zone),
+        )
+        monitor.listen(self.events)
+        return monitor
 
     def _audit_log(self, environ: Mapping[str, str]) -> AuditLog | None:
         settings = self.config.audit
@@ -223,6 +257,8 @@ class Gateway:
             self.audit.record("config", "gateway", "load", "config", detail=config_summary(self.config))
         await self.limits.start()
         await self.routing.start()
+        if self.alerts is not None:
+            self.alerts.start()
         if self.model_host is not None:
             await self.model_host.start()
         for stage in self._lifecycle:  # optional stages with work of their own (a cache's index sync)
@@ -237,6 +273,8 @@ class Gateway:
             await self.model_host.stop()
         await self.upstream.close()
         await self.routing.stop()
+        if self.alerts is not None:
+            await self.alerts.stop()
         if self.audit is not None:
             await self.audit.stop()
         await self.accounts.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -74,6 +75,17 @@ class Directory:
         except IntegrityError:
             raise Conflict(f"{kind.__tablename__[:-1]} '{entity_id}' still has members or keys") from None
         return True
+
+    async def budgeted(self) -> dict[str, Sequence[Any]]:
+        """Every tenant, team, user and key with a budget, by kind (for forecasts)."""
+        found: dict[str, Sequence[Any]] = {}
+        async with self._store.session() as session:
+            for kind, table in (("tenant", Tenant), ("team", Team), ("user", User), ("key", ApiKey)):
+                query = select(table).where(table.budget_micros.is_not(None))
+                if table is ApiKey:
+                    query = query.where(ApiKey.revoked_at.is_(None))
+                found[kind] = (await session.scalars(query)).all()
+        return found
 
     async def find_key(self, key_hash: str, now: dt.datetime) -> KeyRecord | None:
         """The key whose current secret, or whose previous secret still in its grace period, has this hash."""

@@ -111,6 +111,30 @@ class GatewayMetrics:
                 key = (*labels, kind)
                 tokens[key] = tokens.get(key, 0) + count
 
+    def totals(self, model: str) -> tuple[int, int, list[int]]:
+        """A logical model's requests, errors and latency bucket counts so far (for objectives)."""
+        model = self.model_label(model)
+        requests = sum(n for (m, _, _), n in self._requests.items() if m == model)
+        errors = sum(n for (m, _), n in self._errors.items() if m == model)
+        counts = [0] * (len(_LATENCY_BUCKETS) + 1)
+        for (m, _), histogram in self._latency.items():
+            if m == model:
+                counts = [a + b for a, b in zip(counts, histogram.counts, strict=True)]
+        return requests, errors, counts
+
+    @staticmethod
+    def quantile(counts: list[int], q: float) -> float:
+        """The upper bound of the bucket holding quantile `q` of `counts` (inf past the last bound)."""
+        total = sum(counts)
+        if not total:
+            return 0.0
+        running = 0
+        for bound, count in zip((*_LATENCY_BUCKETS, float("inf")), counts, strict=True):
+            running += count
+            if running >= q * total:
+                return float(bound)
+        return float("inf")
+
     def team_label(self, team: str | None) -> str:
         """The team itself while fewer than the cap have been seen, else `other`."""
         if team is None:
