@@ -169,8 +169,8 @@ class Gateway:
         """Built (and OpenTelemetry imported) only when `tracing` is configured."""
         if self.config.tracing is None:
             return None
-        if find_spec("opentelemetry.sdk") is None or find_spec("opentelemetry.exporter.otlp.proto.http") is None:
-            raise RuntimeError("tracing needs OpenTelemetry: pip install 'sluicegate[tracing]'")
+        if find_spec("opentelemetry.proto") is None:
+            raise RuntimeError("tracing needs OpenTelemetry's OTLP messages: pip install 'sluicegate[tracing]'")
         from sluicegate.telemetry.tracing import Tracing
 
         return Tracing(self.config.tracing)
