@@ -30,6 +30,7 @@ def found(text: str) -> list[tuple[str, str]]:
         ("codice fiscale RSSMRA85T10A562S", "pii_national_id", "RSSMRA85T10A562S"),
         ("mijn BSN is 111222333", "pii_national_id", "111222333"),
         ("Aadhaar 2345 6789 0124 linked", "pii_national_id", "2345 6789 0124"),
+        ("UID: 234567890124", "pii_national_id", "234567890124"),
         ("from 203.0.113.42 at noon", "pii_ip", "203.0.113.42"),
         ("host 2001:db8:85a3::8a2e:370:7334 down", "pii_ip", "2001:db8:85a3::8a2e:370:7334"),
         ("call me on +44 20 7946 0958", "pii_phone", "+44 20 7946 0958"),

@@ -53,6 +53,7 @@ class Rule:
     prefixes: tuple[str, ...] = ()  # "tokens" scope: how the token starts
     anchors: tuple[str, ...] = ()
     window: tuple[int, int] = (0, 0)
+    dates: bool = False  # a `digits` rule that wants runs shaped like a date or a time (2024-05-01, 10:30)
 
 
 def load(
@@ -93,6 +94,7 @@ def _compile(
         "enabled",
         "scope",
         "needs_count",
+        "dates",
         "digits",
         "run_has",
         "separators",
@@ -145,8 +147,8 @@ def _compile(
     if not isinstance(group, int) or not 0 <= group <= pattern.groups:
         raise RuleError(f"{where}: `group` must name a group of the pattern (0..{pattern.groups})")
     scope = spec.get("scope", "text")
-    if scope not in ("text", "digits", "tokens", "anchors"):
-        raise RuleError(f"{where}: `scope` must be text, digits, tokens or anchors")
+    if scope not in ("text", "digits", "tokens", "anchors", "hex_colons"):
+        raise RuleError(f"{where}: `scope` must be text, digits, tokens, anchors or hex_colons")
     prefixes = spec.get("prefixes", [])
     if scope == "tokens" and (not isinstance(prefixes, list) or not prefixes):
         raise RuleError(f"{where}: `scope: tokens` needs a list of `prefixes`")
@@ -180,6 +182,7 @@ def _compile(
         prefixes=tuple(str(p) for p in prefixes),
         anchors=tuple(str(a).lower() for a in anchors_spec),
         window=(window[0], window[1]),
+        dates=bool(spec.get("dates", False)),
     )
 
 
@@ -190,7 +193,9 @@ class RuleScanner:
         "_all_by_digits",
         "_anchors",
         "_by_digits",
+        "_hex",
         "_min_digits",
+        "_plans",
         "_rules",
         "_spaced",
         "_spaced_groups",
@@ -201,7 +206,9 @@ class RuleScanner:
     def __init__(self, rules: Sequence[Rule]) -> None:
         self._rules = tuple(rules)
         self._text = tuple(i for i, r in enumerate(self._rules) if r.scope == "text")
+        self._plans: dict[str, tuple[tuple[int, int, int, int, int], ...]] = {}
         self._tokens = tuple(i for i, r in enumerate(self._rules) if r.scope == "tokens")
+        self._hex = tuple(i for i, r in enumerate(self._rules) if r.scope == "hex_colons")
         anchors: dict[str, list[int]] = {}  # each anchor, and the rules that read windows around it
         for i, r in enumerate(self._rules):
             for anchor in r.anchors if r.scope == "anchors" else ():
@@ -255,6 +262,9 @@ class RuleScanner:
         for anchor, rules in self._anchors:
             if anchor in lowered:
                 applies.update(rules)
+        hex_colons = _hex_colons(text) if self._hex else []
+        if hex_colons:
+            applies.update(self._hex)
         found: list[Finding] = []
         covered = bytearray(len(text))  # 1 where a finding already is
         for index in sorted(applies):
@@ -274,6 +284,9 @@ class RuleScanner:
                 windows = _merge(
                     (s - before, e + after) for s, e, token in tokens if any(p in token for p in rule.prefixes)
                 )
+            elif rule.scope == "hex_colons":
+                before, after = rule.window
+                windows = _merge((i - before, i + after) for i in hex_colons)
             elif same_length:
                 windows = _merge(_anchor_windows(lowered, rule, anchored))
             else:  # positions in the lower-cased text differ from the text's: read it all
@@ -292,59 +305,83 @@ class RuleScanner:
         return found
 
     def _runs(self, text: str) -> dict[int, list[tuple[int, int, int, int]]]:
-        """One pass over the text for every `digits` rule: the windows around the runs each rule wants.
-
-        A run may join several numbers with spaces ("2024-05-01 10.0.0.1"): a rule whose format has no
-        space (its `separators` hold none) is offered each space-separated piece and gated on its digits and
-        characters; a rule whose format has spaces is offered the whole run if it has at least its least
-        number of digits."""
-        wanted: dict[int, list[tuple[int, int, int, int]]] = {}  # rule -> window start, end; run start, end
+        """One pass over the text for every `digits` rule: the windows around the runs each rule wants
+        (rule -> window start, end; run start, end). What a run offers which rule depends only on its shape
+        (digits as 9), so it is worked out once per shape (`_plan`) and remembered."""
+        wanted: dict[int, list[tuple[int, int, int, int]]] = {}
         least = self._min_digits
-        rules = self._rules
+        plans = self._plans
         for m in _RUN.finditer(text):
             s, e = m.span()
             if e - s < least:
                 continue
-            run = m.group().rstrip(_SEPARATORS)
-            digits = len(run.translate(_NOT_DIGITS))
-            if digits < least:
-                continue
-            if " " not in run:  # one piece: every rule is gated on it alike
-                for i in self._all_by_digits[min(digits, _MAX_RUN_DIGITS)]:
+            shape = m.group().rstrip(_SEPARATORS).translate(_SHAPE)
+            plan = plans.get(shape)
+            if plan is None:
+                plan = self._plan(shape)
+                if len(plans) < _MAX_PLANS:
+                    plans[shape] = plan
+            for i, ws, we, rs, re_ in plan:
+                wanted.setdefault(i, []).append((s + ws, s + we, s + rs, s + re_))
+        return wanted
+
+    def _plan(self, run: str) -> tuple[tuple[int, int, int, int, int], ...]:
+        """For a run's shape: each rule it is offered to, with the window and the part of the run, relative
+        to the run's start.
+
+        A run may join several numbers with spaces ("2024-05-01 10.0.0.1"): a rule whose format has no
+        space (its `separators` hold none) is offered each space-separated piece and gated on its digits and
+        characters; a rule whose format has spaces is offered each stretch of pieces made of its characters
+        that holds at least its least number of digits."""
+        plan: list[tuple[int, int, int, int, int]] = []
+        least = self._min_digits
+        rules = self._rules
+        digits = run.count("9")
+        if digits < least:
+            return ()
+        if " " not in run:  # one piece: every rule is gated on it alike
+            dated = _DATE_SHAPE.fullmatch(run) is not None
+            for i in self._all_by_digits[min(digits, _MAX_RUN_DIGITS)]:
+                rule = rules[i]
+                if dated and not rule.dates:
+                    continue
+                if rule.separators is not None and run.translate(rule.separators):
+                    continue
+                if rule.run_has and not any(c in run for c in rule.run_has):
+                    continue
+                before, after = rule.window
+                plan.append((i, -before, len(run) + after, 0, len(run)))
+            return tuple(plan)
+        pieces = run.split(" ")
+        piece_digits = [piece.count("9") for piece in pieces]
+        for table, group in self._spaced_groups:  # rules with the same characters share their segments
+            for seg_start, seg_end, n in _segments(pieces, piece_digits, 0, table):
+                dated = _DATE_SHAPE.fullmatch(run, seg_start, seg_end) is not None
+                for i in group:
                     rule = rules[i]
-                    if rule.separators is not None and run.translate(rule.separators):
+                    if n < rule.digits[0] or (dated and not rule.dates):
                         continue
-                    if rule.run_has and not any(c in run for c in rule.run_has):
+                    if rule.run_has and not any(c in run[seg_start:seg_end] for c in rule.run_has):
                         continue
                     before, after = rule.window
-                    wanted.setdefault(i, []).append((s - before, s + len(run) + after, s, s + len(run)))
-                continue
-            pieces = run.split(" ")
-            piece_digits = [len(piece.translate(_NOT_DIGITS)) for piece in pieces]
-            for table, group in self._spaced_groups:  # rules with the same characters share their segments
-                for seg_start, seg_end, n in _segments(pieces, piece_digits, s, table):
-                    for i in group:
-                        rule = rules[i]
-                        if n < rule.digits[0]:
-                            continue
-                        if rule.run_has and not any(c in text[seg_start:seg_end] for c in rule.run_has):
-                            continue
-                        before, after = rule.window
-                        wanted.setdefault(i, []).append((seg_start - before, seg_end + after, seg_start, seg_end))
-            offset = s
-            for piece, n in zip(pieces, piece_digits, strict=True):
-                if n >= least:
-                    for i in self._by_digits[min(n, _MAX_RUN_DIGITS)]:
-                        rule = rules[i]
-                        if rule.separators is not None and piece.translate(rule.separators):
-                            continue
-                        if rule.run_has and not any(c in piece for c in rule.run_has):
-                            continue
-                        before, after = rule.window
-                        end = offset + len(piece)
-                        wanted.setdefault(i, []).append((offset - before, end + after, offset, end))
-                offset += len(piece) + 1
-        return wanted
+                    plan.append((i, seg_start - before, seg_end + after, seg_start, seg_end))
+        offset = 0
+        for piece, n in zip(pieces, piece_digits, strict=True):
+            if n >= least:
+                dated = _DATE_SHAPE.fullmatch(piece) is not None
+                for i in self._by_digits[min(n, _MAX_RUN_DIGITS)]:
+                    rule = rules[i]
+                    if dated and not rule.dates:
+                        continue
+                    if rule.separators is not None and piece.translate(rule.separators):
+                        continue
+                    if rule.run_has and not any(c in piece for c in rule.run_has):
+                        continue
+                    before, after = rule.window
+                    end = offset + len(piece)
+                    plan.append((i, offset - before, end + after, offset, end))
+            offset += len(piece) + 1
+        return tuple(plan)
 
     @staticmethod
     def _apply(
@@ -377,7 +414,14 @@ def _mentions(text: str, start: int, end: int, keywords: re.Pattern[str]) -> boo
 _SEPARATORS = " -./():"
 _NO_DIGIT_RULES = 1 << 30
 _MAX_RUN_DIGITS = 64  # a run with more digits is treated as having this many
-_NOT_DIGITS = {c: None for c in range(128) if not 48 <= c <= 57}  # ASCII only: runs are ASCII
+# Shapes of dates and times (2024-05-01, 01.05.2024, 10:30:00, 2024-05-01 10:30): only rules with
+# `dates: true` (a date of birth) are offered them.
+_DATE_SHAPE = re.compile(
+    r"(?:9{4}[-/.]9{1,2}[-/.]9{1,2}|9{1,2}[-/.]9{1,2}[-/.]9{2,4})(?: 9{1,2}:99(?::99)?)?|9{1,2}:99(?::99)?"
+)
+_MAX_PLANS = 4096  # run shapes remembered per scanner
+# A run's shape: its digits as 9, lower-case letters as "a" except "x" (an extension), the rest as they are.
+_SHAPE = {c: (57 if 48 <= c <= 57 else 97 if 97 <= c <= 122 and c != 120 else c) for c in range(128)}
 
 
 # Credentials are long runs of these characters: a translation to one class character finds them with a
@@ -427,6 +471,31 @@ def _segments(
 
 def _spaced(rule: Rule) -> bool:
     return rule.separators is None or " ".translate(rule.separators) == ""
+
+
+# Hex digits and colons as classes: runs of colon-separated hex groups (an IPv6 address) found with a
+# string search.
+_HEX_CLASS = bytes(0x68 if chr(c) in "0123456789abcdefABCDEF" else 0x3A if c == 0x3A else 0x20 for c in range(256))
+_HEX_GROUPS = re.compile(rb"(?:h{1,4}:){7}h{1,4}")
+
+
+def _hex_colons(text: str) -> list[int]:
+    """Where seven colons join hex groups (the full form of an IPv6 address), if the text has that many."""
+    if text.count(":") < 7:
+        return []
+    classes = text.encode("latin-1", "replace").translate(_HEX_CLASS)
+    places = []
+    i = classes.find(b"h:h")
+    while i >= 0:
+        m = _HEX_GROUPS.match(classes, max(0, i - 3))
+        if m is None:
+            m = _HEX_GROUPS.search(classes, i, i + 45)
+        if m is not None:
+            places.append(m.start())
+            i = classes.find(b"h:h", m.end())
+        else:
+            i = classes.find(b"h:h", i + 3)
+    return places
 
 
 def _needed(rule: Rule, text: str, lowered: str) -> bool:
