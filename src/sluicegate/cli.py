@@ -24,8 +24,25 @@ DEMO_KEY = "sk-sluice-demo"
 _ALLOW_MISSING = "a provider credential missing from the environment is a warning, not an error"
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+DEMO_ACCESS_LOG = ".sluicegate/demo-access.log"  # the demo's access log: not mixed with its banner
+
+
+def _configure_logging(args: argparse.Namespace, config: GatewayConfig | None = None) -> None:
+    """The gateway's log: --log-level / --log-format, else the configuration's server.log_level / log_format."""
+    from sluicegate.telemetry.logs import configure_logging
+
+    server = config.server if config is not None else None
+    level = getattr(args, "log_level", None) or (server.log_level if server else "info")
+    style = getattr(args, "log_format", None) or (server.log_format if server else "human")
+    configure_logging(level, style)
+
+
+def with_access_log(config: GatewayConfig, path: str | None) -> GatewayConfig:
+    """The configuration with its access log written to `path` ("-": standard output), when given."""
+    if path is None:
+        return config
+    access = config.server.access_log.model_copy(update={"path": path, "enabled": True})
+    return config.model_copy(update={"server": config.server.model_copy(update={"access_log": access})})
 
 
 def _install_uvloop() -> None:
@@ -62,13 +79,15 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_banner(port: int, key: str, simulator_port: int) -> str:
+def _demo_banner(port: int, key: str, simulator_port: int, access_log: str = DEMO_ACCESS_LOG) -> str:
     base = f"http://127.0.0.1:{port}/v1"
+    where = "standard output" if access_log == "-" else access_log
     return (
         "\nSluicegate demo is running (simulated providers, no API keys needed).\n"
         f"  base URL   {base}\n"
         f"  API key    {key}\n"
-        f"  simulator  http://127.0.0.1:{simulator_port} (faults: /_sim/faults)\n\n"
+        f"  simulator  http://127.0.0.1:{simulator_port} (faults: /_sim/faults)\n"
+        f"  access log {where}\n\n"
         f"  curl {base}/chat/completions -H 'Authorization: Bearer {key}' \\\n"
         "    -H 'Content-Type: application/json' \\\n"
         """    -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}'\n\n"""
@@ -96,12 +115,15 @@ def _serve(args: argparse.Namespace) -> int:
         key = os.environ.get("SLUICEGATE_MASTER_KEY") or DEMO_KEY
         port = args.port if args.port is not None else 4000
 
+        access_log = args.access_log or DEMO_ACCESS_LOG
+        _configure_logging(args)
+
         async def run_gateway(simulator_port: int) -> None:
             text = demo_config_text().replace("SIMULATOR_URL", f"http://127.0.0.1:{simulator_port}")
-            config = parse_config(text, "<demo>")
+            config = with_access_log(parse_config(text, "<demo>"), access_log)
 
             def started(bound: int) -> None:
-                print(_demo_banner(bound, key, simulator_port), flush=True)
+                print(_demo_banner(bound, key, simulator_port, access_log), flush=True)
 
             await serve_gateway(config, args.host or "127.0.0.1", port, master_key=key, on_started=started)
 
@@ -117,10 +139,11 @@ def _serve(args: argparse.Namespace) -> int:
         print("sluicegate serve: give --config FILE or --demo", file=sys.stderr)
         return 2
     try:
-        config = _load_checked(args.config, args.allow_missing_secrets)
+        config = with_access_log(_load_checked(args.config, args.allow_missing_secrets), args.access_log)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    _configure_logging(args, config)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
 
@@ -207,6 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--simulator-port", type=int, default=0, help="demo only: simulator port (0: any free)")
     serve.add_argument("--allow-missing-secrets", action="store_true", help=_ALLOW_MISSING)
+    serve.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="default: server.log_level (info)"
+    )
+    serve.add_argument("--log-format", choices=["human", "json"], help="default: server.log_format (human)")
+    serve.add_argument(
+        "--access-log",
+        help=f"access log file, or - for standard output (default: server.access_log.path; demo: {DEMO_ACCESS_LOG})",
+    )
     serve.set_defaults(func=_serve)
 
     simulator = commands.add_parser("simulator", help="run the provider simulator on its own")
@@ -252,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging()
+    _configure_logging(args)
     result: int = args.func(args)
     return result
 

@@ -161,5 +161,13 @@ def test_demo_serves_with_the_demo_key(tmp_path: Path) -> None:
             time.sleep(0.05)
         banner = demo.stdout.read_text()
         assert f"http://127.0.0.1:{port}/v1" in banner and "curl" in banner
+        # the access log goes to its own file, not between the banner's lines
+        assert "access log .sluicegate/demo-access.log" in banner
+        access = tmp_path / ".sluicegate" / "demo-access.log"
+        while not access.exists() and time.monotonic() < deadline + 3:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the access log is flushed every 0.25 s
+        assert '"model":"gpt-4o-mini"' in access.read_text()
+        assert not [line for line in demo.stdout.read_text().splitlines() if line.startswith("{")]
     finally:
         demo.stop()

@@ -171,6 +171,8 @@ class ServerConfig(_Strict):
     workers: int = Field(1, ge=1, le=256)
     master_key_env: str = Field("SLUICEGATE_MASTER_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     graceful_shutdown_seconds: float = Field(30.0, ge=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"  # the gateway's own log (--log-level)
+    log_format: Literal["human", "json"] = "human"  # one JSON object a line with "json" (--log-format)
     access_log: AccessLogConfig = AccessLogConfig()
     # Client connections (docs/security.md). Seconds from accept, or from a kept-alive connection's first new
     # byte, until a request's headers are complete; missed: the connection is closed.

@@ -30,6 +30,9 @@ class AccessLog:
             return cls(None)
         if path == "-":
             return cls(os.fdopen(os.dup(1), "wb"))
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
         return cls(open(path, "ab"))
 
     def write(self, entry: dict[str, Any]) -> None:
