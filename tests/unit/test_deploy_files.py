@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from sluicegate.config.loader import parse_config
+from sluicegate.config.loader import demo_config_text, parse_config
 from sluicegate.server.gateway import Gateway
 from sluicegate.telemetry.metrics import BudgetCollector, GatewayMetrics
 
@@ -19,20 +19,13 @@ _SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
 
 
 def exposed(tmp_path: Path) -> set[str]:
-    """Every sample name a gateway's /metrics can carry (with the model host configured, audit on)."""
-    config = parse_config(
-        f"""
-store: {{database_url: "sqlite+aiosqlite:///{tmp_path}/gw.db", spool_dir: "{tmp_path}/spool"}}
-providers:
-  sim: {{kind: openai, base_url: "http://127.0.0.1:9/v1", api_key_env: SIM_KEY}}
-models:
-  - name: gpt-4o-mini
-    deployments: [{{provider: sim, model: gpt-4o-mini}}]
-model_host: {{}}
-""",
-        "<test>",
-    )
-    gateway = Gateway(config, master_key="sk-master-test", environ={"SIM_KEY": "x"})
+    """Every sample name a gateway's /metrics can carry: the demo's configuration (its `auto` route and
+    firewall) with the response cache and the model host on, and the audit log (on by default)."""
+    demo = yaml.safe_load(demo_config_text().replace("SIMULATOR_URL", "http://127.0.0.1:9"))
+    demo["store"] = {"database_url": f"sqlite+aiosqlite:///{tmp_path}/gw.db", "spool_dir": f"{tmp_path}/spool"}
+    demo["pipeline"]["stages"] = [*demo["pipeline"]["stages"], "response_cache"]
+    demo["model_host"] = {}
+    gateway = Gateway(parse_config(yaml.safe_dump(demo), "<test>"), master_key="sk-master-test", environ={})
     names = set()
     for family in text_string_to_metric_families(gateway.metrics.render().decode()):
         names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",)))
@@ -59,6 +52,8 @@ def test_every_metric_the_deploy_files_name_exists(tmp_path: Path) -> None:
         "sluicegate_budget_utilisation_ratio",
         "sluicegate_ledger_spool_pressure",
         "sluicegate_model_host_call_seconds_bucket",
+        "sluicegate_response_cache_lookups_total",
+        "sluicegate_auto_decisions_total",
     ):
         assert wanted in used["dashboard"]
 
