@@ -1,7 +1,7 @@
 """The output guard end to end, with the official openai and anthropic SDKs against real gateway and
-simulator processes: a card number streamed across chunks reaches the client redacted; a redacted request
-reaches the provider with placeholders only and the answer carries the originals back (restore on); an
-answer that should be JSON and is not becomes an error."""
+simulator processes: a card number streamed across chunks reaches the client redacted; a request the
+firewall redacted reaches the provider with placeholders only and the answer carries the originals back
+(guardrails.restore); an answer that should be JSON and is not becomes an error."""
 
 from __future__ import annotations
 
@@ -33,8 +33,13 @@ GATEWAY = """
     deployments: [{provider: sim, model: echo-model}]
   - name: prose
     deployments: [{provider: sim, model: prose-model}]
-pipeline: {stages: [output_guard]}
-output_guard: {redact_requests: true, restore: true, json_check: error}
+pipeline: {stages: [firewall, output_guard]}
+guardrails:  # the firewall redacts personal data in requests and hands its placeholders to the output guard
+  default_level: pii-redact
+  restore: true
+  policies:
+    pii-redact: {extends: standard, actions: {"pii_*": redact}}
+output_guard: {json_check: error}
 """
 ASK = "Book it for jane.doe@example.com, card " + CARD + ", please."
 

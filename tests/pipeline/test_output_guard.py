@@ -83,3 +83,23 @@ def test_settings_without_the_stage_or_with_an_unknown_category_are_refused() ->
     assert (("output_guard",), "output_guard is configured but not in pipeline.stages") in config.reference_problems()
     with pytest.raises(ValidationError, match="'injection' is not a PII or secret category"):
         GatewayConfig.model_validate({"output_guard": {"redact": ["injection"]}})
+
+
+async def test_without_a_firewall_the_stage_can_redact_requests_itself_and_restore_the_answer() -> None:
+    guard = stage(redact_requests=True, restore=True)
+    ctx = context("call me on +44 20 7946 0958 or mail jane@example.com")
+    ctx.request.messages.append({"role": "assistant", "content": "noted: jane@example.com"})  # type: ignore[union-attr]
+    await guard.on_request(ctx)
+    assert ctx.chat.messages[0]["content"] == "call me on <PHONE_1> or mail <EMAIL_1>"
+    assert ctx.chat.messages[1]["content"] == "noted: jane@example.com", "the model's own turns are left"
+    assert ctx.redactor is not None and ctx.redactor.restore
+    message = {"role": "assistant", "content": "I will call <PHONE_1>."}
+    await guard.on_response(ctx, ChatResponse("r", "m", 0, [{"index": 0, "message": message}], Usage()))
+    assert message["content"] == "I will call +44 20 7946 0958."
+
+
+async def test_a_request_another_stage_redacted_is_left_to_it() -> None:
+    ctx = context("mail jane@example.com")
+    ctx.redactor = Redactor()
+    await stage(redact_requests=True).on_request(ctx)
+    assert ctx.chat.messages[0]["content"] == "mail jane@example.com"
