@@ -13,6 +13,7 @@ import argparse
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -72,20 +73,42 @@ def misses(items: list[Item], level: str) -> None:
             print(f"{decision.action.upper():7} {item.label:28} {rules} {item.text[:90]!r}")
 
 
-def latency(runs: int = 5000) -> tuple[float, float]:
-    """CPU microseconds per scan of a 2 KB ordinary prompt: p50, p99."""
-    firewall = Firewall(rule_set())
-    prompt = (_PROMPT_2KB * 3)[:2048]
+def _percentiles(check: Callable[[], object], runs: int) -> tuple[float, float]:
     for _ in range(200):
-        firewall.scan_request([("user", prompt)])
+        check()
     samples = []
     clock = time.process_time_ns
     for _ in range(runs):
         start = clock()
-        firewall.scan_request([("user", prompt)])
+        check()
         samples.append(clock() - start)
     samples.sort()
     return samples[len(samples) // 2] / 1000, samples[int(len(samples) * 0.99)] / 1000
+
+
+def latency(runs: int = 5000) -> dict[str, tuple[float, float]]:
+    """CPU microseconds per check of a 2 KB ordinary prompt (p50, p99): the firewall's own checks, and the
+    whole stage at `standard` (with the PII and secrets detectors, and the decision)."""
+    from sluicegate.canonical import ChatRequest
+    from sluicegate.config.schema import GatewayConfig
+    from sluicegate.events import EventBus
+    from sluicegate.pipeline.stages import StageServices
+    from sluicegate.pipeline.stages.firewall import create
+
+    firewall = Firewall(rule_set())
+    prompt = (_PROMPT_2KB * 3)[:2048]
+    stage = create(StageServices(GatewayConfig.model_validate({"pipeline": {"stages": ["firewall"]}}), EventBus()))
+    policy = Levels().chain(["standard"])
+    assert policy is not None
+    request = ChatRequest("m", [{"role": "user", "content": prompt}])
+    return {
+        "injection, jailbreak, obfuscation, token-bomb checks": _percentiles(
+            lambda: firewall.scan_request([("user", prompt)]), runs
+        ),
+        "the firewall stage at standard (with PII and secrets)": _percentiles(
+            lambda: stage.check(request, policy), runs
+        ),
+    }
 
 
 def main() -> None:
@@ -123,8 +146,9 @@ def main() -> None:
             print(f"{label:30} {n:4} {row['blocked']:8} {row['flagged']:8}")
         print(f"{'all ordinary prompts':30} {total:4} {100 * blocked / total:7.1f}% {100 * flagged / total:7.1f}%")
     if not args.misses:
-        p50, p99 = latency()
-        print(f"\ninput checks, 2 KB ordinary prompt, CPU time: p50 {p50:.1f} us, p99 {p99:.1f} us")
+        print("\n2 KB ordinary prompt, CPU time per check")
+        for name, (p50, p99) in latency().items():
+            print(f"{name:55} p50 {p50:6.1f} us   p99 {p99:6.1f} us")
 
 
 if __name__ == "__main__":

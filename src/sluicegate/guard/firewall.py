@@ -84,6 +84,9 @@ _ENCODED_CORE = (
     *("explosive", "forget", "reveal", "guidelines", "restrictions", "forever", "repeat the", "your rules"),
     *("admin", "anything", "previous instructions", "send the"),
 )
+_SPACED_CORE = ("ignore", "disregard", "forget", "instructions", "previous", "bypass", "override", "repeat", "reveal")
+_SPACED_CORE += ("jailbreak", "pretend", "system", "prompt", "napalm", "password", "explain", "secret")
+_SPACED_HINT = "spaced"
 _ROT13_HINT = "rot13"
 _REVERSE_HINT = "reverse"
 # The shape of a text: ASCII letters as "a", leetspeak digits and symbols as "1", separators as ".", so that
@@ -130,6 +133,9 @@ class Firewall:
         for word in _ENCODED_CORE:  # core words as rot13 or reversed text: a hint to decode, found in the same pass
             entries.setdefault(word.translate(_ROT13), _ROT13_HINT)
             entries.setdefault(word[::-1], _REVERSE_HINT)
+        for word in _SPACED_CORE:  # and spelled letter by letter ("i g n o r e", "i.g.n.o.r.e")
+            for separator in " ._-*":
+                entries.setdefault(separator.join(word), _SPACED_HINT)
         self._triggers = _automaton(entries.items())
         self._core = _automaton((w, w) for w in _CORE_WORDS)
         quote = next((d for d in rules.discounts if d.id == "ctx.quote"), None)
@@ -223,10 +229,16 @@ class Firewall:
             self._unicode(text, variants, findings)
         if words and max(map(len, words)) >= self.thresholds.decode_min_chars:
             self._encodings(text, variants)
+        # each substring test reads the whole text: counts of one character decide which are worth it
         shape = low.translate(_SHAPE)
-        if "11 1a" in shape or "1a 11" in shape or "1a 1a" in shape:
+        digits = shape.count("1")
+        if digits >= 24 and ("11 1a" in shape or "1a 11" in shape or "1a 1a" in shape):
             self._spaced_hex(text, variants)
-        if ("-.-" in text or ".-." in text or "..-" in text or "-.." in text) and _MORSE_RUN.search(text):
+        if (
+            text.count("-") >= 6
+            and ("-.-" in text or ".-." in text or "..-" in text or "-.." in text)
+            and _MORSE_RUN.search(text)
+        ):
             for run in _MORSE_RUN.findall(text):
                 decoded = _morse(run)
                 if decoded:
@@ -235,11 +247,11 @@ class Firewall:
             variants.append(("obf.rot13.001", low.translate(_ROT13), 0.0))
         if _REVERSE_HINT in hints:
             variants.append(("obf.reverse.001", low[::-1], 0.0))
-        if "a1a" in shape or "1a1" in shape:
+        if digits >= 2 and ("a1a" in shape or "1a1" in shape):
             leet = low.translate(_LEET)
             if self._new_core(leet, low):
                 variants.append(("obf.leet.001", leet, 0.0))
-        if "a a a a a" in shape or "a.a.a.a.a" in shape:
+        if _SPACED_HINT in hints:
             squeezed = _squeeze_spaced(low)
             if squeezed is not None and self._new_core(squeezed, low):
                 variants.append(("obf.spacing.001", squeezed, 0.0))
