@@ -84,8 +84,10 @@ _ENCODED_CORE = (
     *("explosive", "forget", "reveal", "guidelines", "restrictions", "forever", "repeat the", "your rules"),
     *("admin", "anything", "previous instructions", "send the"),
 )
-_SPACED_CORE = ("ignore", "disregard", "forget", "instructions", "previous", "bypass", "override", "repeat", "reveal")
-_SPACED_CORE += ("jailbreak", "pretend", "system", "prompt", "napalm", "password", "explain", "secret")
+_SPACED_CORE: tuple[str, ...] = (
+    *("ignore", "disregard", "forget", "instructions", "previous", "bypass", "override", "repeat", "reveal"),
+    *("jailbreak", "pretend", "system", "prompt", "napalm", "password", "explain", "secret"),
+)
 _SPACED_HINT = "spaced"
 _ROT13_HINT = "rot13"
 _REVERSE_HINT = "reverse"
