@@ -11,10 +11,9 @@ from collections.abc import Sequence
 
 from sluicegate.config.loader import (
     ConfigError,
-    demo_config_text,
+    demo_config,
     load_config,
     missing_secrets,
-    parse_config,
     read_config_text,
 )
 from sluicegate.config.schema import GatewayConfig
@@ -91,7 +90,8 @@ def _demo_banner(port: int, key: str, simulator_port: int, access_log: str = DEM
         f"  curl {base}/chat/completions -H 'Authorization: Bearer {key}' \\\n"
         "    -H 'Content-Type: application/json' \\\n"
         """    -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}'\n\n"""
-        '  Python:  OpenAI(base_url="' + base + '", api_key="' + key + '")\n'
+        '  Python:  OpenAI(base_url="' + base + '", api_key="' + key + '")\n\n'
+        "  Ask the same twice: the second answer comes from the response cache (x-sluice-cache: hit-exact).\n"
     )
 
 
@@ -119,8 +119,7 @@ def _serve(args: argparse.Namespace) -> int:
         _configure_logging(args)
 
         async def run_gateway(simulator_port: int) -> None:
-            text = demo_config_text().replace("SIMULATOR_URL", f"http://127.0.0.1:{simulator_port}")
-            config = with_access_log(parse_config(text, "<demo>"), access_log)
+            config = with_access_log(demo_config(f"http://127.0.0.1:{simulator_port}"), access_log)
 
             def started(bound: int) -> None:
                 print(_demo_banner(bound, key, simulator_port, access_log), flush=True)

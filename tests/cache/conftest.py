@@ -64,7 +64,9 @@ class CacheGateway:
 Factory = Callable[..., Awaitable[CacheGateway]]
 
 
-def cache_yaml(simulator: Proc, tmp: Path, cache: str = "", models: str = "", redis: bool = False) -> str:
+def cache_yaml(
+    simulator: Proc, tmp: Path, cache: str = "", models: str = "", redis: bool = False, extra: str = ""
+) -> str:
     return f"""
 store: {{database_url: "sqlite+aiosqlite:///{tmp}/ledger.db", spool_dir: "{tmp}/spool", spool_fsync: never}}
 server: {{access_log: {{enabled: false}}}}
@@ -80,6 +82,7 @@ models:
 pipeline: {{stages: [response_cache]}}
 response_cache:
   {cache or "store: memory"}
+{extra}
 """
 
 
@@ -89,10 +92,10 @@ async def cache_gateway(simulator: Proc, tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("SIM_UPSTREAM_KEY", UPSTREAM_KEY)
     made: list[CacheGateway] = []
 
-    async def make(cache: str = "", models: str = "", redis: bool = False) -> CacheGateway:
+    async def make(cache: str = "", models: str = "", redis: bool = False, extra: str = "") -> CacheGateway:
         folder = tmp_path / f"gw{len(made)}"
         folder.mkdir()
-        config = parse_config(cache_yaml(simulator, folder, cache, models, redis))
+        config = parse_config(cache_yaml(simulator, folder, cache, models, redis, extra))
         gateway = Gateway(config, master_key=MASTER)
         await gateway.start()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=GatewayApp(gateway)), base_url="http://gw")

