@@ -65,7 +65,13 @@ Factory = Callable[..., Awaitable[CacheGateway]]
 
 
 def cache_yaml(
-    simulator: Proc, tmp: Path, cache: str = "", models: str = "", redis: bool = False, extra: str = ""
+    simulator: Proc,
+    tmp: Path,
+    cache: str = "",
+    models: str = "",
+    redis: bool = False,
+    extra: str = "",
+    stages: str = "[response_cache]",
 ) -> str:
     return f"""
 store: {{database_url: "sqlite+aiosqlite:///{tmp}/ledger.db", spool_dir: "{tmp}/spool", spool_fsync: never}}
@@ -79,7 +85,7 @@ models:
   - name: faulty
     deployments: [{{provider: sim, model: faulty-model}}]
     routing: {{breaker: {{enabled: false}}, retry: {{max_attempts: 1}}}}
-pipeline: {{stages: [response_cache]}}
+pipeline: {{stages: {stages}}}
 response_cache:
   {cache or "store: memory"}
 {extra}
@@ -92,10 +98,12 @@ async def cache_gateway(simulator: Proc, tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("SIM_UPSTREAM_KEY", UPSTREAM_KEY)
     made: list[CacheGateway] = []
 
-    async def make(cache: str = "", models: str = "", redis: bool = False, extra: str = "") -> CacheGateway:
+    async def make(
+        cache: str = "", models: str = "", redis: bool = False, extra: str = "", stages: str = "[response_cache]"
+    ) -> CacheGateway:
         folder = tmp_path / f"gw{len(made)}"
         folder.mkdir()
-        config = parse_config(cache_yaml(simulator, folder, cache, models, redis, extra))
+        config = parse_config(cache_yaml(simulator, folder, cache, models, redis, extra, stages))
         gateway = Gateway(config, master_key=MASTER)
         await gateway.start()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=GatewayApp(gateway)), base_url="http://gw")

@@ -177,3 +177,13 @@ def test_only_answers_that_ended_by_themselves_are_complete() -> None:
         and not complete(answer("stop", "length"))
     )
     assert not complete(ChatResponse("r", "m", 0, [], Usage()))
+
+
+async def test_a_request_the_firewall_flags_for_personal_data_is_skipped(cache_gateway: Factory) -> None:
+    gw = await cache_gateway(extra="guardrails: {default_level: standard}", stages="[firewall, response_cache]")
+    text = "Write to jane.doe@example.com and call +1 415 555 0100 about card 4111 1111 1111 1111."
+    for _ in range(2):
+        answer = await gw.ask(content=text)
+        assert answer.status_code == 200, answer.text
+        assert (answer.headers[STATUS], answer.headers["x-sluice-cache-skip-reason"]) == ("skip", "pii")
+    assert (await gw.ask(content="Nothing personal here.")).headers[STATUS] == "miss"

@@ -143,8 +143,8 @@ class ResponseCache:
                 return "opt-out", False, 0
             if self._disabled and f"key:{principal.key_id}" in self._disabled:
                 return "opt-out", False, 0
-        if any(category.startswith("pii") for category in ctx.guardrail_categories):
-            return "pii", False, 0
+        if any(category.startswith(("pii", "secret")) for category in ctx.guardrail_categories):
+            return "pii", False, 0  # the firewall found personal data or a secret in it: never kept, never shared
         params = request.params
         if params.get("tools") and not self.config.allow_tools:
             return "tools", False, 0
