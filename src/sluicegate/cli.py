@@ -17,7 +17,7 @@ from sluicegate.config.loader import (
     read_config_text,
 )
 from sluicegate.config.schema import GatewayConfig
-from sluicegate.server.gateway import MissingMasterKey
+from sluicegate.console import one_line
 
 DEMO_KEY = "sk-sluice-demo"
 _ALLOW_MISSING = "a provider credential missing from the environment is a warning, not an error"
@@ -34,6 +34,8 @@ def _configure_logging(args: argparse.Namespace, config: GatewayConfig | None = 
     level = getattr(args, "log_level", None) or (server.log_level if server else "info")
     style = getattr(args, "log_format", None) or (server.log_format if server else "human")
     configure_logging(level, style)
+    for chatty in ("httpx", "httpcore"):  # a line per HTTP call is noise in a command's output and a server's log
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def with_access_log(config: GatewayConfig, path: str | None) -> GatewayConfig:
@@ -96,6 +98,7 @@ def _demo_banner(port: int, key: str, simulator_port: int, access_log: str = DEM
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from sluicegate.server.gateway import MissingMasterKey
     from sluicegate.server.run import StartupError, serve_gateway, serve_with_companion
 
     _install_uvloop()
@@ -163,6 +166,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _serve_workers(config: GatewayConfig, host: str, port: int, count: int) -> int:
     """`count` gateway processes on one port under a supervising parent (`server/workers.py`)."""
+    from sluicegate.server.gateway import MissingMasterKey
     from sluicegate.server.run import StartupError, serve_gateway
     from sluicegate.server.workers import Supervisor, WorkerLink, hold_port, shared_state_problem
 
@@ -214,6 +218,7 @@ def _simulator(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sluicegate", description="Sluicegate AI gateway")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the gateway")
@@ -283,7 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line for the operator; --debug for the traceback
+        if args.debug:
+            raise
+        print(f"sluicegate {args.command}: {one_line(exc)}", file=sys.stderr)
+        return 1
     return result
 
 

@@ -1,30 +1,40 @@
 """The operator commands `keys`, `teams`, `tenants`, `users`, `spend` and `db`.
 
-With `--url` (or SLUICEGATE_URL) they call a running gateway's admin API; without, they work on the store
-named by `--config` (or the defaults and SLUICEGATE_DATABASE_URL) directly, as the master.
+With `--url` (or SLUICEGATE_URL) they call a running gateway's admin API; with `--database-url` (or
+SLUICEGATE_DATABASE_URL, or a `--config` that names its database) they work on that database directly, as
+the master. With neither they refuse: a store made up in the current directory would hold keys no gateway
+knows.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import io
 import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
-
 from sluicegate.config.schema import GatewayConfig
+from sluicegate.console import (
+    URL_ENV,
+    CommandError,
+    add_database_flag,
+    add_gateway_flags,
+    add_output_flags,
+    database_url,
+    gateway_key,
+    output_of,
+    print_json,
+    print_rows,
+    unreachable,
+    when,
+)
+
+__all__ = ["CommandError", "add_commands", "grace_seconds"]
 
 Handler = Callable[["Admin", argparse.Namespace], Awaitable[Any]]
-
-
-class CommandError(Exception):
-    pass
 
 
 class Admin:
@@ -43,15 +53,18 @@ class RemoteAdmin(Admin):
     def __init__(self, url: str, key: str) -> None:
         import httpx
 
-        self._client = httpx.AsyncClient(
-            base_url=url.rstrip("/"), headers={"authorization": f"Bearer {key}"}, timeout=30
-        )
+        self._url = url.rstrip("/")
+        self._errors = httpx.HTTPError
+        self._client = httpx.AsyncClient(base_url=self._url, headers={"authorization": f"Bearer {key}"}, timeout=30)
 
     async def call(
         self, method: str, path: str, *, query: dict[str, Any] | None = None, body: dict[str, Any] | None = None
     ) -> Any:
         params = {k: v for k, v in (query or {}).items() if v is not None}
-        response = await self._client.request(method, path, params=params, json=body)
+        try:
+            response = await self._client.request(method, path, params=params, json=body)
+        except self._errors as exc:
+            raise unreachable(self._url, exc) from None
         if response.status_code >= 400:
             try:
                 message = response.json()["error"]["message"]
@@ -67,14 +80,14 @@ class RemoteAdmin(Admin):
 class LocalAdmin(Admin):
     """The same operations through `AdminService`, acting as the master."""
 
-    def __init__(self, config: GatewayConfig) -> None:
-        from sluicegate.keys.accounts import open_store
+    def __init__(self, config: GatewayConfig, url: str) -> None:
         from sluicegate.keys.revocation import publish
         from sluicegate.keys.service import AdminService
+        from sluicegate.store.db import Store
         from sluicegate.store.directory import Directory
         from sluicegate.store.spend import SpendLedger
 
-        self.store = open_store(config)
+        self.store = Store(url, schema=config.store.db_schema, timeout=config.store.timeout_seconds)
         redis_url = config.redis.url
 
         async def invalidate(hashes: list[str]) -> None:
@@ -106,6 +119,8 @@ class LocalAdmin(Admin):
                 return await svc.get_key(MASTER, parts[1])
             if route == ("DELETE", "keys", 2):
                 return await svc.revoke_key(MASTER, parts[1])
+            if route == ("PATCH", "keys", 2):
+                return await svc.update_key(MASTER, parts[1], s.KeyUpdate(**(body or {})))
             if route == ("POST", "keys", 3):
                 return await svc.rotate_key(MASTER, parts[1], float(q.get("grace_seconds", 3600)))
             if route == ("POST", "tenants", 1):
@@ -141,28 +156,7 @@ class LocalAdmin(Admin):
 
 # -- output ----------------------------------------------------------------------------------------
 
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
-def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    if not rows:
-        print("(none)")
-        return
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    for r in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value) or "*"
-    return str(value)
+_TIMES = ("expires_at", "created_at", "previous_valid_until")
 
 
 def _limits(args: argparse.Namespace) -> dict[str, Any]:
@@ -211,8 +205,8 @@ async def _keys_create(admin: Admin, args: argparse.Namespace) -> None:
     if args.models:
         body["models"] = [m.strip() for part in args.models for m in part.split(",") if m.strip()]
     created = await admin.call("POST", "/admin/keys", body=body)
-    if args.json:
-        _print_json(created)
+    if output_of(args) != "table":
+        print_rows([created], list(created), output_of(args)) if output_of(args) == "csv" else print_json(created)
         return
     print(f"key_id  {created['key_id']}")
     print(f"key     {created['key']}")
@@ -221,12 +215,44 @@ async def _keys_create(admin: Admin, args: argparse.Namespace) -> None:
 
 async def _keys_list(admin: Admin, args: argparse.Namespace) -> None:
     result = await admin.call("GET", "/admin/keys", query={"team": args.team, "user": args.user})
-    _print_json(result["keys"]) if args.json else _print_table(result["keys"], _KEY_COLUMNS)
+    print_rows(result["keys"], _KEY_COLUMNS, output_of(args), _TIMES)
 
 
 async def _keys_revoke(admin: Admin, args: argparse.Namespace) -> None:
     revoked = await admin.call("DELETE", f"/admin/keys/{args.key_id}")
-    _print_json(revoked) if args.json else print(f"revoked {revoked['key_id']}")
+    print_json(revoked) if output_of(args) == "json" else print(f"revoked {revoked['key_id']}")
+
+
+def _key_changes(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = _limits(args)
+    for name in ("name", "max_tokens", "expires", "guardrail_level"):
+        value = getattr(args, name, None)
+        if value is not None:
+            body[name] = value
+    if getattr(args, "models", None):
+        body["models"] = [m.strip() for part in args.models for m in part.split(",") if m.strip()]
+    return body
+
+
+async def _keys_update(admin: Admin, args: argparse.Namespace) -> None:
+    changes = _key_changes(args)
+    if not changes:
+        raise CommandError("nothing to change: give at least one of the flags (see --help)")
+    _show_key(await admin.call("PATCH", f"/admin/keys/{args.key_id}", body=changes), args)
+
+
+def _set_enabled(enabled: bool) -> Handler:
+    async def set_enabled(admin: Admin, args: argparse.Namespace) -> None:
+        _show_key(await admin.call("PATCH", f"/admin/keys/{args.key_id}", body={"enabled": enabled}), args)
+
+    return set_enabled
+
+
+def _show_key(key: dict[str, Any], args: argparse.Namespace) -> None:
+    if output_of(args) == "json":
+        print_json(key)
+    else:
+        print_rows([key], _KEY_COLUMNS, output_of(args), _TIMES)
 
 
 def grace_seconds(text: str, now: float) -> float:
@@ -251,12 +277,13 @@ def grace_seconds(text: str, now: float) -> float:
 async def _keys_rotate(admin: Admin, args: argparse.Namespace) -> None:
     grace = grace_seconds(args.grace, time.time()) if args.grace else 3600.0
     rotated = await admin.call("POST", f"/admin/keys/{args.key_id}/rotate", query={"grace_seconds": grace})
-    if args.json:
-        _print_json(rotated)
+    if output_of(args) == "json":
+        print_json(rotated)
         return
     print(f"key_id  {rotated['key_id']}")
     print(f"key     {rotated['key']}")
-    print(f"The old key stays valid until {rotated['previous_valid_until'] or 'now (no grace)'}.", file=sys.stderr)
+    until = when(rotated["previous_valid_until"]) if rotated["previous_valid_until"] else "now (no grace)"
+    print(f"The old key stays valid until {until}.", file=sys.stderr)
 
 
 def _entity_commands(kind: str, columns: list[str]) -> tuple[Handler, Handler, Handler]:
@@ -267,12 +294,12 @@ def _entity_commands(kind: str, columns: list[str]) -> tuple[Handler, Handler, H
             if value is not None:
                 body[name] = value
         created = await admin.call("POST", f"/admin/{kind}", body=body)
-        _print_json(created) if args.json else _print_table([created], columns)
+        print_json(created) if output_of(args) == "json" else print_rows([created], columns, output_of(args), _TIMES)
 
     async def list_(admin: Admin, args: argparse.Namespace) -> None:
         query = {name: getattr(args, name, None) for name in ("tenant", "team")}
         rows = (await admin.call("GET", f"/admin/{kind}", query=query))[kind]
-        _print_json(rows) if args.json else _print_table(rows, columns)
+        print_rows(rows, columns, output_of(args), _TIMES)
 
     async def delete(admin: Admin, args: argparse.Namespace) -> None:
         await admin.call("DELETE", f"/admin/{kind}/{args.id}")
@@ -294,16 +321,11 @@ async def _spend_report(admin: Admin, args: argparse.Namespace) -> None:
     }
     rows = (await admin.call("GET", "/admin/spend", query=query))["rows"]
     columns = ["group", "requests", "input_tokens", "output_tokens", "cost_usd", "unpriced_requests"]
-    if args.format == "json":
-        _print_json({"rows": rows})
-    elif args.format == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        sys.stdout.write(out.getvalue())
+    output = args.format or output_of(args)
+    if output == "json":
+        print_json({"rows": rows})
     else:
-        _print_table(rows, columns)
+        print_rows(rows, columns, output)
 
 
 # -- wiring ----------------------------------------------------------------------------------------
@@ -312,22 +334,26 @@ async def _spend_report(admin: Admin, args: argparse.Namespace) -> None:
 def _load(args: argparse.Namespace) -> GatewayConfig:
     from sluicegate.config.loader import ConfigError, load_config
 
-    if not args.config:
+    if not getattr(args, "config", None):
         return GatewayConfig()
     try:
         return load_config(args.config)
     except ConfigError as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(str(exc).splitlines()[0]) from None
+
+
+def _database(args: argparse.Namespace, config: GatewayConfig) -> str:
+    """The database to work on directly; one the `--config` file names counts, the built-in default not."""
+    named = config.store.database_url if "database_url" in config.store.model_fields_set else None
+    return database_url(args, named)
 
 
 def _admin_for(args: argparse.Namespace) -> Admin:
-    url = args.url or os.environ.get("SLUICEGATE_URL")
+    url = args.url or os.environ.get(URL_ENV)
     if url:
-        key = args.key or os.environ.get("SLUICEGATE_ADMIN_KEY") or os.environ.get("SLUICEGATE_MASTER_KEY")
-        if not key:
-            raise CommandError("give --key or set SLUICEGATE_ADMIN_KEY / SLUICEGATE_MASTER_KEY to use the admin API")
-        return RemoteAdmin(url, key)
-    return LocalAdmin(_load(args))
+        return RemoteAdmin(url, gateway_key(args))
+    config = _load(args)
+    return LocalAdmin(config, _database(args, config))
 
 
 def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
@@ -350,10 +376,11 @@ def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    from sluicegate.keys.accounts import open_store
+    from sluicegate.store.db import Store
 
     async def go() -> None:
-        store = open_store(_load(args))
+        config = _load(args)
+        store = Store(_database(args, config), schema=config.store.db_schema, timeout=config.store.timeout_seconds)
         try:
             await store.migrate()
         finally:
@@ -369,10 +396,10 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help="a running gateway's base URL (default: SLUICEGATE_URL; else the store)")
-    parser.add_argument("--key", help="admin or master key for --url (default: SLUICEGATE_ADMIN_KEY, _MASTER_KEY)")
-    parser.add_argument("--config", help="gateway YAML whose store to use directly (without --url)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_gateway_flags(parser, url_default=False)
+    add_database_flag(parser)
+    parser.add_argument("--config", help="gateway YAML: its database (if it names one) and Redis, for direct work")
+    add_output_flags(parser)
 
 
 def _limit_flags(parser: argparse.ArgumentParser) -> None:
@@ -408,6 +435,22 @@ def add_commands(commands: Any) -> None:
     _common(revoke)
     revoke.add_argument("key_id")
     revoke.set_defaults(func=_run(_keys_revoke))
+    update = keys.add_parser("update", help="change a key's models, limits, expiry or name")
+    _common(update)
+    update.add_argument("key_id")
+    update.add_argument("--name")
+    update.add_argument("--models", action="append", help="allowed model names or globs, comma separated")
+    update.add_argument("--max-tokens", dest="max_tokens", type=int, help="cap on max_tokens per request")
+    update.add_argument("--expires", help="30d, 12h or an ISO 8601 time")
+    update.add_argument("--guardrail-level", dest="guardrail_level")
+    _limit_flags(update)
+    update.set_defaults(func=_run(_keys_update))
+    toggles = (("disable", False, "stop a key working (reversible)"), ("enable", True, "undo disable"))
+    for action, enabled, what in toggles:
+        toggle = keys.add_parser(action, help=what)
+        _common(toggle)
+        toggle.add_argument("key_id")
+        toggle.set_defaults(func=_run(_set_enabled(enabled)))
     rotate = keys.add_parser("rotate", help="new secret; the old one works for --grace")
     _common(rotate)
     rotate.add_argument("key_id")
@@ -455,10 +498,11 @@ def add_commands(commands: Any) -> None:
     report.add_argument("--user")
     report.add_argument("--model")
     report.add_argument("--feature")
-    report.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    report.add_argument("--format", default=None, choices=["table", "csv", "json"], help="the same as --output")
     report.set_defaults(func=_run(_spend_report))
 
     db = commands.add_parser("db", help="the durable store").add_subparsers(dest="action", required=True)
     upgrade = db.add_parser("upgrade", help="apply the database migrations")
-    upgrade.add_argument("--config", help="gateway YAML whose store to migrate")
+    add_database_flag(upgrade)
+    upgrade.add_argument("--config", help="gateway YAML whose database to migrate (if it names one)")
     upgrade.set_defaults(func=_db_upgrade)

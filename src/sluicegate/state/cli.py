@@ -9,35 +9,28 @@ sluicegate limits clear team:t1
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
-import urllib.error
-import urllib.request
 from typing import Any
+
+from sluicegate.console import add_gateway_flags, add_output_flags, admin_request, output_of, print_json, print_rows
+
+_PATH = "/admin/limits/overrides"
 
 
 def _call(args: argparse.Namespace, method: str, body: dict[str, Any] | None) -> int:
-    key = os.environ.get(args.key_env)
-    if not key:
-        print(f"set {args.key_env} to the gateway's master key", file=sys.stderr)
-        return 2
-    request = urllib.request.Request(
-        args.url.rstrip("/") + "/admin/limits/overrides",
-        data=json.dumps(body).encode() if body is not None else None,
-        method=method,
-        headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            print(json.dumps(json.loads(response.read()), indent=2))
-            return 0
-    except urllib.error.HTTPError as error:
-        print(error.read().decode(errors="replace"), file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"cannot reach the gateway at {args.url}: {error}", file=sys.stderr)
-        return 1
+    result = admin_request(args, method, _PATH, body, timeout=10)
+    if method == "GET":
+        columns = ["entity", "rpm", "tpm", "economy", "until", "reason"]
+        if output_of(args) == "json":
+            print_json(result)
+        else:
+            print_rows(result["overrides"], columns, output_of(args), times=("until",))
+        return 0
+    if isinstance(result, dict) and isinstance(result.get("override"), dict):
+        override = result["override"]
+        print_rows([override], ["entity", "rpm", "tpm", "economy", "until", "reason"], "table", times=("until",))
+    else:
+        print_json(result)
+    return 0
 
 
 def _emergency(args: argparse.Namespace) -> int:
@@ -63,8 +56,8 @@ def add_limits_command(commands: Any) -> None:
     actions = limits.add_subparsers(dest="action", required=True)
 
     def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--url", default="http://127.0.0.1:4000", help="the gateway (default %(default)s)")
-        parser.add_argument("--key-env", default="SLUICEGATE_MASTER_KEY", help="variable holding the master key")
+        add_gateway_flags(parser)
+        parser.add_argument("--key-env", help=argparse.SUPPRESS)  # before --key: the variable holding the key
 
     emergency = actions.add_parser("emergency", help="put an entity on an emergency rate limit")
     emergency.add_argument("entity", help="key:<id>, user:<id>, team:<id> or tenant:<id>")
@@ -89,4 +82,5 @@ def add_limits_command(commands: Any) -> None:
 
     listing = actions.add_parser("list", help="the operator actions in force")
     common(listing)
+    add_output_flags(listing)
     listing.set_defaults(func=_list)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+
+from sluicegate.console import gateway_key, gateway_url
 
 
 @dataclass
@@ -168,11 +169,8 @@ def _ms(value: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    url = args.url or os.environ.get("SLUICEGATE_URL") or "http://127.0.0.1:4000"
-    key = args.key or os.environ.get("SLUICEGATE_ADMIN_KEY") or os.environ.get("SLUICEGATE_MASTER_KEY")
-    if not key:
-        print("sluicegate top: give --key or set SLUICEGATE_ADMIN_KEY / SLUICEGATE_MASTER_KEY", file=sys.stderr)
-        return 1
+    url = gateway_url(args)
+    key = gateway_key(args)
     if args.interval <= 0:
         print("sluicegate top: --interval must be above 0", file=sys.stderr)
         return 2
