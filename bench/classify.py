@@ -38,11 +38,11 @@ def _heuristic(rows: list[Labelled], repeat: int) -> tuple[list[Classification],
     return decisions, times
 
 
-def _learned(rows: list[Labelled]) -> tuple[list[Classification], list[float]]:
+def _learned(rows: list[Labelled], min_confidence: float) -> tuple[list[Classification], list[float]]:
     from sluicegate.classify.learned import LearnedClassifier, LocalEncoder
 
     encoder = LocalEncoder()
-    classifier = LearnedClassifier(encoder.embed_async, min_confidence=0.0)
+    classifier = LearnedClassifier(encoder.embed_async, min_confidence=min_confidence)
     decisions, times = [], []
     for row in rows:
         began = time.process_time_ns()
@@ -58,11 +58,12 @@ def main() -> None:
     parser.add_argument("--misses", action="store_true", help="list the under-served prompts")
     parser.add_argument("--learned", action="store_true", help="also the learned classifier (local model)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--min-confidence", type=float, default=0.8, help="learned: below it, the heuristic's")
     args = parser.parse_args()
     rows = load(DATA, None if args.split == "all" else args.split)
     runs = [("heuristic", *_heuristic(rows, args.repeat))]
     if args.learned:
-        runs.append(("learned", *_learned(rows)))
+        runs.append(("learned", *_learned(rows, args.min_confidence)))
     for name, decisions, times in runs:
         result = score(rows, decisions)
         print(report(f"{name} ({args.split})", result, times))

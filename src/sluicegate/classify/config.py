@@ -67,7 +67,7 @@ class ClassifyConfig(_Strict):
     tiers: list[str] = Field(default_factory=lambda: list(DEFAULT_TIERS), min_length=1)
     classifier: Literal["heuristic", "learned"] = "heuristic"
     # the learned classifier's answer is used only at or above this confidence (else the heuristic's)
-    min_confidence: float = Field(0.55, ge=0, le=1)
+    min_confidence: float = Field(0.8, ge=0, le=1)
     deadline_ms: float = Field(10.0, gt=0, le=1000)  # the learned classifier's wait for the model host
 
     @model_validator(mode="after")

@@ -419,6 +419,10 @@ class GatewayConfig(_Strict):
     def _auto_problems(self, kinds: Mapping[str, str]) -> list[tuple[tuple[str | int, ...], str]]:
         """Tiers named, and every `auto` pool able to serve every task type with groups it can rank."""
         problems: list[tuple[tuple[str | int, ...], str]] = []
+        if self.classify.classifier == "learned" and self.model_host is None:
+            problems.append(
+                (("classify", "classifier"), "the learned classifier needs the model host: add a `model_host` section")
+            )
         tiers = self.classify.tiers
         groups = {group.name: group for group in self.models}
         for i, group in enumerate(self.models):

@@ -240,13 +240,23 @@ class Gateway:
         """The auto route's stage, built (and its classifier imported) only when a group uses it."""
         if not any(group.pool for group in self.catalog):
             return []
+        from sluicegate.classify.classification import Classifier
         from sluicegate.classify.heuristic import HeuristicClassifier
         from sluicegate.classify.metrics import AutoMetrics
         from sluicegate.pipeline.auto import AutoRoute
 
         metrics = AutoMetrics()
         self.metrics.registry.register(metrics)
-        classifier = HeuristicClassifier()
+        settings = self.config.classify
+        classifier: Classifier = HeuristicClassifier()
+        if settings.classifier == "learned" and self.model_host is not None:
+            from sluicegate.classify.learned import LearnedClassifier
+            from sluicegate.models.host import Embedder
+
+            embedder: Embedder[None] = self.model_host.embedder(fail="open", deadline_ms=settings.deadline_ms)
+            classifier = LearnedClassifier(
+                embedder.embed, min_confidence=settings.min_confidence, fell_back=metrics.fell_back
+            )
         return [AutoRoute(self.catalog, classifier, metrics, self.limits.admission.downgrade_due)]
 
     async def start(self) -> None:
