@@ -138,3 +138,19 @@ async def test_standard_redacts_a_secret_before_the_provider_sees_it_and_flags_p
     assert ctx.redactor is not None and ctx.redactor.restore and ctx.redactor.mapping == {"<OPENAI_KEY_1>": key}
     assert (ctx.guardrail_action, heard[0].verdict) == ("redact", "redact")
     assert key not in heard[0].detail
+
+
+async def test_decisions_are_counted_for_metrics_by_action_and_category() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    raw = {"pipeline": {"stages": ["firewall"]}, "guardrails": {"default_level": "standard"}}
+    stage = create(StageServices(GatewayConfig.model_validate(raw), EventBus(), registry=registry))
+    await stage.on_request(_ctx("How do I reverse a linked list?"))
+    await stage.on_request(_ctx(QUOTED))
+    with pytest.raises(GatewayError):
+        await stage.on_request(_ctx(ATTACK))
+    text = generate_latest(registry).decode()
+    assert 'sluicegate_firewall_decisions_total{action="allow",category="none"} 1.0' in text
+    assert 'sluicegate_firewall_decisions_total{action="flag",category="injection"} 1.0' in text
+    assert 'sluicegate_firewall_decisions_total{action="block",category="injection"} 1.0' in text

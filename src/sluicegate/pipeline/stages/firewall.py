@@ -11,11 +11,13 @@ redacted request carries `x-sluice-guardrail: flagged|redacted; categories=...`.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
 import orjson
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from sluicegate.canonical import ChatRequest, Message
 from sluicegate.errors import GatewayError
@@ -73,6 +75,25 @@ def blocked(finding: Finding) -> GatewayError:
     )
 
 
+class DecisionCollector(Collector):
+    """`sluicegate_firewall_decisions_total{action,category}`: requests screened, by what was done about each
+    category found (`allow`/`none` for a request with no finding). Categories come from the rules, so the
+    label set is bounded."""
+
+    def __init__(self, counts: dict[tuple[str, str], int]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "sluicegate_firewall_decisions",
+            "Requests screened by the firewall, by action and category",
+            labels=["action", "category"],
+        )
+        for (action, category), count in sorted(self._counts.items()):
+            family.add_metric([action, category], count)
+        yield family
+
+
 class FirewallStage:
     name = "firewall"
 
@@ -82,6 +103,9 @@ class FirewallStage:
         self._default: tuple[str, ...] = () if settings.default_level == "off" else (settings.default_level,)
         self._firewall = Firewall(rule_set(settings.rules))
         self._restore = settings.restore
+        self.counts: dict[tuple[str, str], int] = {}
+        if services.registry is not None:
+            services.registry.register(DecisionCollector(self.counts))
         self._pii = _detector("pii")
         self._secrets = _detector("secrets")
         try:  # the redactor, where this installation has it; without one, a redaction is only a flag
@@ -155,9 +179,13 @@ class FirewallStage:
     def record(self, ctx: RequestContext, decision: Decision, action: str) -> None:
         ctx.guardrail_action = action
         ctx.guardrail_categories = decision.categories
+        counts = self.counts
         if action == "allow":
+            counts[("allow", "none")] = counts.get(("allow", "none"), 0) + 1
             self._services.verdict(ctx, self.name, "allow")
             return
+        for pair in {("flag" if a == "redact" and action == "flag" else a, f.category) for f, a in decision.acted}:
+            counts[pair] = counts.get(pair, 0) + 1
         rules = ",".join(sorted({finding.rule_id for finding, _ in decision.acted}))
         categories = ",".join(decision.categories)
         self._services.verdict(ctx, self.name, action, f"categories={categories}; rules={rules}")
