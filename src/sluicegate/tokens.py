@@ -153,15 +153,25 @@ def _image_parts(content: Any) -> int:
     return 0
 
 
+@functools.lru_cache(maxsize=64)
+def _role_tokens(enc: tiktoken.Encoding, role: str) -> int:
+    """A role's tokens, remembered: the same few roles are in every prompt."""
+    return len(enc.encode_ordinary(role))
+
+
 def count_chat_prompt(messages: list[dict[str, Any]], encoding: tiktoken.Encoding | None = None) -> int:
     """Prompt tokens of an OpenAI-shaped message list, framed as OpenAI counts them (cl100k by default)."""
     enc = encoding or cl100k()
+    encode = enc.encode_ordinary
     total = REPLY_PRIMING_TOKENS
     for message in messages:
         total += TOKENS_PER_MESSAGE
-        total += len(enc.encode_ordinary(str(message.get("role", ""))))
-        total += len(enc.encode_ordinary(_content_text(message.get("content"))))
-        total += IMAGE_PART_TOKENS * _image_parts(message.get("content"))
+        total += _role_tokens(enc, str(message.get("role", "")))
+        content = message.get("content")
+        if isinstance(content, str):
+            total += len(encode(content))
+        else:
+            total += len(encode(_content_text(content))) + IMAGE_PART_TOKENS * _image_parts(content)
         if message.get("name"):
             total += TOKENS_PER_NAME + len(enc.encode_ordinary(str(message["name"])))
         for call in message.get("tool_calls") or ():

@@ -120,6 +120,17 @@ def ratelimit_headers(statuses: tuple[RateStatus, ...]) -> dict[str, str]:
     return headers
 
 
+_PRINCIPALS_KEPT = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class _PrincipalScopes:
+    principal: Principal  # the object they were built from (a key's limits changed: a new object)
+    rates: tuple[RateScope, ...]
+    budgets: tuple[BudgetScope, ...]  # for a request that is not critical
+    until: float  # the end of the earliest budget period among them: rebuilt after it
+
+
 class _Periods:
     """Period ids, recomputed only when a period ends (no date arithmetic per request)."""
 
@@ -158,6 +169,7 @@ class AdmissionStage:
         self._clock = clock
         self._periods = _Periods(ZoneInfo(budgets.time_zone))
         self._groups: dict[str, GroupCost] = {}
+        self._principals: dict[str, _PrincipalScopes] = {}  # key id -> the scopes of its current principal
         self._queue = FairQueue(limits.queue.max_waiters)
         self._budget_waiters = 0  # requests waiting for reservations in flight to settle
         self._released = asyncio.Event()  # set (and replaced) when this instance settles a request
@@ -207,17 +219,35 @@ class AdmissionStage:
                     pending.append(other)
         return list(seen.values())
 
-    def _rates(self, principal: Principal | None) -> list[RateScope]:
+    def _scopes_of(self, principal: Principal, now: float) -> _PrincipalScopes:
+        """The rate scopes and (non-critical) budget scopes of a principal, built once per principal object
+        (the auth cache hands out the same object to every request of a key until it reloads the key) and
+        per budget period. One entry per key."""
+        known = self._principals.get(principal.key_id)
+        if known is not None and known.principal is principal and now < known.until:
+            return known
         rates = []
-        if principal is not None:
-            for scope in principal.scopes:
-                limits = scope.limits
-                if limits.rpm or limits.tpm or limits.max_concurrency:
-                    rates.append(
-                        RateScope(
-                            f"{scope.kind}:{scope.id}", limits.rpm or 0, limits.tpm or 0, limits.max_concurrency or 0
-                        )
-                    )
+        budgets = []
+        for scope in principal.scopes:
+            limits = scope.limits
+            if limits.rpm or limits.tpm or limits.max_concurrency:
+                rates.append(
+                    RateScope(f"{scope.kind}:{scope.id}", limits.rpm or 0, limits.tpm or 0, limits.max_concurrency or 0)
+                )
+            budget = limits.budget
+            if budget is not None:
+                name = f"{scope.kind}:{scope.id}"
+                budgets.append(self._budget(name, budget.amount_micros, budget.period, now, False))
+        ends = [b.expires_at for b in budgets if b.expires_at is not None]
+        if len(self._principals) >= _PRINCIPALS_KEPT:
+            self._principals.clear()  # more keys in use than this: start again rather than grow
+        known = self._principals[principal.key_id] = _PrincipalScopes(
+            principal, tuple(rates), tuple(budgets), min(ends, default=math.inf)
+        )
+        return known
+
+    def _rates(self, principal: Principal | None, now: float) -> list[RateScope]:
+        rates = list(self._scopes_of(principal, now).rates) if principal is not None else []
         if self._global_rate is not None:
             rates.append(self._global_rate)
         return rates
@@ -228,15 +258,17 @@ class AdmissionStage:
         return BudgetScope(name, period_id, amount_micros, amount_micros - reserve, end)
 
     def _budget_scopes(self, ctx: RequestContext, now: float, critical: bool) -> list[BudgetScope]:
-        scopes = []
+        scopes: list[BudgetScope] = []
         principal = ctx.principal
         if principal is not None:
-            for scope in principal.scopes:
-                budget = scope.limits.budget
-                if budget is not None:
-                    scopes.append(
-                        self._budget(f"{scope.kind}:{scope.id}", budget.amount_micros, budget.period, now, critical)
-                    )
+            if not critical:
+                scopes.extend(self._scopes_of(principal, now).budgets)
+            else:  # a critical request may use the emergency reserve: its usable amount is the whole limit
+                for scope in principal.scopes:
+                    budget = scope.limits.budget
+                    if budget is not None:
+                        name = f"{scope.kind}:{scope.id}"
+                        scopes.append(self._budget(name, budget.amount_micros, budget.period, now, critical))
         config = self._budgets
         if config.global_ is not None:
             scopes.append(self._budget("global", _micros(config.global_), config.global_.period, now, critical))
@@ -259,7 +291,7 @@ class AdmissionStage:
         now = self._clock()
         priority = facts_of(ctx).priority
         critical = priority >= PRIORITIES["critical"]
-        rates = self._rates(principal)
+        rates = self._rates(principal, now)
         if self.overrides is not None and self.overrides.any and principal is not None:
             group = self._operator_actions(ctx, principal, rates) or group
         budgets = self._budget_scopes(ctx, now, critical)

@@ -101,4 +101,4 @@ class SettleStage:
         if ticket is not None and usage is not None and usage.input_tokens and not ticket.cut_off:
             error = (ticket.prompt_tokens - usage.input_tokens) / usage.input_tokens
             method = "exact" if ticket.prompt_exact else "estimate"
-            self._metrics.estimate_error.labels(ctx.model, method).observe(error)
+            self._metrics.estimate_error_of(ctx.model, method).observe(error)

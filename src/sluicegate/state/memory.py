@@ -65,13 +65,41 @@ class _Window:
     def oldest(self) -> float | None:
         return self.entries[0].when if self.entries else None
 
-    def time_until_fits(self, limit: int, amount: int, window: float, now: float, count: bool) -> float:
+    def time_until_fits(self, limit: int, amount: int, window: float, now: float) -> float:
         """Seconds until `amount` more fits under `limit` as the oldest entries leave the window."""
-        excess = (len(self.entries) if count else self.total) + amount - limit
+        excess = self.total + amount - limit
         for entry in self.entries:
-            excess -= 1 if count else entry.amount
+            excess -= entry.amount
             if excess <= 0:
                 return max(0.0, entry.when + window - now)
+        return window
+
+
+@dataclass(slots=True)
+class _Counts:
+    """A requests-per-minute window: only when each request came (oldest first). A request's place is never
+    corrected, so no entry objects and no index by request id."""
+
+    entries: deque[float] = field(default_factory=deque)
+
+    def purge(self, edge: float) -> None:
+        entries = self.entries
+        while entries and entries[0] <= edge:
+            entries.popleft()
+
+    def add(self, now: float) -> None:
+        self.entries.append(now)
+
+    def oldest(self) -> float | None:
+        return self.entries[0] if self.entries else None
+
+    def time_until_fits(self, limit: int, window: float, now: float) -> float:
+        """Seconds until one more request fits under `limit` as the oldest leave the window."""
+        excess = len(self.entries) + 1 - limit
+        if excess <= 0:
+            return 0.0
+        if excess <= len(self.entries):
+            return max(0.0, self.entries[excess - 1] + window - now)
         return window
 
 
@@ -109,7 +137,7 @@ class MemoryState:
         self._clock = clock or SystemClock()
         self._rebuild = rebuild  # None: balances start at zero (no ledger to rebuild them from)
         self._window = window_seconds
-        self._requests: dict[str, _Window] = {}
+        self._requests: dict[str, _Counts] = {}
         self._tokens: dict[str, _Window] = {}
         self._live: dict[str, dict[str, float]] = {}  # scope -> request id -> expiry
         self._balances: dict[tuple[str, str], _Balance] = {}
@@ -120,7 +148,8 @@ class MemoryState:
     def held_entries(self) -> int:
         """How many per-request entries the state holds now (window entries, requests in flight, unsettled
         reservations): what its memory grows with."""
-        windows = sum(len(w.entries) for table in (self._requests, self._tokens) for w in table.values())
+        windows = sum(len(c.entries) for c in self._requests.values())
+        windows += sum(len(w.entries) for w in self._tokens.values())
         live = sum(len(requests) for requests in self._live.values())
         return windows + live + sum(len(b.reservations) for b in self._balances.values())
 
@@ -130,11 +159,14 @@ class MemoryState:
         balance for the period. Runs at most once a window."""
         self._next_sweep = now + self._window
         edge = now - self._window
-        for table in (self._requests, self._tokens):
-            for name, window in list(table.items()):
-                window.purge(edge)
-                if not window.entries:
-                    del table[name]
+        for name, counts in list(self._requests.items()):
+            counts.purge(edge)
+            if not counts.entries:
+                del self._requests[name]
+        for name, window in list(self._tokens.items()):
+            window.purge(edge)
+            if not window.entries:
+                del self._tokens[name]
         for name in [name for name, requests in self._live.items() if not requests]:
             del self._live[name]
         for key in [k for k, b in self._balances.items() if b.expires_at is not None and b.expires_at <= now]:
@@ -155,9 +187,16 @@ class MemoryState:
             window = table[name] = _Window()
         return window
 
+    def _counts_of(self, name: str) -> _Counts:
+        counts = self._requests.get(name)
+        if counts is None:
+            counts = self._requests[name] = _Counts()
+        return counts
+
     async def admit(self, plan: AdmissionPlan) -> Admission:
-        if self._rebuild is not None and plan.budgets:
-            refused = await self._seed(plan)
+        balances = [self._balance(scope) for scope in plan.budgets]
+        if self._rebuild is not None and balances and not all(balance.seeded for balance in balances):
+            refused = await self._seed(plan, balances)
             if refused is not None:
                 return refused
         self.round_trips.admissions += 1
@@ -172,7 +211,6 @@ class MemoryState:
         least = min(plan.min_output_tokens, plan.max_output_tokens)
         budget_scope: str | None = None
         spent_scope: str | None = None  # a budget whose spending alone leaves no room: a terminal refusal
-        balances = [self._balance(scope) for scope in plan.budgets]
         for bscope, balance in zip(plan.budgets, balances, strict=True):
             balance.purge(now)
             room = bscope.usable_micros - balance.spent - balance.reserved - plan.input_micros
@@ -189,15 +227,16 @@ class MemoryState:
             return self._refused(plan, "budget_reserved", budget_scope, None, balances)
         charged = plan.input_tokens + grant * plan.choices
 
-        requests: list[_Window | None] = []
+        requests: list[_Counts | None] = []
         tokens: list[_Window | None] = []
         for scope in plan.rates:
-            req = tok = None
+            req: _Counts | None = None
+            tok: _Window | None = None
             if scope.rpm:
-                req = self._window_of(self._requests, scope.name)
+                req = self._counts_of(scope.name)
                 req.purge(edge)
                 if len(req.entries) + 1 > scope.rpm:
-                    retry = req.time_until_fits(scope.rpm, 1, window, now, count=True)
+                    retry = req.time_until_fits(scope.rpm, window, now)
                     return self._refused(plan, "requests", scope.name, retry, balances)
             if scope.tpm:
                 tok = self._window_of(self._tokens, scope.name)
@@ -205,7 +244,7 @@ class MemoryState:
                 if charged > scope.tpm:
                     return self._refused(plan, "tokens", scope.name, None, balances)
                 if tok.total + charged > scope.tpm:
-                    retry = tok.time_until_fits(scope.tpm, charged, window, now, count=False)
+                    retry = tok.time_until_fits(scope.tpm, charged, window, now)
                     return self._refused(plan, "tokens", scope.name, retry, balances)
             if scope.max_concurrency:
                 live = self._live.setdefault(scope.name, {})
@@ -231,7 +270,7 @@ class MemoryState:
                 return self._refused(plan, full[0], full[1], full[2], balances)
         if slot is not None:
             plan_rates = (*plan.rates, slot)
-            requests.append(self._window_of(self._requests, slot.name) if slot.rpm else None)
+            requests.append(self._counts_of(slot.name) if slot.rpm else None)
             tokens.append(self._window_of(self._tokens, slot.name) if slot.tpm else None)
         else:
             plan_rates = plan.rates
@@ -240,7 +279,7 @@ class MemoryState:
         statuses = []
         for scope, req, tok in zip(plan_rates, requests, tokens, strict=True):
             if req is not None:
-                req.add(now, plan.request_id, 1)
+                req.add(now)
             if tok is not None:
                 tok.add(now, plan.request_id, charged)
             if scope.max_concurrency:
@@ -268,24 +307,23 @@ class MemoryState:
         """None when the deployment's windows have room for this request, else why not and when they will."""
         edge = now - self._window
         if scope.rpm:
-            req = self._window_of(self._requests, scope.name)
+            req = self._counts_of(scope.name)
             req.purge(edge)
             if len(req.entries) + 1 > scope.rpm:
-                return "requests", scope.name, req.time_until_fits(scope.rpm, 1, self._window, now, count=True)
+                return "requests", scope.name, req.time_until_fits(scope.rpm, self._window, now)
         if scope.tpm:
             tok = self._window_of(self._tokens, scope.name)
             tok.purge(edge)
             if charged > scope.tpm:
                 return "tokens", scope.name, None
             if tok.total + charged > scope.tpm:
-                return "tokens", scope.name, tok.time_until_fits(scope.tpm, charged, self._window, now, count=False)
+                return "tokens", scope.name, tok.time_until_fits(scope.tpm, charged, self._window, now)
         return None
 
-    async def _seed(self, plan: AdmissionPlan) -> Admission | None:
+    async def _seed(self, plan: AdmissionPlan, balances: list[_Balance]) -> Admission | None:
         """Seeds each balance this process has not seen with the ledger's spend, before admitting against it
         (the only awaits of an admission, before its atomic part)."""
         assert self._rebuild is not None
-        balances = [self._balance(scope) for scope in plan.budgets]
         for scope, balance in zip(plan.budgets, balances, strict=True):
             if balance.seeded:
                 continue
@@ -351,11 +389,11 @@ class MemoryState:
             statuses.append(BudgetStatus(bscope.name, bscope.limit_micros, balance.spent, balance.reserved))
         if settlement.deployment is not None:
             name = "dep:" + settlement.deployment
-            req = self._window_of(self._requests, name)
+            req = self._counts_of(name)
             tok = self._window_of(self._tokens, name)
             req.purge(now - self._window)
             tok.purge(now - self._window)
-            req.add(now, request_id, 1)
+            req.add(now)
             tok.add(now, request_id, settlement.deployment_tokens)
         return Settled(tuple(statuses), tuple(alerts))
 
@@ -363,7 +401,7 @@ class MemoryState:
         self.round_trips.reads += 1
         edge = self._clock.now() - self._window
         name = "dep:" + deployment
-        req = self._window_of(self._requests, name)
+        req = self._counts_of(name)
         tok = self._window_of(self._tokens, name)
         req.purge(edge)
         tok.purge(edge)
@@ -404,7 +442,7 @@ def _affordable(room: int, pico_per_token: int, cap: int) -> int:
 
 
 def _status(
-    name: str, rpm: int, tpm: int, req: _Window | None, tok: _Window | None, window: float, now: float
+    name: str, rpm: int, tpm: int, req: _Counts | None, tok: _Window | None, window: float, now: float
 ) -> RateStatus:
     req_oldest = req.oldest() if req is not None else None
     tok_oldest = tok.oldest() if tok is not None else None

@@ -58,6 +58,16 @@ class LimitMetrics:
             registry=registry,
         )
 
+        self._estimate_errors: dict[tuple[str, str], Histogram] = {}  # labelled children, looked up once
+
+    def estimate_error_of(self, model: str, method: str) -> Histogram:
+        """The error histogram's child for one model and method (prometheus_client's `labels` costs a few µs
+        a call; this is a dict read)."""
+        child = self._estimate_errors.get((model, method))
+        if child is None:
+            child = self._estimate_errors[(model, method)] = self.estimate_error.labels(model, method)
+        return child
+
     def switched(self, to: str) -> None:
         self.switches.labels(to).inc()
         self.degraded.set(1 if to == "local" else 0)
