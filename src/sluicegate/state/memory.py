@@ -29,49 +29,46 @@ from sluicegate.state.rebuild import BudgetRebuild, RebuildPending
 
 
 @dataclass(slots=True)
-class _Entry:
-    when: float
-    request_id: str
-    amount: int
-
-
-@dataclass(slots=True)
 class _Window:
-    """The entries of one sliding window, oldest first."""
+    """The entries of one token window, oldest first: (when, request id) and each request's amount.
+    Plain tuples and a dict of strings to ints, which the garbage collector stops tracking, rather than an
+    object per entry: a window holds a minute of requests, and a collector that scans them all pauses the
+    event loop for as long (the tail latency of a busy gateway)."""
 
-    entries: deque[_Entry] = field(default_factory=deque)
-    by_id: dict[str, _Entry] = field(default_factory=dict)
+    entries: deque[tuple[float, str]] = field(default_factory=deque)
+    amounts: dict[str, int] = field(default_factory=dict)
     total: int = 0
 
     def purge(self, edge: float) -> None:
-        entries = self.entries
-        while entries and entries[0].when <= edge:
-            old = entries.popleft()
-            self.by_id.pop(old.request_id, None)
-            self.total -= old.amount
+        entries, amounts = self.entries, self.amounts
+        while entries and entries[0][0] <= edge:
+            _, request_id = entries.popleft()
+            self.total -= amounts.pop(request_id, 0)
 
     def add(self, now: float, request_id: str, amount: int) -> None:
-        entry = _Entry(now, request_id, amount)
-        self.entries.append(entry)
-        self.by_id[request_id] = entry
+        self.entries.append((now, request_id))
+        amounts = self.amounts
+        amounts[request_id] = amounts.get(request_id, 0) + amount  # once per request: the sum if not
         self.total += amount
 
     def correct(self, request_id: str, amount: int) -> None:
-        entry = self.by_id.get(request_id)
-        if entry is not None:
-            self.total += amount - entry.amount
-            entry.amount = amount
+        amounts = self.amounts
+        previous = amounts.get(request_id)
+        if previous is not None:
+            self.total += amount - previous
+            amounts[request_id] = amount
 
     def oldest(self) -> float | None:
-        return self.entries[0].when if self.entries else None
+        return self.entries[0][0] if self.entries else None
 
     def time_until_fits(self, limit: int, amount: int, window: float, now: float) -> float:
         """Seconds until `amount` more fits under `limit` as the oldest entries leave the window."""
         excess = self.total + amount - limit
-        for entry in self.entries:
-            excess -= entry.amount
+        amounts = self.amounts
+        for when, request_id in self.entries:
+            excess -= amounts.get(request_id, 0)
             if excess <= 0:
-                return max(0.0, entry.when + window - now)
+                return max(0.0, when + window - now)
         return window
 
 
