@@ -122,7 +122,10 @@ class ChatChunk:
     """One stream event. `choices` are OpenAI-shaped chunk choices (`delta`, `finish_reason`).
 
     The usage chunk that ends a stream has no choices and carries `usage`. `prompt_usage` is the input side
-    of usage when a provider states it as the stream starts (Anthropic's `message_start`).
+    of usage when a provider states it as the stream starts (Anthropic's `message_start`). `raw` is the
+    event's data as the provider sent it, kept only when the client speaks the provider's format and no
+    stage edits chunks in place: the client is then sent these bytes instead of a re-encoding (a stage
+    that changes a chunk returns a new one, which has none).
     """
 
     id: str
@@ -132,6 +135,7 @@ class ChatChunk:
     usage: Usage | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     prompt_usage: Usage | None = None
+    raw: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)

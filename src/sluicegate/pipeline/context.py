@@ -60,6 +60,9 @@ class RequestContext:
     refusal: Refusal | None = None
     verdicts: tuple[StageVerdict, ...] = ()  # what optional stages decided
     cut_off: bool = False  # the meter ended the stream (the reservation would have been overrun)
+    # a stream's events may reach the client as the provider sent them (no stage edits chunks in place, and
+    # the client's format is OpenAI's): set by the pipeline, used by execute when the provider's is too
+    relay_raw: bool = False
     usage_extension: dict[str, Any] | None = None  # added to the usage object as `sluicegate`
     usage: Usage | None = None
     usage_estimated: bool = False  # `usage` was counted by the gateway: the provider reported none

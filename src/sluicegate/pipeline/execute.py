@@ -131,10 +131,12 @@ class _Attempt:
 class OpenStream:
     """An upstream stream held until its first token; then relayed chunk by chunk."""
 
-    def __init__(self, deployment: Deployment, upstream: UpstreamStream) -> None:
+    def __init__(self, deployment: Deployment, upstream: UpstreamStream, relay_raw: bool = False) -> None:
         self.deployment = deployment
         self._upstream = upstream
         self._decoder = deployment.adapter.stream_decoder()
+        # the provider's events are OpenAI chunks and the client reads OpenAI chunks: each chunk keeps its bytes
+        self._keep_raw = relay_raw and getattr(self._decoder, "openai_wire", False)
         framer = getattr(deployment.adapter, "stream_framer", None)  # Bedrock frames its stream in binary
         self._parser = framer() if framer is not None else SSEParser()
         self.held: deque[ChatChunk] = deque()
@@ -160,6 +162,7 @@ class OpenStream:
         """Decodes the events read so far into `held`: all of them, or up to the first one carrying a
         token. True when that token is held."""
         parser, decoder, held = self._parser, self._decoder, self.held
+        keep_raw = self._keep_raw
         while (event := parser.next_event()) is not None:
             found = False
             for chunk in decoder.decode(*event):
@@ -167,6 +170,8 @@ class OpenStream:
                     self.usage = chunk.usage
                 if not chunk.model:  # Bedrock's ConverseStream names no model: the client is told which
                     chunk.model = self.deployment.model
+                elif keep_raw and event[0] is None:
+                    chunk.raw = event[1]
                 held.append(chunk)
                 found = found or _has_token(chunk)
             if until_token and found:
@@ -261,7 +266,7 @@ class Execute:
                 if upstream.status >= 400:
                     body = await upstream.read_body()
                     raise deployment.adapter.classify_error(upstream.status, upstream.headers, body)
-                opened = OpenStream(deployment, upstream)
+                opened = OpenStream(deployment, upstream, ctx.relay_raw)
                 await opened.fill_until_first_token()
         except BaseException as exc:
             if upstream is not None:

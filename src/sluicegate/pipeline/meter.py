@@ -37,6 +37,7 @@ def _delta_text(choice: dict[str, Any]) -> str:
 
 class StreamMeter:
     name = "meter"
+    edits_chunks = False  # a cut-off is a new chunk; the others pass as they came
 
     def __init__(self, counter: TokenCounter, metrics: LimitMetrics) -> None:
         self._counter = counter

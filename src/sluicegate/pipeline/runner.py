@@ -103,6 +103,14 @@ class ResponseStage(Protocol):
     async def on_response(self, ctx: RequestContext, response: Answer) -> Answer: ...
 
 
+# A stage with `on_chunk` or `on_chunks` that changes a chunk in place (its choices, its extra) sets
+# `edits_chunks = True`; one that only reads chunks, or returns new ones for those it changes, sets False.
+# A stage that says nothing counts as editing. While no stage edits chunks in place, a stream whose
+# provider speaks the client's format is relayed as the provider's bytes (`ChatChunk.raw`), not re-encoded;
+# the chunks are still decoded for the stages, the usage and the first token.
+EDITS_CHUNKS = "edits_chunks"
+
+
 class ChunkStage(Protocol):
     """The meter's kind: one chunk at a time, first of all."""
 
@@ -206,6 +214,7 @@ class Pipeline:
         self._on_chunk: tuple[ChunkStage, ...] = tuple(s for s in stages if hasattr(s, "on_chunk"))  # type: ignore[misc]
         self._on_chunks: tuple[BatchStage, ...] = tuple(s for s in stages if hasattr(s, "on_chunks"))  # type: ignore[misc]
         self._on_open: tuple[OpenStage, ...] = tuple(s for s in stages if hasattr(s, "on_open"))  # type: ignore[misc]
+        self._relay_raw = not any(getattr(s, EDITS_CHUNKS, True) for s in (*self._on_chunk, *self._on_chunks))
         finish: tuple[FinishStage, ...] = tuple(s for s in stages if hasattr(s, "on_finish"))  # type: ignore[misc]
         self._before_reply = tuple(s for s in finish if getattr(s, "before_reply", False))
         self._after_reply = tuple(s for s in finish if not getattr(s, "before_reply", False))
@@ -309,6 +318,7 @@ class Pipeline:
             if ctx.endpoint == "embeddings":
                 response = await execute.embed(ctx)
             elif streamed:
+                ctx.relay_raw = self._relay_raw and ctx.client_format == "openai"
                 # failures up to the first token raise here, before the client is answered
                 return _Stream(self._chunks(ctx, await execute.open_stream(ctx)))
             else:

@@ -529,6 +529,9 @@ class OpenAIStreamEncoder:
         self._include_usage = request.include_usage
 
     def encode(self, chunk: ChatChunk, extension: dict[str, Any] | None = None) -> bytes:
+        if chunk.usage is None and chunk.raw is not None:  # the provider's own bytes (ChatChunk.raw)
+            raw = chunk.raw if self._include_usage else chunk.raw.replace(b',"usage":null', b"")
+            return b"data: " + raw + b"\n\n"
         if not chunk.choices and chunk.usage is not None and not self._include_usage:
             return b""
         return chat_chunk_event(chunk, self._include_usage, extension)

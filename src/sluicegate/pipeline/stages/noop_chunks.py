@@ -11,6 +11,7 @@ SLOT: Slot = "output"
 
 class NoopChunks:
     name = "noop_chunks"
+    edits_chunks = False
 
     def on_chunks(self, ctx: RequestContext, batch: list[ChatChunk]) -> list[ChatChunk]:
         return batch

@@ -52,6 +52,7 @@ class Pending:
 
 class ResponseCache:
     name = "response_cache"
+    edits_chunks = False  # it reads a stream's chunks to keep the answer
 
     def __init__(
         self,

@@ -85,6 +85,7 @@ def _apply_quirks(body: dict[str, Any], quirks: Quirks, policy: str) -> None:
 
 class OpenAIStreamDecoder:
     __slots__ = ("done",)
+    openai_wire = True  # each event is an OpenAI chat chunk: an OpenAI client may be sent its bytes as they are
 
     def __init__(self) -> None:
         self.done = False
