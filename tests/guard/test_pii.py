@@ -83,7 +83,7 @@ def test_a_card_number_is_not_also_reported_as_a_phone() -> None:
 
 
 def test_numbers_joined_by_spaces_are_each_found() -> None:
-    text = "2024-05-01 10.0.0.1 10.0.0.2 +1-537-640-6812x41586 206.269.0743x9150"
+    text = "2024-05-01 10.0.0.1 10.0.0.2 +1-537-640-6812x41586, 206.269.0743x9150"
     assert found(text) == [
         ("pii_ip", "10.0.0.1"),
         ("pii_ip", "10.0.0.2"),
@@ -121,3 +121,9 @@ def test_a_bad_rule_is_refused_with_its_id_and_reason(rule: dict[str, object], m
     with pytest.raises(RuleError, match=message) as info:
         pii.scanner([rule])
     assert "'x'" in str(info.value)
+
+
+def test_a_value_right_after_another_number_is_still_found() -> None:
+    text = "ids 0 4111 1111 1111 1111 and 7 DE89370400440532013000"
+    assert ("pii_card", "4111 1111 1111 1111") in found(text)
+    assert ("pii_iban", "DE89370400440532013000") in found(text)

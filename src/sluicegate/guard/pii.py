@@ -252,13 +252,13 @@ _DATE_LIKE = re.compile(r"\(?\d{1,4}\)?[./\-]\d{1,2}[./\-]\d{1,4}")
 
 
 def _inside_a_number(text: str, start: int) -> bool:
-    """Whether `start` follows a group of digits ("DE89 3704 0044 ..."): a "00" there is not a dialling
-    prefix."""
+    """Whether `start` follows a group of digits ("DE89 3704 0044 ..."): a phone number does not start in
+    the middle of a longer number (a "00" there is not a dialling prefix)."""
     return start >= 2 and text[start - 1] in " -" and text[start - 2].isdigit()
 
 
 def _phone(value: str, text: str, start: int) -> int:
-    if value.startswith("00") and _inside_a_number(text, start):
+    if value[0] != "+" and _inside_a_number(text, start):
         return 0
     main = _EXTENSION.sub("", value)
     n = len(_digits(main))
@@ -271,6 +271,8 @@ _GROUPS = re.compile(r"\d+")
 
 
 def _phone_national(value: str, text: str, start: int) -> int:
+    if value[0] != "(" and _inside_a_number(text, start):
+        return 0
     main = _EXTENSION.sub("", value)
     n = len(_digits(main))
     if not 8 <= n <= 13 or _DATE_LIKE.fullmatch(main) or _DATE_LIKE.match(main):

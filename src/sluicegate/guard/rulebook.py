@@ -272,7 +272,7 @@ class RuleScanner:
             if rule.needs and not _needed(rule, text, lowered):
                 continue
             if rule.scope == "text":
-                self._apply(rule, text, rule.pattern.finditer(text), found, covered)
+                self._apply(rule, text, 0, len(text), found, covered)
                 continue
             if rule.scope == "digits":
                 # a run that an earlier rule's finding already covers cannot hold another match
@@ -299,7 +299,7 @@ class RuleScanner:
                 else:  # end the window at a space, so no match is cut short by its end
                     space = _SPACE.search(text, we)
                     we = space.start() if space else n
-                self._apply(rule, text, rule.pattern.finditer(text, ws, we), found, covered)
+                self._apply(rule, text, ws, we, found, covered)
         if len(found) > 1:
             found.sort(key=lambda f: f.start)
         return found
@@ -384,27 +384,37 @@ class RuleScanner:
         return tuple(plan)
 
     @staticmethod
-    def _apply(
-        rule: Rule, text: str, matches: Iterable[re.Match[str]], found: list[Finding], covered: bytearray
-    ) -> None:
-        for m in matches:
+    def _apply(rule: Rule, text: str, pos: int, endpos: int, found: list[Finding], covered: bytearray) -> None:
+        """The rule's matches in text[pos:endpos] that pass its checks, added to `found`. A match its checks
+        refuse is tried again one character later ("0 4111 1111 1111 1111": not a card from the 0, a card
+        from the 4)."""
+        pattern = rule.pattern
+        while pos < endpos:
+            m = pattern.search(text, pos, endpos)
+            if m is None:
+                return
             start, end = m.span(rule.group)
-            if start < 0 or start == end:
-                continue
-            if found and covered.find(1, start, end) >= 0:  # overlaps an earlier rule's finding
-                continue
-            if (
-                rule.context is not None
-                and rule.context.search(text[max(0, start - CONTEXT_WINDOW) : start].lower()) is None
-            ):
-                continue
-            if rule.validator is not None:
-                length = rule.validator(text[start:end], text, start)
-                if length <= 0:
-                    continue
+            length = _accepted(rule, text, start, end, found, covered)
+            if length:
                 end = start + length
-            found.append(Finding(rule.category, rule.id, rule.score, start, end))
-            covered[start:end] = b"\x01" * (end - start)
+                found.append(Finding(rule.category, rule.id, rule.score, start, end))
+                covered[start:end] = b"\x01" * (end - start)
+                pos = max(m.end(), m.start() + 1)
+            else:
+                pos = m.start() + 1
+
+
+def _accepted(rule: Rule, text: str, start: int, end: int, found: list[Finding], covered: bytearray) -> int:
+    """How many characters from `start` the finding covers (0: the match is refused)."""
+    if start < 0 or start == end:
+        return 0
+    if found and covered.find(1, start, end) >= 0:  # overlaps an earlier rule's finding
+        return 0
+    if rule.context is not None and rule.context.search(text[max(0, start - CONTEXT_WINDOW) : start].lower()) is None:
+        return 0
+    if rule.validator is None:
+        return end - start
+    return max(0, rule.validator(text[start:end], text, start))
 
 
 def _mentions(text: str, start: int, end: int, keywords: re.Pattern[str]) -> bool:
