@@ -876,6 +876,7 @@ class AdminService:
                     "output_tokens": r.output_tokens,
                     "cost_usd": micros_to_usd(r.cost_micros),
                     "unpriced_requests": r.unpriced_requests,
+                    **({"saved_usd": micros_to_usd(r.saved_micros)} if by == "cache" else {}),
                 }
                 for r in rows
             ],

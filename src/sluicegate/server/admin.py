@@ -460,7 +460,12 @@ def create_admin_app(gateway: Gateway) -> AdminGate:
 
     # -- spend ----------------------------------------------------------------------------------------
 
-    @app.get("/admin/spend", tags=["spend"], summary="Spend grouped by team, user, key, model, feature or day")
+    @app.get(
+        "/admin/spend",
+        tags=["spend"],
+        summary="Spend grouped by team, user, key, model, feature, day, deployment, end user, or a stage's "
+        "decision (tier, task, cache, guardrail, guardrail_categories)",
+    )
     async def spend(
         who: Actor,
         by: Annotated[Literal[GROUPS], Query()] = "team",  # type: ignore[valid-type]

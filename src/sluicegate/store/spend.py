@@ -19,7 +19,22 @@ from sluicegate.store.models import LedgerEntry
 from sluicegate.store.rollups import ROLLUP_GROUPS, SpendRollups
 from sluicegate.store.sqlite_writer import SqliteWriter
 
-GroupBy = Literal["tenant", "team", "user", "key", "model", "feature", "day", "deployment", "end_user"]
+GroupBy = Literal[
+    "tenant",
+    "team",
+    "user",
+    "key",
+    "model",
+    "feature",
+    "day",
+    "deployment",
+    "end_user",
+    "tier",
+    "task",
+    "cache",
+    "guardrail",
+    "guardrail_categories",
+]
 
 _GROUP_COLUMNS = {
     "tenant": LedgerEntry.tenant_id,
@@ -31,6 +46,12 @@ _GROUP_COLUMNS = {
     "day": LedgerEntry.day,
     "deployment": LedgerEntry.deployment,
     "end_user": LedgerEntry.end_user,
+    # what the optional stages decided: the auto route's tier and task, the response cache, the firewall
+    "tier": LedgerEntry.route_tier,
+    "task": LedgerEntry.task_type,
+    "cache": LedgerEntry.cache_status,
+    "guardrail": LedgerEntry.guardrail_action,
+    "guardrail_categories": LedgerEntry.guardrail_categories,
 }
 GROUPS: tuple[str, ...] = tuple(_GROUP_COLUMNS)
 
@@ -55,6 +76,7 @@ class SpendRow:
     output_tokens: int
     cost_micros: int
     unpriced_requests: int  # served requests whose price was unknown (not counted as $0 silently)
+    saved_micros: int = 0  # provider cost avoided by local answers (the ledger scan reads it; roll-ups keep none)
 
 
 def _sqlite_time(value: dt.datetime) -> str:
@@ -315,7 +337,8 @@ class SpendLedger:
         return await self.scan(by, where)
 
     async def scan(self, by: str, where: SpendFilter = SpendFilter()) -> list[SpendRow]:
-        """The report from the ledger's rows alone (groups the roll-ups do not keep: deployment, end user)."""
+        """The report from the ledger's rows alone (groups the roll-ups do not keep: deployment, end user, the
+        stages' decisions)."""
         column = _GROUP_COLUMNS[by]
         unpriced = func.sum(
             ((LedgerEntry.cost_micros.is_(None)) & (LedgerEntry.output_tokens + LedgerEntry.input_tokens > 0)).cast(
@@ -329,6 +352,7 @@ class SpendLedger:
             func.coalesce(func.sum(LedgerEntry.output_tokens), 0),
             func.coalesce(func.sum(LedgerEntry.cost_micros), 0),
             func.coalesce(unpriced, 0),
+            func.coalesce(func.sum(LedgerEntry.saved_micros), 0),
         )
         for name, value in (
             ("tenant_id", where.tenant_id),
@@ -347,7 +371,9 @@ class SpendLedger:
         query = query.group_by(column).order_by(func.coalesce(func.sum(LedgerEntry.cost_micros), 0).desc(), column)
         async with self._store.session() as session:
             result = await session.execute(query)
-            return [SpendRow(g, int(n), int(i), int(o), int(c), int(u)) for g, n, i, o, c, u in result.all()]
+            return [
+                SpendRow(g, int(n), int(i), int(o), int(c), int(u), int(v)) for g, n, i, o, c, u, v in result.all()
+            ]
 
     async def count(self) -> int:
         async with self._store.session() as session:

@@ -231,6 +231,56 @@ async function findAnomalies(keyRows, total, filter) {
   return found;
 }
 
+// -- decisions: the response cache, the firewall, the auto route ----------------------------------------
+
+async function decisionsPage(params) {
+  const period = params.get("period") || "month";
+  const team = params.get("team") || "";
+  const filter = { since: periodBounds(period).since, team };
+  const [cache, tier, task, guardrail, categories] = await Promise.all(
+    ["cache", "tier", "task", "guardrail", "guardrail_categories"].map((by) => api("GET", "/admin/spend", { query: { by, ...filter } })));
+  const count = (rows, ...groups) => rows.filter((r) => groups.includes(r.group)).reduce((a, r) => a + r.requests, 0);
+  const hits = count(cache.rows, "hit-exact", "hit-semantic");
+  const lookups = hits + count(cache.rows, "miss");
+  const saved = cache.rows.reduce((a, r) => a + Number(r.saved_usd || 0), 0);
+  const decided = (rows) => rows.filter((r) => r.group !== null);
+  const controls = h("form", { class: "controls", onchange: (e) => {
+    const next = new URLSearchParams({ period: e.currentTarget.period.value });
+    if (team) next.set("team", team);
+    location.hash = `#/decisions?${next}`;
+  } }, h("div", {}, h("label", { for: "period" }, "Period"),
+    h("select", { id: "period", name: "period" },
+      [["month", "This month"], ["7d", "Last 7 days"], ["30d", "Last 30 days"]].map(([v, t]) => h("option", { value: v, selected: v === period }, t)))));
+  main.replaceChildren(
+    h("h1", {}, `Decisions${team ? ` of team ${team}` : ""}`),
+    controls,
+    h("div", { class: "tiles" },
+      tile("Cache hit rate", lookups ? `${Math.round((100 * hits) / lookups)}% (${hits} of ${lookups})` : "no lookups", "hit-rate"),
+      tile("Saved by the cache", usd(saved), "saved"),
+      tile("Blocked by the firewall", String(count(guardrail.rows, "block")), "blocked", count(guardrail.rows, "block") > 0),
+      tile("Flagged or redacted", String(count(guardrail.rows, "flag", "redact")), "flagged")),
+    h("div", { class: "grid" },
+      decisionTable("Response cache", "cache", decided(cache.rows), [{ label: "saved", num: true, value: (r) => usd(Number(r.saved_usd || 0)) }]),
+      decisionTable("Firewall actions", "guardrail", decided(guardrail.rows)),
+      decisionTable("Firewall categories", "guardrail_categories", decided(categories.rows)),
+      decisionTable("auto route: tier mix", "tier", decided(tier.rows)),
+      decisionTable("auto route: tasks", "task", decided(task.rows))),
+    h("p", { class: "note" }, "Requests the stage did not decide on (the stage off, or not applicable) are left out of each table."));
+}
+
+function decisionTable(title, name, rows, extra = []) {
+  const total = rows.reduce((a, r) => a + r.requests, 0);
+  return h("section", { class: "card", id: `decided-${name}` }, h("h2", {}, title),
+    table([
+      { label: name.replace("_", " "), value: (r) => r.group },
+      { label: "requests", num: true, value: (r) => r.requests.toLocaleString("en-US") },
+      { label: "share", num: true, value: (r) => `${Math.round((100 * r.requests) / (total || 1))}%` },
+      { label: "cost", num: true, value: (r) => usd(Number(r.cost_usd)) },
+      ...extra,
+      { label: "", value: (r) => proportion(r.requests, total) },
+    ], rows, { empty: "No decisions in this period." }));
+}
+
 // -- keys ------------------------------------------------------------------------------------------------
 
 async function keysPage(params) {
@@ -392,7 +442,7 @@ async function actionsPage() {
 
 // -- routing ---------------------------------------------------------------------------------------------
 
-const PAGES = { spend: spendPage, keys: keysPage, deployments: deploymentsPage, actions: actionsPage };
+const PAGES = { spend: spendPage, decisions: decisionsPage, keys: keysPage, deployments: deploymentsPage, actions: actionsPage };
 
 async function route() {
   if (!session.key || !session.me) {
