@@ -116,3 +116,14 @@ def test_levels_set_on_a_team_and_a_key_through_the_admin_api(guarded: Proc) -> 
     # the key says off, its team strict: the strictest applies, and strict blocks what standard only flags
     with pytest.raises(openai.BadRequestError, match=r"content_policy_violation|firewall"):
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": QUOTED}])
+
+
+def test_the_command_line_sets_a_tenant_level(guarded: Proc, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.e2e.test_cli_convention import run
+
+    env = {"SLUICEGATE_URL": guarded.url, "SLUICEGATE_KEY": MASTER_KEY}
+    made = run("tenants", "create", "fw-tenant", "--guardrail-level", "strict", "-o", "json", cwd=tmp_path, **env)
+    assert made.returncode == 0, made.stderr
+    assert '"guardrail_level": "strict"' in made.stdout
+    refused = run("teams", "create", "fw-bad", "--guardrail-level", "nope", cwd=tmp_path, **env)
+    assert refused.returncode != 0 and "unknown guardrail_level 'nope'" in refused.stderr

@@ -289,7 +289,7 @@ async def _keys_rotate(admin: Admin, args: argparse.Namespace) -> None:
 def _entity_commands(kind: str, columns: list[str]) -> tuple[Handler, Handler, Handler]:
     async def create(admin: Admin, args: argparse.Namespace) -> None:
         body: dict[str, Any] = {"id": args.id, **_limits(args)}
-        for name in ("name", "tenant", "team", "email"):
+        for name in ("name", "tenant", "team", "email", "guardrail_level"):
             value = getattr(args, name, None)
             if value is not None:
                 body[name] = value
@@ -460,8 +460,16 @@ def add_commands(commands: Any) -> None:
     rotate.set_defaults(func=_run(_keys_rotate))
 
     for kind, parent_flag, columns in (
-        ("tenants", None, ["id", "name", "rpm", "tpm", "budget_usd", "budget_period", "allowed_regions"]),
-        ("teams", "--tenant", ["id", "name", "tenant", "rpm", "tpm", "budget_usd", "budget_period", "allowed_regions"]),
+        (
+            "tenants",
+            None,
+            ["id", "name", "rpm", "tpm", "budget_usd", "budget_period", "allowed_regions", "guardrail_level"],
+        ),
+        (
+            "teams",
+            "--tenant",
+            ["id", "name", "tenant", "rpm", "tpm", "budget_usd", "budget_period", "allowed_regions", "guardrail_level"],
+        ),
         ("users", "--team", ["id", "team", "email", "rpm", "tpm", "budget_usd", "budget_period", "allowed_regions"]),
     ):
         group = commands.add_parser(kind, help=f"manage {kind}").add_subparsers(dest="action", required=True)
@@ -471,6 +479,7 @@ def add_commands(commands: Any) -> None:
         make.add_argument("id")
         if kind != "users":
             make.add_argument("--name")
+            make.add_argument("--guardrail-level", dest="guardrail_level", help="off, standard, strict or a policy")
         else:
             make.add_argument("--email")
         if parent_flag:
