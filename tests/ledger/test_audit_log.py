@@ -168,3 +168,28 @@ async def test_cli_verify_names_an_edited_record(
     export = tmp_path / "audit.jsonl"
     assert await asyncio.to_thread(main, ["audit", "export", "-o", str(export)]) == 0
     assert len(export.read_text().splitlines()) == 4
+
+
+async def test_changes_made_by_the_cli_on_the_store_are_audited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
+    monkeypatch.setenv("SLUICEGATE_DATABASE_URL", url)
+    monkeypatch.setenv("SLUICEGATE_AUDIT_KEY", KEY.decode())
+    assert await asyncio.to_thread(main, ["teams", "create", "search", "--rpm", "10"]) == 0
+    assert await asyncio.to_thread(main, ["keys", "create", "--team", "search"]) == 0
+    secret = next(line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("key "))
+    store = Store(url)
+    try:
+        table = AuditTable(store, KEY)
+        rows = [r async for r in table.export()]
+        assert [(r["kind"], r["action"], r["target"].split(":")[0]) for r in rows] == [
+            ("admin_change", "create", "team"),
+            ("key_lifecycle", "create", "key"),
+        ]
+        assert rows[0]["instance"].startswith("cli_") and rows[0]["instance"] != rows[1]["instance"]  # one per run
+        assert rows[0]["after"]["rpm"] == 10
+        assert (await table.verify()).ok
+    finally:
+        await store.close()
+    assert secret.encode() not in (tmp_path / "cli.db").read_bytes()

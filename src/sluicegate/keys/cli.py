@@ -96,6 +96,27 @@ class LocalAdmin(Admin):
 
         self.service = AdminService(Directory(self.store), SpendLedger(self.store), invalidate)
         self._migrated = False
+        self._audit = self._audit_log(config)
+
+    def _audit_log(self, config: GatewayConfig) -> Any:
+        """Changes made here bypass the gateways, so they are audited here: a chain of their own per run."""
+        if not config.audit.enabled:
+            return None
+        import secrets
+
+        from sluicegate.clock import SystemClock
+        from sluicegate.events import EventBus
+        from sluicegate.store.audit import AuditTable
+        from sluicegate.telemetry.audit import AuditLog
+
+        key = os.environ.get(config.audit.key_env)
+        audit = AuditLog(
+            AuditTable(self.store, key.encode() if key else None), "cli_" + secrets.token_hex(6), SystemClock()
+        )
+        events = EventBus()
+        audit.listen(events)
+        self.service.changed = events.publish
+        return audit
 
     async def call(
         self, method: str, path: str, *, query: dict[str, Any] | None = None, body: dict[str, Any] | None = None
@@ -151,7 +172,11 @@ class LocalAdmin(Admin):
         raise CommandError(f"unsupported operation {method} {path}")
 
     async def close(self) -> None:
-        await self.store.close()
+        try:
+            if self._audit is not None and self._migrated:
+                await self._audit.flush()
+        finally:
+            await self.store.close()
 
 
 # -- output ----------------------------------------------------------------------------------------

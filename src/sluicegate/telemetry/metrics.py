@@ -56,8 +56,8 @@ class GatewayMetrics:
         self._models = frozenset(models)
         self._max_label_values = max_label_values
         self._teams: set[str] = set()  # team labels given out so far (at most `max_label_values`)
-        self._spend: dict[tuple[str, str], int] = {}  # (model, team) -> micro-dollars
-        self._spend_tokens: dict[tuple[str, str, str], int] = {}  # (model, team, kind)
+        # (model, team) -> [micro-dollars, input tokens, output tokens]
+        self._spend: dict[tuple[str, str], list[int]] = {}
         self.registry = CollectorRegistry()
         self._requests: dict[tuple[str, str, str], int] = {}  # (model, endpoint, status)
         self._errors: dict[tuple[str, str], int] = {}  # (model, outcome)
@@ -102,14 +102,15 @@ class GatewayMetrics:
 
     def observe_spend(self, model: str, team: str | None, micros: int, input_tokens: int, output_tokens: int) -> None:
         """What a finished request cost, by logical model and team (never key or user: unbounded sets)."""
-        labels = (self.model_label(model), self.team_label(team))
-        if micros:
-            self._spend[labels] = self._spend.get(labels, 0) + micros
-        tokens = self._spend_tokens
-        for kind, count in (("input", input_tokens), ("output", output_tokens)):
-            if count:
-                key = (*labels, kind)
-                tokens[key] = tokens.get(key, 0) + count
+        if model not in self._models:
+            model = UNKNOWN_MODEL
+        key = (model, team if team in self._teams else self.team_label(team))
+        held = self._spend.get(key)
+        if held is None:
+            held = self._spend[key] = [0, 0, 0]
+        held[0] += micros
+        held[1] += input_tokens
+        held[2] += output_tokens
 
     def totals(self, model: str) -> tuple[int, int, list[int]]:
         """A logical model's requests, errors and latency bucket counts so far (for objectives)."""
@@ -194,15 +195,18 @@ class GatewayMetrics:
             "Spend in US dollars by logical model and team (teams past metrics.max_label_values: 'other').",
             labels=("model", "team"),
         )
-        for spend_labels, micros in self._spend.items():
-            spend.add_metric(spend_labels, micros / 1_000_000)
         spend_tokens = CounterMetricFamily(
             "sluicegate_spend_tokens",
             "Tokens billed by logical model, team and kind (input, output).",
             labels=("model", "team", "kind"),
         )
-        for spend_token_labels, count in self._spend_tokens.items():
-            spend_tokens.add_metric(spend_token_labels, count)
+        for (model, team), (micros, input_tokens, output_tokens) in self._spend.items():
+            if micros:
+                spend.add_metric((model, team), micros / 1_000_000)
+            if input_tokens:
+                spend_tokens.add_metric((model, team, "input"), input_tokens)
+            if output_tokens:
+                spend_tokens.add_metric((model, team, "output"), output_tokens)
         yield from (requests, errors, latency, ttft, tokens, spend, spend_tokens)
         try:
             alive = len(asyncio.all_tasks())
