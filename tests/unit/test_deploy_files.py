@@ -23,7 +23,8 @@ def exposed(tmp_path: Path) -> set[str]:
     firewall) with the response cache and the model host on, and the audit log (on by default)."""
     demo = yaml.safe_load(demo_config_text().replace("SIMULATOR_URL", "http://127.0.0.1:9"))
     demo["store"] = {"database_url": f"sqlite+aiosqlite:///{tmp_path}/gw.db", "spool_dir": f"{tmp_path}/spool"}
-    demo["pipeline"]["stages"] = [*demo["pipeline"]["stages"], "response_cache"]
+    stages = demo["pipeline"]["stages"]
+    demo["pipeline"]["stages"] = stages if "response_cache" in stages else [*stages, "response_cache"]
     demo["model_host"] = {}
     gateway = Gateway(parse_config(yaml.safe_dump(demo), "<test>"), master_key="sk-master-test", environ={})
     names = set()
