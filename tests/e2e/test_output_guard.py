@@ -122,3 +122,14 @@ def test_an_answer_that_should_be_json_and_is_not_becomes_an_error(guarded: tupl
     assert info.value.body["code"] == "invalid_json_output"  # type: ignore[index]
     plain = client.chat.completions.create(model="prose", messages=[{"role": "user", "content": "hi"}])
     assert plain.choices[0].message.content == "Sure, here it is: name = Ann"
+
+
+def test_a_card_number_streamed_to_a_responses_api_client_is_redacted(guarded: tuple[Proc, Proc]) -> None:
+    gateway, _ = guarded
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER_KEY, max_retries=0)
+    events = list(client.responses.create(model="card", input="hi", stream=True))
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert "".join(deltas) == "Your card <CARD_1> is on file, thanks."
+    assert not any("1111" in d for d in deltas)
+    done = [e for e in events if e.type == "response.completed"]
+    assert done and done[0].response.output_text == "Your card <CARD_1> is on file, thanks."
