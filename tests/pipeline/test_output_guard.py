@@ -50,6 +50,19 @@ async def test_a_whole_answer_is_redacted_and_the_request_placeholders_restored_
     assert [v.stage for v in ctx.verdicts] == ["output_guard"]
 
 
+async def test_personal_data_in_tool_call_arguments_is_redacted_and_the_arguments_stay_json() -> None:
+    args = '{"to": "bob@example.org", "card": 4111111111111111, "note": "hi", "n": 3}'
+    call = {"id": "c1", "type": "function", "function": {"name": "pay", "arguments": args}}
+    untouched = '{"city":  "Paris", "days": 3}'
+    other = {"id": "c2", "type": "function", "function": {"name": "weather", "arguments": untouched}}
+    message = {"role": "assistant", "content": None, "tool_calls": [call, other]}
+    ctx = context()
+    await stage().on_response(ctx, ChatResponse("r", "m", 0, [{"index": 0, "message": message}], Usage()))
+    assert orjson.loads(call["function"]["arguments"]) == {"to": "<EMAIL_1>", "card": "<CARD_1>", "note": "hi", "n": 3}
+    assert other["function"]["arguments"] == untouched, "arguments with nothing to redact are kept as written"
+    assert ctx.guardrail_categories == ("pii_card", "pii_email")
+
+
 def chunk(*deltas: tuple[int, str], finish: bool = False) -> ChatChunk:
     choices = [
         {"index": i, "delta": {"content": text}, "finish_reason": "stop" if finish else None} for i, text in deltas

@@ -89,11 +89,11 @@ class OutputGuard:
                 if isinstance(text, str) and text:
                     text = self._redact(redactor, text, found)
                     message[key] = restore(text, mapping) if mapping else text
-            if mapping:
-                for call in message.get("tool_calls") or ():
-                    function = call.get("function") or {}
-                    if isinstance(function.get("arguments"), str):
-                        function["arguments"] = _restore_json(function["arguments"], mapping)
+            for call in message.get("tool_calls") or ():
+                function = call.get("function") or {}
+                if isinstance(function.get("arguments"), str):
+                    arguments = self._redact_arguments(redactor, function["arguments"], found)
+                    function["arguments"] = _restore_json(arguments, mapping) if mapping else arguments
         if found:
             self._record(ctx, found, "answer")
             ctx.response_headers[GUARDRAIL_HEADER] = _header(ctx)
@@ -157,6 +157,32 @@ class OutputGuard:
 
     def _redact(self, redactor: Redactor, text: str, found: set[str]) -> str:
         return redactor.redact(text, self._scanner(found)(text))
+
+    def _redact_arguments(self, redactor: Redactor, arguments: str, found: set[str]) -> str:
+        """Tool-call arguments with what this configuration redacts replaced in their string (and integer)
+        values, so the JSON stays JSON; arguments that are not JSON are redacted as text."""
+        try:
+            value = orjson.loads(arguments)
+        except orjson.JSONDecodeError:
+            return self._redact(redactor, arguments, found)
+        before = len(found), len(redactor.mapping)
+        redacted = self._redact_value(redactor, value, found)
+        if (len(found), len(redactor.mapping)) == before and redacted == value:
+            return arguments  # nothing to redact: the model's text is kept as it wrote it
+        return orjson.dumps(redacted).decode()
+
+    def _redact_value(self, redactor: Redactor, value: object, found: set[str]) -> object:
+        if isinstance(value, str):
+            return self._redact(redactor, value, found)
+        if isinstance(value, dict):
+            return {k: self._redact_value(redactor, v, found) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._redact_value(redactor, v, found) for v in value]
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**7:
+            text = str(value)
+            redacted = self._redact(redactor, text, found)
+            return value if redacted == text else redacted  # a card number written as a number
+        return value
 
     def _record(self, ctx: RequestContext, categories: set[str], where: str) -> None:
         if _RANK.get(ctx.guardrail_action or "allow", 0) < _RANK["redact"]:
