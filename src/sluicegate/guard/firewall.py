@@ -101,6 +101,9 @@ _SHAPE = str.maketrans(
     }
 )
 _REACH = 500  # how far from its triggers a rule's match may reach (patterns span at most a few hundred)
+_MAX_ENCODED = 65_536  # an encoded run is decoded up to this many characters (a hidden instruction is short)
+_MAX_DECODED = 16_384  # and its text checked up to this many
+_WINDOWS = 8  # a rule searches around at most this many of its triggers' places: bounded work on huge texts
 _ATTACK_CATEGORIES = frozenset({"injection", "jailbreak", "token_bomb"})
 _DISCOUNTED = frozenset({"injection", "jailbreak", "obfuscation"})
 
@@ -161,18 +164,18 @@ class Firewall:
 
     def _rules(self, low: str, where: Where, positional: bool) -> tuple[list[Finding], set[str]]:
         """The pattern rules whose triggers occur, each searched near its triggers (a match contains one)."""
-        spans: dict[int, list[int]] = {}
+        spans: dict[int, list[int]] = {}  # rule -> where its triggers end (windows apart, at most _WINDOWS)
         hints: set[str] = set()
         for end, ids in self._triggers.iter(low):
             if type(ids) is str:
                 hints.add(ids)
                 continue
             for index in ids:
-                span = spans.get(index)
-                if span is None:
-                    spans[index] = [end, end]
-                elif end > span[1]:
-                    span[1] = end
+                ends = spans.get(index)
+                if ends is None:
+                    spans[index] = [end]
+                elif end - ends[-1] > _REACH and len(ends) < _WINDOWS:
+                    ends.append(end)
         findings: list[Finding] = []
         compiled = self._compiled
         for index in sorted(spans):
@@ -180,9 +183,12 @@ class Firewall:
             rule = item.rule
             if rule.where != "any" and rule.where != where:
                 continue
-            first, last = spans[index]
-            match = item.regex.search(low, max(0, first - _REACH), last + _REACH)
-            if match is None:
+            regex = item.regex
+            for end in spans[index]:
+                match = regex.search(low, max(0, end - _REACH), end + _REACH)
+                if match is not None:
+                    break
+            else:
                 continue
             score = rule.score
             if rule.category in _DISCOUNTED:
@@ -241,7 +247,7 @@ class Firewall:
             and ("-.-" in text or ".-." in text or "..-" in text or "-.." in text)
             and _MORSE_RUN.search(text)
         ):
-            for run in _MORSE_RUN.findall(text):
+            for run in _MORSE_RUN.findall(text, 0, _MAX_ENCODED):
                 decoded = _morse(run)
                 if decoded:
                     variants.append(("obf.morse.001", decoded, 0.0))
@@ -249,7 +255,7 @@ class Firewall:
             variants.append(("obf.rot13.001", low.translate(_ROT13), 0.0))
         if _REVERSE_HINT in hints:
             variants.append(("obf.reverse.001", low[::-1], 0.0))
-        if digits >= 2 and ("a1a" in shape or "1a1" in shape):
+        if digits >= 2 and len(low) < 20 * len(words) and ("a1a" in shape or "1a1" in shape):
             leet = low.translate(_LEET)
             if self._new_core(leet, low):
                 variants.append(("obf.leet.001", leet, 0.0))
@@ -259,6 +265,7 @@ class Firewall:
                 variants.append(("obf.spacing.001", squeezed, 0.0))
         seen = {f.rule_id for f in findings}
         for rule_id, decoded, own_score in variants:
+            decoded = decoded[:_MAX_DECODED]
             inner = [f for f in self._scan(decoded, where, decode=False) if f.category in _ATTACK_CATEGORIES]
             new = [f for f in inner if f.rule_id not in seen]
             score = max([own_score, *(f.score for f in inner)])
@@ -298,13 +305,13 @@ class Firewall:
             token = token.strip("\"'`()[]{}<>,;")
             if len(token) < minimum:
                 continue
-            decoded = _decode_token(token)
+            decoded = _decode_token(token[: _MAX_ENCODED - _MAX_ENCODED % 40])
             if decoded is not None:
                 rule_id, plain = decoded
                 variants.append((rule_id, plain, 0.0))
 
     def _spaced_hex(self, text: str, variants: list[tuple[str, str, float]]) -> None:
-        for run in _HEX_SPACED.findall(text):
+        for run in _HEX_SPACED.findall(text, 0, _MAX_ENCODED):
             plain = _printable(bytes.fromhex("".join(ch for ch in run if ch in "0123456789abcdefABCDEF")))
             if plain:
                 variants.append(("obf.hex.001", plain, 0.0))
