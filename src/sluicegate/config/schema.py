@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -71,6 +73,28 @@ class ProviderConfig(_Strict):
     aws_access_key_id_env: str = Field("AWS_ACCESS_KEY_ID", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     aws_secret_access_key_env: str = Field("AWS_SECRET_ACCESS_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     aws_session_token_env: str = Field("AWS_SESSION_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # The way out (providers/egress.py): an http:// proxy for CONNECT tunnels, or "none" to ignore
+    # HTTPS_PROXY/HTTP_PROXY; default: those variables and NO_PROXY. Proxy credentials belong in them.
+    proxy: str | None = None
+    ca_file: str | None = None  # PEM bundle trusted instead of the system's (a private CA, a TLS-inspecting proxy)
+    client_cert: str | None = None  # PEM client certificate for mutual TLS (with its key, or see client_key)
+    client_key: str | None = None
+
+    @model_validator(mode="after")
+    def _egress_settings(self) -> ProviderConfig:
+        if self.proxy is not None and self.proxy.lower() != "none":
+            parts = urlsplit(self.proxy if "://" in self.proxy else f"http://{self.proxy}")
+            if parts.scheme != "http" or not parts.hostname:
+                raise ValueError("proxy must be an http://host:port URL (the tunnel is CONNECT), or 'none'")
+            if parts.username or parts.password:
+                raise ValueError("proxy must not hold credentials: set them in HTTPS_PROXY / HTTP_PROXY instead")
+        for name in ("ca_file", "client_cert", "client_key"):
+            path = getattr(self, name)
+            if path is not None and not os.path.isfile(path):
+                raise ValueError(f"{name}: no such file: {path}")
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("client_key needs client_cert")
+        return self
 
     @model_validator(mode="after")
     def _http2_over_tls(self) -> ProviderConfig:

@@ -7,12 +7,15 @@ a provider configured with `http2: true`, from `providers.http2` when its https 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from sluicegate.config.schema import ProviderConfig
 from sluicegate.errors import ErrorClass, UpstreamError
 from sluicegate.providers.base import Endpoint, UpstreamRequest
+from sluicegate.providers.egress import Egress, proxy_for, tls_context
 from sluicegate.providers.http2 import H2Exchange, Http2Pool
 from sluicegate.providers.transport import ConnectionPool, Exchange, TransportError, TransportTimeout
 
@@ -79,9 +82,10 @@ def _split(url: str) -> tuple[str, str]:
 class UpstreamClient:
     """Owns one connection pool per provider endpoint and origin, created lazily inside the running loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._pools: dict[tuple[str, str], ConnectionPool | Http2Pool] = {}
         self._targets: dict[str, tuple[str, str]] = {}
+        self._environ = os.environ if environ is None else environ  # HTTPS_PROXY, HTTP_PROXY, NO_PROXY
 
     def _pool(self, endpoint: Endpoint, url: str) -> tuple[ConnectionPool | Http2Pool, str]:
         split = self._targets.get(url)
@@ -93,10 +97,22 @@ class UpstreamClient:
         if pool is None:
             config = endpoint.config
             if config.http2 and origin.startswith("https://"):
-                pool = self._pools[key] = Http2Pool(origin, config.max_connections)
+                h2 = self._egress(config, origin, ["h2", "http/1.1"])
+                pool = self._pools[key] = Http2Pool(
+                    origin, config.max_connections, egress=h2, http1_egress=self._egress(config, origin)
+                )
             else:
-                pool = self._pools[key] = ConnectionPool(origin, config.max_connections)
+                pool = self._pools[key] = ConnectionPool(
+                    origin, config.max_connections, egress=self._egress(config, origin)
+                )
         return pool, target
+
+    def _egress(self, config: ProviderConfig, origin: str, alpn: list[str] | None = None) -> Egress:
+        """The provider's way out to `origin`: its proxy (or the environment's) and its TLS trust and identity."""
+        parts = urlsplit(origin)
+        tls = parts.scheme == "https"
+        context = tls_context(config.ca_file, config.client_cert, config.client_key, alpn) if tls else None
+        return Egress(context, proxy_for(parts.hostname or "", tls, config.proxy, self._environ))
 
     async def _open(self, endpoint: Endpoint, request: UpstreamRequest, stream: bool) -> AnyExchange:
         pool, target = self._pool(endpoint, request.url)

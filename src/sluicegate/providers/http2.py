@@ -27,6 +27,7 @@ import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
 
+from sluicegate.providers.egress import Egress
 from sluicegate.providers.transport import (
     ConnectionPool,
     Exchange,
@@ -341,7 +342,14 @@ class H2Exchange:
 class Http2Pool:
     """Calls to one https origin over HTTP/2 when it selects h2 by ALPN, else over `ConnectionPool`."""
 
-    def __init__(self, origin: str, limit: int, keepalive_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        origin: str,
+        limit: int,
+        keepalive_seconds: float = 30.0,
+        egress: Egress | None = None,
+        http1_egress: Egress | None = None,
+    ) -> None:
         self.loop = asyncio.get_running_loop()
         parts = urlsplit(origin)
         if parts.scheme != "https":
@@ -349,8 +357,12 @@ class Http2Pool:
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 443
         self.authority = self.host if self.port == 443 else f"{self.host}:{self.port}"
-        self._ssl = ssl.create_default_context()
-        self._ssl.set_alpn_protocols(["h2", "http/1.1"])
+        if egress is None:
+            context = ssl.create_default_context()
+            context.set_alpn_protocols(["h2", "http/1.1"])
+            egress = Egress(context)
+        self._egress = egress  # its TLS context offers h2 by ALPN
+        self._http1_egress = http1_egress
         self._limit = limit
         self._keepalive = keepalive_seconds
         self.connections: list[H2Connection] = []
@@ -441,25 +453,23 @@ class Http2Pool:
             self._connecting = None
             if not connection.negotiated:
                 connection.close()
-                self.http1 = ConnectionPool(f"https://{self.authority}", self._limit, self._keepalive)
+                self.http1 = ConnectionPool(
+                    f"https://{self.authority}", self._limit, self._keepalive, self._http1_egress
+                )
                 return None
             self.connections.append(connection)
 
     async def _connect(self, timeout: float) -> H2Connection:
         try:
             async with asyncio.timeout(timeout):
-                _, protocol = await self.loop.create_connection(
-                    lambda: H2Connection(self.loop, self.authority, self._freed.set),
-                    self.host,
-                    self.port,
-                    ssl=self._ssl,
-                    server_hostname=self.host,
+                protocol = await self._egress.connect(
+                    self.loop, lambda: H2Connection(self.loop, self.authority, self._freed.set), self.host, self.port
                 )
         except TimeoutError:
             raise TransportTimeout("timed out connecting to the provider", received=False) from None
         except OSError as exc:
             raise TransportError(f"could not connect to the provider ({exc.strerror or exc})", received=False) from None
-        return protocol
+        return protocol  # type: ignore[return-value]
 
     def close(self) -> None:
         for connection in self.connections:

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from sluicegate.providers.egress import Egress
+
 _MAX_BUFFER = 1 << 20  # pause reading a stream the consumer is not keeping up with (never a whole-body read)
 
 
@@ -205,7 +207,7 @@ class ConnectionPool:
     Made inside the running loop, which it keeps: `asyncio.get_running_loop()` costs a getpid() system
     call each time, and the request path would otherwise ask four times."""
 
-    def __init__(self, origin: str, limit: int, keepalive_seconds: float = 30.0) -> None:
+    def __init__(self, origin: str, limit: int, keepalive_seconds: float = 30.0, egress: Egress | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         parts = urlsplit(origin)
         self.host = parts.hostname or "127.0.0.1"
@@ -213,7 +215,8 @@ class ConnectionPool:
         self.port = parts.port or (443 if self.tls else 80)
         default_port = (self.tls and self.port == 443) or (not self.tls and self.port == 80)
         self.host_header = self.host if default_port else f"{self.host}:{self.port}"
-        self._ssl = ssl.create_default_context() if self.tls else None
+        # direct, with the system's trust store, unless the provider says otherwise (providers/egress.py)
+        self._egress = egress or Egress(ssl.create_default_context() if self.tls else None)
         self._idle: list[tuple[Connection, float]] = []
         self._slots = asyncio.Semaphore(limit)
         self._keepalive = keepalive_seconds
@@ -230,13 +233,7 @@ class ConnectionPool:
             connection.close()
         try:
             async with asyncio.timeout(connect_timeout):
-                _, protocol = await loop.create_connection(
-                    lambda: Connection(loop),
-                    self.host,
-                    self.port,
-                    ssl=self._ssl,
-                    server_hostname=self.host if self.tls else None,
-                )
+                protocol = await self._egress.connect(loop, lambda: Connection(loop), self.host, self.port)
         except TimeoutError:
             self._slots.release()
             raise TransportTimeout("timed out connecting to the provider", received=False) from None
@@ -246,7 +243,7 @@ class ConnectionPool:
         except BaseException:
             self._slots.release()
             raise
-        return protocol, False
+        return protocol, False  # type: ignore[return-value]
 
     async def open(
         self,
