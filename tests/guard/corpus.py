@@ -2,8 +2,9 @@
 items derived from them here, deterministically: each obfuscation applied to attack seeds, structural token
 bombs (repetition, padding, many-shot dialogue, absurd parameters, oversized tools) and long documents.
 
-Two splits: "dev" (what the rules were tuned on) and "heldout" (never tuned on; the tests assert the targets
-on it). Used by tests/guard/test_corpus.py and bench/firewall.py.
+Three splits: "dev" (what the rules were tuned on), "heldout" (never tuned on; the tests assert the targets
+on it) and "fresh" (written after the last tuning, never tuned on; reported, not asserted). Used by
+tests/guard/test_corpus.py and bench/firewall.py.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Literal
 import yaml
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "firewall"
-Split = Literal["dev", "heldout"]
+Split = Literal["dev", "heldout", "fresh"]
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,10 @@ def _derived(split: Split) -> list[Item]:
 
 
 def load(split: Split) -> list[Item]:
-    """Every item of a split: hand-written, then derived."""
+    """Every item of a split: hand-written, then derived ("fresh" is hand-written only: phrasings written
+    after the last tuning, to estimate how the rules do on what they have not seen)."""
+    if split == "fresh":
+        return _hand_written(split)
     return _hand_written(split) + _derived(split)
 
 
