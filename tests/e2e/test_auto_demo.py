@@ -100,14 +100,19 @@ def _key(proc: Proc, budget_usd: str) -> str:
     return str(response.json()["key"])
 
 
+def _fresh(messages: list[dict[str, str]], tag: str) -> list[dict[str, str]]:
+    """The same request, worded apart from the others so that the response cache cannot answer it."""
+    return [{"role": "user", "content": f"{messages[0]['content']} ({tag})"}]
+
+
 def test_the_budget_applies_to_the_group_auto_chose(demo: tuple[Proc, Path]) -> None:
     """$0.001 pays an economy answer, not a flagship one: the flagship choice is moved to the cheaper model."""
     proc, _ = demo
     client = _client(proc, _key(proc, "0.001"))
-    easy = client.chat.completions.with_raw_response.create(model="auto", messages=EASY)  # type: ignore[arg-type]
+    easy = client.chat.completions.with_raw_response.create(model="auto", messages=_fresh(EASY, "budget"))  # type: ignore[arg-type]
     assert easy.headers["x-sluice-tier"] == "economy"
     assert "x-sluice-budget-downgraded-from" not in easy.headers
-    hard = client.chat.completions.with_raw_response.create(model="auto", messages=HARD)  # type: ignore[arg-type]
+    hard = client.chat.completions.with_raw_response.create(model="auto", messages=_fresh(HARD, "budget"))  # type: ignore[arg-type]
     assert hard.parse().choices[0].message.content
     assert hard.headers["x-sluice-budget-downgraded-from"] == "claude-opus-4"  # opus could not be reserved
     assert hard.headers["x-sluice-tier"] == "economy"  # the tier of the group that answered
@@ -118,17 +123,29 @@ def test_a_budget_in_its_downgrade_tier_lowers_the_tier_auto_chooses(demo: tuple
     budget = 0.006
     client = _client(proc, _key(proc, str(budget)))
     spent = 0.0
-    for _ in range(80):  # small gpt-4o answers until the key has used 90% of its budget
+    for attempt in range(80):  # small gpt-4o answers until the key has used 90% of its budget
         if spent >= 0.905 * budget:
             break
         raw = client.chat.completions.with_raw_response.create(
             model="gpt-4o",
-            messages=EASY,  # type: ignore[arg-type]
+            messages=_fresh(EASY, f"spend {attempt}"),  # type: ignore[arg-type]
             max_tokens=20,
         )
         spent += float(raw.headers["x-sluice-cost-usd"])
     assert 0.905 * budget <= spent < budget
-    client.chat.completions.create(model="gpt-4o-mini", messages=EASY, max_tokens=5)  # type: ignore[arg-type]
-    hard = client.chat.completions.with_raw_response.create(model="auto", messages=HARD)  # type: ignore[arg-type]
+    client.chat.completions.create(model="gpt-4o-mini", messages=_fresh(EASY, "refresh"), max_tokens=5)  # type: ignore[arg-type]
+    hard = client.chat.completions.with_raw_response.create(model="auto", messages=_fresh(HARD, "downgrade"))  # type: ignore[arg-type]
     assert hard.headers["x-sluice-tier"] in ("balanced", "economy")
     assert "budget downgrade tier" in hard.headers["x-sluice-route-reason"]
+
+
+def test_a_cached_answer_says_what_auto_chose(demo: tuple[Proc, Path]) -> None:
+    """The auto route runs before the response cache, which is keyed by the group that answers."""
+    proc, _ = demo
+    client = _client(proc)
+    question = [{"role": "user", "content": "What is the capital of Portugal?"}]
+    first = client.chat.completions.with_raw_response.create(model="auto", messages=question)  # type: ignore[arg-type]
+    again = client.chat.completions.with_raw_response.create(model="auto", messages=question)  # type: ignore[arg-type]
+    assert again.headers["x-sluice-cache"] == "hit-exact"
+    assert again.headers["x-sluice-tier"] == first.headers["x-sluice-tier"] == "economy"
+    assert again.headers["x-sluice-classification"] == first.headers["x-sluice-classification"]

@@ -144,8 +144,9 @@ class Gateway:
             *guard,
             self.auth,
             Decide(self.catalog),  # the model group and the request's facts, once
+            # the auto route's choice: before the cache (keyed by the group that answers) and admission
+            *auto,
             *optional["request"],
-            *auto,  # the auto route's choice, before admission checks limits against it
             self.limits.admission,
             route,
             self.limits.meter,
