@@ -1,7 +1,7 @@
 """The output guard end to end, with the official openai and anthropic SDKs against real gateway and
 simulator processes: a card number streamed across chunks reaches the client redacted; a request the
 firewall redacted reaches the provider with placeholders only and the answer carries the originals back
-(guardrails.restore); an answer that should be JSON and is not becomes an error."""
+(guardrails.restore); an answer that should be JSON and is not is asked for again, then becomes an error."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ guardrails:  # the firewall redacts personal data in requests and hands its plac
   restore: true
   policies:
     pii-redact: {extends: standard, actions: {"pii_*": redact}}
-output_guard: {json_check: error}
+output_guard: {json_check: retry}
 """
 ASK = "Book it for jane.doe@example.com, card " + CARD + ", please."
 
@@ -109,9 +109,16 @@ def test_restore_works_on_a_stream_to_an_anthropic_client(guarded: tuple[Proc, P
     assert text == ASK
 
 
-def test_an_answer_that_should_be_json_and_is_not_becomes_an_error(guarded: tuple[Proc, Proc]) -> None:
-    gateway, _ = guarded
+def test_an_answer_that_should_be_json_and_is_not_is_asked_again_then_becomes_an_error(
+    guarded: tuple[Proc, Proc],
+) -> None:
+    gateway, simulator = guarded
+
+    def asked() -> int:
+        return int(httpx.get(f"{simulator.url}/_sim/stats").json()["models"].get("prose-model", {}).get("requests", 0))
+
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER_KEY, max_retries=0)
+    before = asked()
     with pytest.raises(openai.APIStatusError) as info:
         client.chat.completions.create(
             model="prose",
@@ -120,6 +127,7 @@ def test_an_answer_that_should_be_json_and_is_not_becomes_an_error(guarded: tupl
         )
     assert info.value.status_code == 502
     assert info.value.body["code"] == "invalid_json_output"  # type: ignore[index]
+    assert asked() - before == 2, "json_check: retry asked the provider once more"
     plain = client.chat.completions.create(model="prose", messages=[{"role": "user", "content": "hi"}])
     assert plain.choices[0].message.content == "Sure, here it is: name = Ann"
 

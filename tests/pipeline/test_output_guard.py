@@ -3,17 +3,24 @@ several choices become, and what the context records."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import orjson
 import pytest
 from pydantic import ValidationError
 
-from sluicegate.canonical import ChatChunk, ChatRequest, ChatResponse, Usage
+from sluicegate.canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, Usage
+from sluicegate.catalog import Deployment
 from sluicegate.config.schema import GatewayConfig
+from sluicegate.errors import GatewayError
 from sluicegate.events import EventBus
 from sluicegate.guard.redact import Redactor
+from sluicegate.pipeline.bill import request_bill
 from sluicegate.pipeline.context import RequestContext
+from sluicegate.pipeline.runner import ChunkSource, Pipeline
 from sluicegate.pipeline.stages import StageServices
 from sluicegate.pipeline.stages.output_guard import OutputGuard, create
+from sluicegate.pricing import Price
 
 
 def stage(**settings: object) -> OutputGuard:
@@ -116,3 +123,51 @@ async def test_a_request_another_stage_redacted_is_left_to_it() -> None:
     ctx.redactor = Redactor()
     await stage(redact_requests=True).on_request(ctx)
     assert ctx.chat.messages[0]["content"] == "mail jane@example.com"
+
+
+class JsonUpstream:
+    """Answers each whole request with the next of `texts`, as a provider at a known price."""
+
+    def __init__(self, *texts: str) -> None:
+        self.texts = list(texts)
+        self.calls = 0
+        self.deployment = Deployment("sim/m", "m", "chat", None, price=Price(Decimal("1"), Decimal("2")))  # type: ignore[arg-type]
+
+    async def complete(self, ctx: RequestContext) -> ChatResponse:
+        self.calls += 1
+        ctx.deployment = self.deployment
+        ctx.usage = Usage(100, 10)
+        message = {"role": "assistant", "content": self.texts.pop(0)}
+        return ChatResponse("r", "m", 0, [{"index": 0, "message": message, "finish_reason": "stop"}], ctx.usage)
+
+    async def embed(self, ctx: RequestContext) -> EmbeddingResponse:
+        raise AssertionError("not used")
+
+    async def open_stream(self, ctx: RequestContext) -> ChunkSource:
+        raise AssertionError("not used")
+
+
+def json_context() -> RequestContext:
+    request = ChatRequest(
+        "m", [{"role": "user", "content": "json"}], params={"response_format": {"type": "json_object"}}
+    )
+    return RequestContext("req-1", "chat", "openai", {}, request)
+
+
+async def test_json_check_retry_asks_once_more_and_bills_both_answers() -> None:
+    upstream = JsonUpstream("Sure! here it is", '{"ok": true}')
+    ctx = json_context()
+    answer = await Pipeline([stage(json_check="retry")], upstream)._answer(ctx)
+    assert isinstance(answer, ChatResponse) and answer.choices[0]["message"]["content"] == '{"ok": true}'
+    assert upstream.calls == 2
+    bill = request_bill(ctx)
+    assert bill.usage == Usage(200, 20), "the refused answer's tokens are billed beside the new one"
+    assert bill.micros == 2 * upstream.deployment.price.cost_micros(Usage(100, 10))  # type: ignore[union-attr]
+
+
+async def test_json_check_retry_answers_the_error_when_the_second_answer_is_not_json_either() -> None:
+    upstream = JsonUpstream("no", "still no")
+    with pytest.raises(GatewayError) as info:
+        await Pipeline([stage(json_check="retry")], upstream)._answer(json_context())
+    assert info.value.status == 502 and info.value.code == "invalid_json_output"
+    assert upstream.calls == 2

@@ -23,9 +23,11 @@ class OutputGuardConfig(BaseModel):
     redact_requests: bool = False
     restore: bool = False
     # When the request asked for JSON (response_format json_object or json_schema) and a whole answer does
-    # not parse: "error" answers 502 `invalid_json_output` in the client's format instead; "off" lets it
-    # through. (Streams are not checked: their chunks have left before the end shows whether it parses.)
-    json_check: Literal["off", "error"] = "off"
+    # not parse: "error" answers 502 `invalid_json_output` in the client's format instead; "retry" asks the
+    # provider once more (both answers are billed) and answers that error if the second does not parse
+    # either; "off" lets it through. (Streams are not checked: their chunks have left before the end shows
+    # whether it parses.)
+    json_check: Literal["off", "error", "retry"] = "off"
 
     @field_validator("redact")
     @classmethod

@@ -11,7 +11,8 @@ is built, and calls each in the order of its stage list):
   the answer still passes the response or chunk stages, the ledger (its own outcome, no provider cost) and
   the access log;
 - `async on_response(ctx, response) -> response`: sees a whole answer before it is priced and sent, and
-  may replace it;
+  may replace it, or raise `RetryAnswer` to have the upstream asked once more (the refused answer is billed
+  beside the new one);
 - `on_chunk(ctx, chunk) -> chunk | None`: the meter's hook, per chunk, before any other chunk stage, so it
   counts what the provider actually sent (None drops the chunk);
 - `on_chunks(ctx, batch) -> batch` and `on_end(ctx) -> batch`: a stream's chunks in batches (what arrived
@@ -34,13 +35,23 @@ from typing import Any, Protocol
 from sluicegate.canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingResponse, TokenCount
 from sluicegate.errors import GatewayError, UpstreamError, internal_error, scrub
 from sluicegate.pipeline.bill import request_bill
-from sluicegate.pipeline.context import RequestContext
+from sluicegate.pipeline.context import RequestContext, SideAttempt
 from sluicegate.pipeline.execute import client_error
 
 log = logging.getLogger("sluicegate.server")
 
 Answer = ChatResponse | EmbeddingResponse | TokenCount
 ChunkSource = AsyncIterator[list[ChatChunk]]
+
+
+class RetryAnswer(Exception):
+    """Raised by a response stage that refuses a whole answer and wants the upstream asked once more (an
+    answer that is not the JSON the request asked for). The pipeline retries once; if it cannot (a local
+    answer) or the new answer is refused too, the request ends with `error`."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 @dataclass(slots=True)
@@ -324,10 +335,32 @@ class Pipeline:
             else:
                 response = await execute.complete(ctx)
                 ctx.first_token_at = time.perf_counter()
-        for response_stage in self._on_response:
-            response = await response_stage.on_response(ctx, response)
+        try:
+            for response_stage in self._on_response:
+                response = await response_stage.on_response(ctx, response)
+        except RetryAnswer as retry:
+            if local is not None or self.execute is None or type(response) is not ChatResponse:
+                raise retry.error from None
+            response = await self._retry(ctx, retry)
         if local is None:
             price_usage(ctx)
+        return response
+
+    async def _retry(self, ctx: RequestContext, retry: RetryAnswer) -> Answer:
+        """Asks the upstream once more for a whole answer a response stage refused; the refused answer's
+        tokens are billed beside the new one. Refused again, the request ends with the stage's error."""
+        if ctx.deployment is not None and ctx.usage is not None:
+            ctx.side_attempts.append(SideAttempt(ctx.deployment, ctx.usage, ctx.usage_estimated))
+        ctx.usage = None
+        ctx.usage_estimated = False
+        assert self.execute is not None
+        response: Answer = await self.execute.complete(ctx)
+        ctx.first_token_at = time.perf_counter()
+        try:
+            for response_stage in self._on_response:
+                response = await response_stage.on_response(ctx, response)
+        except RetryAnswer as again:
+            raise again.error from None
         return response
 
     async def _stream(self, ctx: RequestContext, reply: Reply, chunks: ChunkSource) -> None:

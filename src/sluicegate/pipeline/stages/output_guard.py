@@ -20,7 +20,7 @@ from sluicegate.guard.findings import Finding
 from sluicegate.guard.output_config import OutputGuardConfig
 from sluicegate.guard.redact import Redactor, Scan, StreamRedactor, restore, sensitive
 from sluicegate.pipeline.context import RequestContext
-from sluicegate.pipeline.runner import Answer
+from sluicegate.pipeline.runner import Answer, RetryAnswer
 from sluicegate.pipeline.stages import Slot, StageServices
 
 SLOT: Slot = "output"
@@ -74,9 +74,11 @@ class OutputGuard:
     async def on_response(self, ctx: RequestContext, response: Answer) -> Answer:
         if type(response) is not ChatResponse:
             return response
-        if self.config.json_check == "error" and _wants_json(ctx):
+        if self.config.json_check != "off" and _wants_json(ctx):
             for choice in response.choices:
-                _check_json(choice)
+                error = _json_error(choice)
+                if error is not None:
+                    raise RetryAnswer(error) if self.config.json_check == "retry" else error
         redactor = ctx.redactor or Redactor()
         mapping = dict(redactor.mapping) if redactor.restore else {}
         found: set[str] = set()
@@ -199,23 +201,25 @@ def _wants_json(ctx: RequestContext) -> bool:
     return isinstance(response_format, dict) and response_format.get("type") in ("json_object", "json_schema")
 
 
-def _check_json(choice: dict[str, object]) -> None:
+def _json_error(choice: dict[str, object]) -> GatewayError | None:
+    """The error for a choice whose text should be JSON and is not (None when it is, or has no text)."""
     message = choice.get("message")
     if not isinstance(message, dict) or message.get("tool_calls"):
-        return
+        return None
     content = message.get("content")
     if choice.get("finish_reason") == "length" or not isinstance(content, str):
-        return  # cut short by max_tokens: the client asked for a length the JSON did not fit in
+        return None  # cut short by max_tokens: the client asked for a length the JSON did not fit in
     try:
         orjson.loads(content)
     except orjson.JSONDecodeError:
-        raise GatewayError(
+        return GatewayError(
             502,
             "The model's answer is not valid JSON although the request asked for JSON (response_format); "
             "the answer was withheld. Retry, or lower the temperature.",
             type="server_error",
             code="invalid_json_output",
-        ) from None
+        )
+    return None
 
 
 def _restore_json(arguments: str, mapping: dict[str, str]) -> str:
