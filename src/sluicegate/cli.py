@@ -282,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sluicegate.guard.cli import add_firewall_command
 
     add_firewall_command(commands)
+
+    from sluicegate.replay import add_replay_command
+
+    add_replay_command(commands)
     return parser
 
 

@@ -53,27 +53,32 @@ class Member:
         return False
 
 
+def member_of(group: ModelGroup) -> Member | None:
+    """The group as an auto pool member (None: it has no tier, which the configuration check refuses)."""
+    capability = group.capability
+    if capability is None:
+        return None
+    prices = [d.price for d in group.deployments]
+    known = [p for p in prices if p is not None]
+    unknown = len(known) < len(prices) or not known
+    return Member(
+        group,
+        capability.rank,
+        capability.tier,
+        capability.tasks,
+        capability.high,
+        math.inf if unknown else float(max(p.input for p in known)),
+        math.inf if unknown else float(max(p.output for p in known)),
+    )
+
+
 def members_of(catalog: ModelCatalog, group: ModelGroup) -> list[Member]:
     members = []
     for name in group.pool:
-        member = catalog.get(name)
-        if member is None or member.capability is None:
-            continue  # the configuration check refuses this; a pool is never empty of known groups
-        capability = member.capability
-        prices = [d.price for d in member.deployments]
-        known = [p for p in prices if p is not None]
-        unknown = len(known) < len(prices) or not known
-        members.append(
-            Member(
-                member,
-                capability.rank,
-                capability.tier,
-                capability.tasks,
-                capability.high,
-                math.inf if unknown else float(max(p.input for p in known)),
-                math.inf if unknown else float(max(p.output for p in known)),
-            )
-        )
+        found = catalog.get(name)
+        member = member_of(found) if found is not None else None
+        if member is not None:
+            members.append(member)
     return members
 
 
