@@ -14,6 +14,7 @@ from sluicegate.config.loader import (
     demo_config,
     load_config,
     missing_secrets,
+    parse_config,
     read_config_text,
 )
 from sluicegate.config.schema import GatewayConfig
@@ -77,6 +78,46 @@ def _check_config(args: argparse.Namespace) -> int:
     print(
         f"{args.file}: OK ({len(config.providers)} providers, {len(config.models)} models, {deployments} deployments)"
     )
+    return 0
+
+
+def _import_litellm(args: argparse.Namespace) -> int:
+    """A LiteLLM proxy config as a Sluicegate one on standard output; what did not map on standard error."""
+    import yaml
+
+    from sluicegate.config.litellm import convert
+
+    try:
+        with open(args.file, encoding="utf-8") as handle:
+            source = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"sluicegate import: {args.file}: {one_line(exc)}", file=sys.stderr)
+        return 1
+    try:
+        if not isinstance(source, dict):
+            raise ValueError("not a LiteLLM proxy config: it needs model_list, a list of models")
+        conversion = convert(source)
+    except ValueError as exc:
+        print(f"sluicegate import: {args.file}: {exc}", file=sys.stderr)
+        return 1
+    header = [f"# Converted from {args.file} (LiteLLM proxy config) by `sluicegate import litellm`."]
+    header += [f"# not mapped: {note}" for note in conversion.notes]
+    text = "\n".join(header) + "\n" + yaml.safe_dump(conversion.config, sort_keys=False, allow_unicode=True)
+    try:
+        parse_config(text, "<converted>")
+    except ConfigError as exc:  # a conversion the gateway would refuse is a bug here, said plainly
+        for problem in exc.problems:
+            print(f"sluicegate import: the result does not check: {problem}", file=sys.stderr)
+        return 1
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    for note in conversion.notes:
+        print(f"not mapped: {note}", file=sys.stderr)
+    groups = len(conversion.config["models"])
+    print(f"{groups} model group(s), {len(conversion.notes)} note(s)", file=sys.stderr)
     return 0
 
 
@@ -254,6 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.add_argument("--allow-missing-secrets", action="store_true", help=_ALLOW_MISSING)
     check.set_defaults(func=_check_config)
+
+    importing = commands.add_parser("import", help="convert another gateway's configuration")
+    sources = importing.add_subparsers(dest="source", required=True)
+    litellm = sources.add_parser("litellm", help="a LiteLLM proxy config.yaml -> a Sluicegate config")
+    litellm.add_argument("file", help="the LiteLLM proxy config (model_list, router_settings, ...)")
+    litellm.add_argument("--output", "-o", help="write the Sluicegate config here (default: standard output)")
+    litellm.set_defaults(func=_import_litellm)
 
     from sluicegate.keys.cli import add_commands
 
