@@ -21,6 +21,7 @@ from pathlib import Path
 import orjson
 
 import overhead as ob
+from workers import limited_gateway
 
 RECEIVER = """
 import sys
@@ -41,34 +42,26 @@ ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
 
 
 def leg(ratio: float | None, receiver: str, duration: float, root: Path) -> float:
-    workdir = Path(tempfile.mkdtemp(dir=root))
-    upstream = ob.start_nginx(workdir, ob.free_port())
-    port = ob.free_port()
-    config = ob.gateway_config(
-        workdir,
-        f"""
+    def launch(workdir: Path, upstream: ob.Upstream, port: int) -> subprocess.Popen[bytes]:
+        config = ob.gateway_config(
+            workdir,
+            f"""
 providers:
   json: {{kind: openai, base_url: "{upstream.url}/json/v1"}}
 models:
   - name: bench-json
     deployments: [{{provider: json, model: bench-model, price: {ob.PRICE}}}]
 """,
-    )
-    if ratio is not None:
-        with config.open("a") as file:
-            file.write(f"tracing: {{endpoint: '{receiver}', sample_ratio: {ratio}}}\n")
-    gateway = ob.launch_gateway(config, port)
-    try:
-        key = ob.virtual_key(port, limits=True)
-        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        )
+        if ratio is not None:
+            with config.open("a") as file:
+                file.write(f"tracing: {{endpoint: '{receiver}', sample_ratio: {ratio}}}\n")
+        return ob.launch_gateway(config, port)
+
+    with limited_gateway(root, launch) as (url, key, workdir):
         plain = orjson.dumps({"model": "bench-json", "messages": ob.PROMPT})
         ob.wrk(url, plain, 8, 2, workdir, key)  # warm
         return ob.wrk(url, plain, 64, duration, workdir, key).rps
-    finally:
-        gateway.send_signal(signal.SIGTERM)
-        gateway.wait(timeout=60)
-        upstream.process.send_signal(signal.SIGQUIT)
-        upstream.process.wait(timeout=10)
 
 
 def main() -> None:

@@ -13,12 +13,14 @@ would give (there, each worker is a core's worth of bench/overhead.py's figures,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -59,25 +61,33 @@ models:
     return process
 
 
-def leg(workers: int, redis_url: str | None, duration: float, root: Path) -> tuple[float, float, int]:
+@contextlib.contextmanager
+def limited_gateway(
+    root: Path, launch: Callable[[Path, ob.Upstream, int], subprocess.Popen[bytes]]
+) -> Iterator[tuple[str, str, Path]]:
+    """nginx and a gateway started by `launch(workdir, upstream, port)`, with a virtual key carrying the
+    budgets and limits of bench/overhead.py; yields the chat URL, the key and the run's folder."""
     workdir = Path(tempfile.mkdtemp(dir=root))
     upstream = ob.start_nginx(workdir, ob.free_port())
     port = ob.free_port()
-    gateway = start(workdir, upstream, port, workers, redis_url)
+    gateway = launch(workdir, upstream, port)
     try:
-        key = ob.virtual_key(port, limits=True)
-        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        yield f"http://127.0.0.1:{port}/v1/chat/completions", ob.virtual_key(port, limits=True), workdir
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(timeout=60)
+        upstream.process.send_signal(signal.SIGQUIT)
+        upstream.process.wait(timeout=10)
+
+
+def leg(workers: int, redis_url: str | None, duration: float, root: Path) -> tuple[float, float, int]:
+    with limited_gateway(root, lambda w, u, p: start(w, u, p, workers, redis_url)) as (url, key, workdir):
         plain = orjson.dumps({"model": "bench-json", "messages": ob.PROMPT})
         streamed = orjson.dumps({"model": "bench-stream", "messages": ob.PROMPT, "stream": True})
         ob.wrk(url, plain, 64, 2, workdir, key)  # warm every worker's pools and caches
         whole = ob.wrk(url, plain, 64, duration, workdir, key)
         streams = ob.wrk(url, streamed, 64, duration, workdir, key)
         return whole.rps, streams.rps, whole.errors + streams.errors
-    finally:
-        gateway.send_signal(signal.SIGTERM)
-        gateway.wait(timeout=60)
-        upstream.process.send_signal(signal.SIGQUIT)
-        upstream.process.wait(timeout=10)
 
 
 def main() -> None:
