@@ -227,3 +227,28 @@ async def test_store_back_ends_the_stale_mode(setup) -> None:  # type: ignore[no
     assert auth.store_down_since is None
     new = (await admin.create_key(MASTER, KeyBody(team="search")))["key"]
     await auth.on_request(ctx_for(new))  # keys never seen are looked up again
+
+
+async def test_a_lost_revocation_channel_revalidates_cached_keys_without_forgetting_them(setup) -> None:  # type: ignore[no-untyped-def]
+    """Redis restarted (revocations may have been missed), then the store is cut: the keys already known are
+    looked up again when the store answers, and served from the cache while it does not."""
+    auth, admin, clock, directory = setup
+    keys = [(await admin.create_key(MASTER, KeyBody(team="search")))["key"] for _ in range(2)]
+    for key in keys:
+        await auth.on_request(ctx_for(key))
+    lookups = directory.lookups
+    auth.revalidate()  # the revocation channel came back after a loss
+    await auth.on_request(ctx_for(keys[0]))
+    assert directory.lookups == lookups + 1, "a key cached before the loss is looked up again at its next use"
+
+    async def broken(*_args: object) -> None:
+        raise ConnectionError("database down")
+
+    directory.find_key = broken  # type: ignore[method-assign]
+    auth.revalidate()
+    clock.now += 1
+    for key in keys:  # the store is away too: known keys are served from the cache, not refused
+        await auth.on_request(ctx_for(key))
+    assert auth.store_down_since is not None
+    error = await refused(auth, ctx_for("sk-sluice-never-seen"))
+    assert error.status == 503 and error.code == "auth_unavailable"

@@ -139,3 +139,26 @@ async def test_reservations_of_requests_in_flight_survive_a_loss_of_redis(make: 
     assert after.admitted and after.output_tokens == 40, "the in-flight request's 60 µ$ are still held"
     settled = await state.settle(Settlement("r1", "acme", budgets=(KEY,), actual_micros=50))
     assert settled.budgets[0].reserved_micros == 40 and settled.budgets[0].spent_micros == LIMIT - 100 + 50
+
+
+async def test_other_instances_requests_in_flight_across_a_loss_bound_the_overspend(
+    make: Callable[[Ledger], HotState],
+) -> None:
+    """The one way over a budget (docs/budgets-and-limits.md): a request another instance admitted before
+    Redis lost the balance settles without its reservation, so the budget is exceeded by at most its cost."""
+    ledger = Ledger(LIMIT - 100)
+    here, there = make(ledger), make(ledger)  # two gateway instances on one Redis
+    if not isinstance(here, RedisState):
+        pytest.skip("the memory backend is one process: no other instance has requests in flight")
+    in_flight = await there.admit(plan(1, max_out=60))
+    assert in_flight.admitted and in_flight.reserved_micros == 60
+    await drop_prefix(make.client, make.prefix)  # type: ignore[attr-defined]  # Redis restarted empty
+    seeded = await here.admit(plan(2, max_out=100))  # seeded from the ledger: the other's 60 µ$ are not known
+    assert seeded.admitted and seeded.output_tokens == 100
+    await here.settle(Settlement("r2", "acme", budgets=(KEY,), actual_micros=100))
+    settled = await there.settle(Settlement("r1", "acme", budgets=(KEY,), actual_micros=45))
+    over = settled.budgets[0].spent_micros - LIMIT
+    assert over == 45, "over by exactly the cost of the request in flight elsewhere, never more"
+    assert over <= in_flight.reserved_micros
+    after = await here.admit(plan(3, max_out=10))
+    assert not after.admitted and after.refusal == "budget"  # nothing more is admitted against it

@@ -55,7 +55,7 @@ class Accounts:
             max_stale=settings.key_cache_max_stale_seconds,
             clock=clock,
         )
-        self.revocations = RevocationBus(config.redis.url, self.auth.evict, self.auth.cache.clear)
+        self.revocations = RevocationBus(config.redis.url, self.auth.evict, self.auth.revalidate)
         self.spool = Spool(
             settings.spool_dir, fsync=settings.spool_fsync, fsync_interval=settings.spool_fsync_interval_seconds
         )

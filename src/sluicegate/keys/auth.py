@@ -87,6 +87,15 @@ class KeyCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    def expire_all(self, now: float) -> None:
+        """Every entry is due for a fresh lookup at its next use, but stays what a store outage serves
+        (stale, within the maximum staleness, counted from now at the latest)."""
+        due = now - self.ttl
+        entries = self._entries
+        for digest, (policy, fetched) in entries.items():
+            if fetched > due:
+                entries[digest] = (policy, due)
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -144,6 +153,12 @@ class VirtualKeyAuth:
 
     def evict(self, digests: Iterable[str]) -> None:
         self.cache.evict(digests)
+
+    def revalidate(self) -> None:
+        """Revocations may have been missed (their channel was lost): each cached key is looked up again at
+        its next use. Not forgotten: while the store is away too, known keys are still served from the
+        cache (a Redis restart and a store outage together must not refuse every known key)."""
+        self.cache.expire_all(self._clock())
 
     async def _resolve(self, headers: Mapping[str, str]) -> tuple[Principal, KeyPolicy | None]:
         token = bearer_token(headers)
