@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from sluicegate.store.db import Store
 from sluicegate.store.directory import Directory
 from sluicegate.store.models import ApiKey
 from sluicegate.store.spend import SpendFilter, SpendLedger
+from tests.store.conftest import POSTGRES_URL, drop_schema, postgres_reachable, unique_schema
 
 NOW = 1_790_000_000.0  # a fixed clock: 2026-09-21
 
@@ -61,6 +63,22 @@ def row(request_id: str, **fields: object) -> dict[str, object]:
 async def test_migrations_are_idempotent(store: Store) -> None:
     await store.migrate()
     await store.migrate()
+
+
+async def test_instances_starting_together_on_a_fresh_postgresql_schema_all_migrate() -> None:
+    """Several gateways started at once (a rollout) against a schema that does not exist yet: each one
+    creates it and migrates without failing its start (the schema is created under the migration lock)."""
+    if not await postgres_reachable():
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is NOT reachable: the concurrent migration test did not run")
+    schema = unique_schema()
+    stores = [Store(POSTGRES_URL, schema=schema) for _ in range(4)]
+    try:
+        await asyncio.gather(*(s.migrate() for s in stores))
+        assert await SpendLedger(stores[0]).count() == 0
+    finally:
+        for s in stores:
+            await s.close()
+        await drop_schema(schema)
 
 
 async def test_tenant_team_user_key_and_lookup_by_hash(store: Store) -> None:

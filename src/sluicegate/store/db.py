@@ -70,9 +70,10 @@ class Store:
             try:
                 async with self.engine.begin() as conn:
                     if not self.is_sqlite:
+                        # the lock first: instances starting together would race to create the schema too
+                        await conn.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
                         if self.schema:
                             await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
-                        await conn.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
                     await conn.run_sync(_upgrade)
                 return
             except Exception:
