@@ -105,6 +105,24 @@ async def test_rows_reach_the_table_in_order_in_batches(tmp_path: Path) -> None:
     spool.close()
 
 
+async def test_a_stop_soon_after_a_database_blip_still_drains_the_spool(tmp_path: Path) -> None:
+    """SIGTERM a few moments after the database came back, before the writer's next retry: the stop drains
+    what waits (it used to give up at once while the writer still thought the database away)."""
+    spool = Spool(tmp_path)
+    spool.open()
+    table = FlakyTable()
+    table.down = True
+    ledger = Ledger(spool, table, batch_size=40)  # type: ignore[arg-type]
+    await ledger.start()
+    for n in range(100):
+        await ledger.on_finish(ctx(n))
+    await wait_for(lambda: not ledger.healthy)
+    table.down = False  # back; the writer has not tried again yet
+    await ledger.stop(drain_seconds=5.0)
+    assert len(table.rows) == 100, "every record waiting in the spool reached the database during the stop"
+    spool.close()
+
+
 async def test_outage_waits_in_the_spool_and_replays_once(tmp_path: Path) -> None:
     spool = Spool(tmp_path, segment_bytes=4096)  # small segments: rotation and deletion are exercised
     spool.open()

@@ -412,11 +412,14 @@ class Ledger:
         self._wake.set()  # replay whatever a previous process left
 
     async def stop(self, drain_seconds: float = 5.0) -> None:
-        """Flushes what it can within `drain_seconds`; the rest stays in the spool for the next start."""
+        """Flushes what it can within `drain_seconds`; the rest stays in the spool for the next start.
+        Tried even while the last write failed: a database that came back moments before the stop (the
+        writer between two retries) still takes what waits, rather than leaving it to a start that may
+        never come (an instance scaled down)."""
         if self._task is None:
             return
         deadline = time.monotonic() + drain_seconds
-        while not self._spool.caught_up(self._cursor) and time.monotonic() < deadline and self.healthy:
+        while not self._spool.caught_up(self._cursor) and time.monotonic() < deadline:
             self._wake.set()
             await asyncio.sleep(0.02)
         self._task.cancel()
