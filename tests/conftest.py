@@ -104,6 +104,7 @@ def start_process(
     name: str,
     env: dict[str, str] | None = None,
     ready_path: str = "/health/live",
+    timeout: float = 20.0,
 ) -> Proc:
     stdout = workdir / f"{name}.out"
     stderr = workdir / f"{name}.err"
@@ -117,7 +118,7 @@ def start_process(
     )
     proc = Proc(process, port, stdout, stderr)
     try:
-        wait_http(f"{proc.url}{ready_path}", process)
+        wait_http(f"{proc.url}{ready_path}", process, timeout)
     except RuntimeError:
         proc.stop()
         raise RuntimeError(f"{name} did not start:\n{proc.logs()}") from None
@@ -210,7 +211,12 @@ models:
 
 
 def start_gateway(
-    simulator: Proc, workdir: Path, name: str = "gateway", extra: str = "", graceful_seconds: float = 20
+    simulator: Proc,
+    workdir: Path,
+    name: str = "gateway",
+    extra: str = "",
+    graceful_seconds: float = 20,
+    timeout: float = 20.0,
 ) -> Proc:
     access_log = workdir / f"{name}-access.log"
     config = workdir / f"{name}.yaml"
@@ -224,6 +230,7 @@ def start_gateway(
         name,
         env={"SLUICEGATE_MASTER_KEY": MASTER_KEY, "SIM_UPSTREAM_KEY": UPSTREAM_KEY},
         ready_path="/health/ready",
+        timeout=timeout,
     )
 
 
