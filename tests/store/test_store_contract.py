@@ -67,11 +67,12 @@ async def test_migrations_are_idempotent(store: Store) -> None:
 
 async def test_instances_starting_together_on_a_fresh_postgresql_schema_all_migrate() -> None:
     """Several gateways started at once (a rollout) against a schema that does not exist yet: each one
-    creates it and migrates without failing its start (the schema is created under the migration lock)."""
+    creates it and migrates without failing its start (the schema is created under the migration lock, and
+    waiting for another's migration is not cut at the store's query timeout)."""
     if not await postgres_reachable():
         pytest.skip("PostgreSQL at 127.0.0.1:5432 is NOT reachable: the concurrent migration test did not run")
     schema = unique_schema()
-    stores = [Store(POSTGRES_URL, schema=schema) for _ in range(4)]
+    stores = [Store(POSTGRES_URL, schema=schema, timeout=0.5) for _ in range(4)]  # a migration takes longer
     try:
         await asyncio.gather(*(s.migrate() for s in stores))
         assert await SpendLedger(stores[0]).count() == 0

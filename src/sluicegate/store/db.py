@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 _MIGRATION_LOCK = 740_310_447  # PostgreSQL advisory lock id: one instance migrates at a time
+_MIGRATION_WAIT_SECONDS = 120.0  # how long an instance waits for another's migration before failing its start
 
 
 def normalise_url(url: str) -> str:
@@ -71,7 +73,7 @@ class Store:
                 async with self.engine.begin() as conn:
                     if not self.is_sqlite:
                         # the lock first: instances starting together would race to create the schema too
-                        await conn.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
+                        await _migration_lock(conn)
                         if self.schema:
                             await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
                     await conn.run_sync(_upgrade)
@@ -83,6 +85,16 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def _migration_lock(conn: Any, wait_seconds: float = _MIGRATION_WAIT_SECONDS) -> None:
+    """Takes the migration lock for this transaction, waiting while another instance migrates: polled, since
+    a blocking wait would be cut at the store's query timeout (a few seconds, less than a migration takes)."""
+    deadline = time.monotonic() + wait_seconds
+    while not (await conn.execute(text(f"SELECT pg_try_advisory_xact_lock({_MIGRATION_LOCK})"))).scalar():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"another instance has been migrating the database for over {wait_seconds:.0f}s")
+        await asyncio.sleep(0.1)
 
 
 def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
