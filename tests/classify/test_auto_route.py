@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from sluicegate.canonical import ChatRequest
 from sluicegate.catalog import ModelCatalog
+from sluicegate.classify.drift import DriftWatch
 from sluicegate.classify.heuristic import HeuristicClassifier
 from sluicegate.classify.metrics import AutoMetrics
 from sluicegate.config.schema import GatewayConfig
@@ -174,6 +175,12 @@ async def test_decisions_are_counted_with_bounded_labels() -> None:
     registry = CollectorRegistry()
     ctx = _ctx(CODE)
     metrics = await _decide(config, ctx)
+    catalog = ModelCatalog.from_config(config, {})
+    watch = DriftWatch("flagship", lambda event: None, lambda: 0.0)
+    hard = _ctx(HARD)
+    await Decide(catalog).on_request(hard)
+    await AutoRoute(catalog, HeuristicClassifier(), AutoMetrics(), None, watch).on_request(hard)
+    assert watch.current.tiers == {"flagship": 1}  # the drift watch hears every decision
     registry.register(metrics)
     text = generate_latest(registry).decode()
     labels = f'by="heuristic",group="{ctx.model}",task="code",tier="{ctx.route_tier}"'

@@ -61,6 +61,16 @@ class ServesConfig(_Strict):
         return value
 
 
+class DriftConfig(_Strict):
+    """An event (for the alert sink) when the top tier's share of an hour moves this far from the trailing
+    hours' share."""
+
+    enabled: bool = True
+    threshold: float = Field(0.15, gt=0, le=1)  # absolute difference of shares (0.15: 15 points)
+    baseline_hours: int = Field(24, ge=1, le=24 * 14)
+    min_requests: int = Field(50, ge=1)  # an hour with fewer is neither judged nor part of the baseline
+
+
 class ClassifyConfig(_Strict):
     """How requests are classified for the `auto` route, and the tiers, cheapest first."""
 
@@ -69,6 +79,7 @@ class ClassifyConfig(_Strict):
     # the learned classifier's answer is used only at or above this confidence (else the heuristic's)
     min_confidence: float = Field(0.8, ge=0, le=1)
     deadline_ms: float = Field(10.0, gt=0, le=1000)  # the learned classifier's wait for the model host
+    drift: DriftConfig = DriftConfig()
 
     @model_validator(mode="after")
     def _distinct(self) -> ClassifyConfig:

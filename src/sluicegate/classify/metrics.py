@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from sluicegate.classify.drift import DriftWatch
 
 _COMPLEXITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 _SECONDS_BUCKETS = (0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
@@ -39,6 +43,7 @@ class AutoMetrics(Collector):
         self.complexity: dict[str, _Histogram] = {}  # by classifier
         self.seconds: dict[str, _Histogram] = {}  # by classifier
         self.fallbacks: dict[str, int] = {}  # learned -> heuristic, by reason
+        self.drift: DriftWatch | None = None  # the hour in progress and the baseline, when watched
 
     def decided(self, group: str, tier: str, task: str, by: str, complexity: float) -> None:
         key = (group, tier, task, by)
@@ -86,3 +91,23 @@ class AutoMetrics(Collector):
         for reason, count in self.fallbacks.items():
             fallbacks.add_metric([reason], count)
         yield fallbacks
+        drift = self.drift
+        if drift is not None:
+            hour = drift.current
+            share = GaugeMetricFamily(
+                "sluicegate_auto_hour_tier_share", "Share of this hour's auto requests per tier", labels=["tier"]
+            )
+            for tier in hour.tiers:
+                share.add_metric([tier], hour.share(tier))
+            yield share
+            yield GaugeMetricFamily(
+                "sluicegate_auto_hour_complexity_mean",
+                "Mean complexity of this hour's auto requests",
+                value=hour.complexity / hour.total if hour.total else 0.0,
+            )
+            baseline = drift.baseline()
+            yield GaugeMetricFamily(
+                "sluicegate_auto_top_tier_baseline",
+                "The top tier's share over the trailing hours (the drift watch's baseline; -1 until known)",
+                value=baseline if baseline is not None else -1.0,
+            )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sluicegate.catalog import ModelCatalog, ModelGroup
 from sluicegate.classify.classification import Classification, Classifier, Prompt
+from sluicegate.classify.drift import DriftWatch
 from sluicegate.classify.metrics import AutoMetrics
 from sluicegate.errors import GatewayError
 from sluicegate.pipeline.admission import permitted
@@ -159,8 +160,10 @@ class AutoRoute:
         classifier: Classifier,
         metrics: AutoMetrics,
         downgrade_due: Callable[[RequestContext], bool] | None = None,
+        drift: DriftWatch | None = None,
     ) -> None:
         self._classifier = classifier
+        self._drift = drift
         self._metrics = metrics
         self._downgrade_due = downgrade_due
         self._pools = {g.name: members_of(catalog, g) for g in catalog if g.pool}
@@ -197,3 +200,5 @@ class AutoRoute:
         ctx.route_tier = member.tier
         choose_group(ctx, member.group, "auto")  # sets x-sluice-tier
         self._metrics.decided(member.group.name, member.tier, c.task, c.by, c.complexity)
+        if self._drift is not None:
+            self._drift.observe(member.tier, c.complexity)

@@ -258,7 +258,21 @@ class Gateway:
             classifier = LearnedClassifier(
                 embedder.embed, min_confidence=settings.min_confidence, fell_back=metrics.fell_back
             )
-        return [AutoRoute(self.catalog, classifier, metrics, self.limits.admission.downgrade_due)]
+        drift = None
+        if settings.drift.enabled:
+            from sluicegate.classify.drift import DriftWatch
+
+            watch = settings.drift
+            drift = DriftWatch(
+                settings.tiers[-1],
+                self.events.publish,
+                self.clock.now,
+                threshold=watch.threshold,
+                baseline_hours=watch.baseline_hours,
+                min_requests=watch.min_requests,
+            )
+            metrics.drift = drift
+        return [AutoRoute(self.catalog, classifier, metrics, self.limits.admission.downgrade_due, drift)]
 
     async def start(self) -> None:
         self.access_log.start()
