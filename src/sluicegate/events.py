@@ -47,6 +47,17 @@ class AdminChange:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthFailure:
+    """A request to the admin API refused before it was authenticated (no key, a wrong one, an inference
+    key): the audit log tallies them per source address and minute."""
+
+    surface: str  # "admin"
+    client: str | None  # the source address as the connection shows it
+    status: int  # 401 or 403
+    reason: str  # e.g. "authentication_error", "permission_error"
+
+
+@dataclass(frozen=True, slots=True)
 class OperatorAction:
     """An emergency rate limit or economy mode set or cleared on an entity."""
 

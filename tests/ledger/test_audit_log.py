@@ -193,3 +193,36 @@ async def test_changes_made_by_the_cli_on_the_store_are_audited(
     finally:
         await store.close()
     assert secret.encode() not in (tmp_path / "cli.db").read_bytes()
+
+
+async def test_refused_admin_api_calls_are_tallied(tmp_path: Path) -> None:
+    import httpx
+
+    from sluicegate.config.loader import parse_config
+    from sluicegate.server.admin import create_admin_app
+    from sluicegate.server.gateway import Gateway
+
+    config = parse_config(
+        f"""
+store: {{database_url: "sqlite+aiosqlite:///{tmp_path}/gw.db", spool_dir: "{tmp_path}/spool"}}
+server: {{access_log: {{enabled: false}}}}
+""",
+        "<test>",
+    )
+    gateway = Gateway(config, master_key="sk-master-test-key", environ={})
+    assert gateway.audit is not None
+    await gateway.start()
+    try:
+        transport = httpx.ASGITransport(app=create_admin_app(gateway), client=("198.51.100.23", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            for _ in range(4):
+                assert (await client.get("/admin/keys", headers={"authorization": "Bearer wrong"})).status_code == 401
+            assert (await client.get("/admin/keys")).status_code == 401
+        gateway.audit._close_window(force=True)
+        await gateway.audit.flush()
+        rows = [r async for r in gateway.audit._table.export(kind="auth_failures")]
+    finally:
+        await gateway.stop()
+    assert [(r["actor"], r["target"], r["detail"]["count"]) for r in rows] == [
+        ("198.51.100.x", "admin:authentication_error", 5)
+    ]

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from sluicegate.errors import GatewayError, payload_too_large
-from sluicegate.events import AdminAction
+from sluicegate.events import AdminAction, AuthFailure
 from sluicegate.keys.service import (
     MAX_GRACE_SECONDS,
     MAX_INT,
@@ -101,7 +101,14 @@ class AdminGate:
                 await self._serve_asset(path[len(_ASSETS) :], send)
                 return
             if not (self._public_docs and path in _DOCS):
-                scope[_PRINCIPAL] = await self._authenticate(headers, docs=path in _DOCS)
+                try:
+                    scope[_PRINCIPAL] = await self._authenticate(headers, docs=path in _DOCS)
+                except GatewayError as exc:
+                    if exc.status in (401, 403) and self._events.listens_to(AuthFailure):
+                        client = scope.get("client")
+                        address = client[0] if client else None
+                        self._events.publish(AuthFailure("admin", address, exc.status, exc.type))
+                    raise
             body = await self._read_body(receive, headers)
         except GatewayError as exc:
             await _send_error(send, exc)

@@ -19,7 +19,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from sluicegate.clock import Clock
-from sluicegate.events import AdminAction, AdminChange, BreakerTransition, EventBus, OperatorAction, StageVerdict
+from sluicegate.events import (
+    AdminAction,
+    AdminChange,
+    AuthFailure,
+    BreakerTransition,
+    EventBus,
+    OperatorAction,
+    StageVerdict,
+)
 from sluicegate.pipeline.context import RequestContext
 from sluicegate.store.audit import AuditChain, AuditEntry, AuditTable
 
@@ -143,6 +151,10 @@ class AuditLog:
         events.subscribe(OperatorAction, self._operator_action)
         events.subscribe(BreakerTransition, self._breaker)
         events.subscribe(StageVerdict, self._verdict)
+        events.subscribe(AuthFailure, self._auth_failure)
+
+    def _auth_failure(self, event: AuthFailure) -> None:
+        self._tally("auth_failures", mask_text(event.client or "unknown"), f"{event.surface}:{event.reason}", None)
 
     def _admin_action(self, event: AdminAction) -> None:
         self.record("admin_request", event.who, event.action, event.target, detail={"status": event.status})
@@ -169,17 +181,19 @@ class AuditLog:
         if ctx.status < 400 and not ctx.choices:
             return
         if ctx.status == 401:
-            self._tally("auth_failures", mask_text(ctx.client or "unknown"), ctx.error_code or "unauthorized", ctx)
+            self._tally(
+                "auth_failures", mask_text(ctx.client or "unknown"), ctx.error_code or "unauthorized", ctx.request_id
+            )
         refusal = ctx.refusal
         if refusal is not None and refusal.kind.startswith("budget"):
             actor = ctx.principal.key_id if ctx.principal else "unknown"
-            self._tally("budget_refusals", actor, f"{refusal.kind}:{refusal.scope or '-'}", ctx)
+            self._tally("budget_refusals", actor, f"{refusal.kind}:{refusal.scope or '-'}", ctx.request_id)
         for choice in ctx.choices:
             if choice.reason == "budget_downgrade":
                 actor = ctx.principal.key_id if ctx.principal else "unknown"
-                self._tally("budget_downgrades", actor, f"{choice.requested}->{choice.chosen}", ctx)
+                self._tally("budget_downgrades", actor, f"{choice.requested}->{choice.chosen}", ctx.request_id)
 
-    def _tally(self, kind: str, actor: str, target: str, ctx: RequestContext) -> None:
+    def _tally(self, kind: str, actor: str, target: str, request_id: str | None) -> None:
         now = self._clock.now()
         key = (kind, actor, target)
         tally = self._tallies.get(key)
@@ -191,8 +205,8 @@ class AuditLog:
                 tally = self._tallies[key] = _Tally(now, now, 0, [])
         tally.count += 1
         tally.last = now
-        if len(tally.samples) < 3:
-            tally.samples.append(ctx.request_id)
+        if request_id is not None and len(tally.samples) < 3:
+            tally.samples.append(request_id)
 
     def _close_window(self, force: bool = False) -> None:
         now = self._clock.now()
