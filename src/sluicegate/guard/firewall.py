@@ -134,13 +134,21 @@ class Firewall:
         for index, item in enumerate(compiled):
             for trigger in item.rule.triggers:
                 by_trigger.setdefault(trigger, []).append(index)
-        entries: dict[str, object] = {t: tuple(ids) for t, ids in by_trigger.items()}
+        # every word the one pass looks for -> (the rules it triggers, the co-occurrence groups it is in, a hint)
+        entries: dict[str, tuple[tuple[int, ...], tuple[tuple[int, int], ...], str | None]] = {
+            t: (tuple(ids), (), None) for t, ids in by_trigger.items()
+        }
         for word in _ENCODED_CORE:  # core words as rot13 or reversed text: a hint to decode, found in the same pass
-            entries.setdefault(word.translate(_ROT13), _ROT13_HINT)
-            entries.setdefault(word[::-1], _REVERSE_HINT)
+            entries.setdefault(word.translate(_ROT13), ((), (), _ROT13_HINT))
+            entries.setdefault(word[::-1], ((), (), _REVERSE_HINT))
         for word in _SPACED_CORE:  # and spelled letter by letter ("i g n o r e", "i.g.n.o.r.e")
             for separator in " ._-*":
-                entries.setdefault(separator.join(word), _SPACED_HINT)
+                entries.setdefault(separator.join(word), ((), (), _SPACED_HINT))
+        self._cooccurrence = rules.cooccurrence
+        for r, co in enumerate(rules.cooccurrence):
+            for word in co.groups[co.anchor]:
+                ids, markers, hint = entries.get(word, ((), (), None))
+                entries[word] = (ids, (*markers, (r, co.anchor)), hint)
         self._triggers = _automaton(entries.items())
         self._core = _automaton((w, w) for w in _CORE_WORDS)
         quote = next((d for d in rules.discounts if d.id == "ctx.quote"), None)
@@ -166,16 +174,22 @@ class Firewall:
         """The pattern rules whose triggers occur, each searched near its triggers (a match contains one)."""
         spans: dict[int, list[int]] = {}  # rule -> where its triggers end (windows apart, at most _WINDOWS)
         hints: set[str] = set()
-        for end, ids in self._triggers.iter(low):
-            if type(ids) is str:
-                hints.add(ids)
-                continue
+        near: dict[tuple[int, int], list[int]] = {}  # (co-occurrence rule, group) -> where its words end
+        for end, (ids, markers, hint) in self._triggers.iter(low):
+            if hint is not None:
+                hints.add(hint)
             for index in ids:
                 ends = spans.get(index)
                 if ends is None:
                     spans[index] = [end]
                 elif end - ends[-1] > _REACH and len(ends) < _WINDOWS:
                     ends.append(end)
+            for marker in markers:
+                places = near.get(marker)
+                if places is None:
+                    near[marker] = [end]
+                elif end - places[-1] > 40 and len(places) < _WINDOWS:
+                    places.append(end)
         findings: list[Finding] = []
         compiled = self._compiled
         for index in sorted(spans):
@@ -195,7 +209,26 @@ class Firewall:
                 score *= self._discount(low, match.start(), match.end())
             start, stop = (match.start(), match.end()) if positional else (-1, -1)
             findings.append(Finding(rule.category, rule.id, round(score, 3), start, stop))
+        if near:
+            self._cooccurring(low, near, findings)
         return findings, hints
+
+    def _cooccurring(self, low: str, near: dict[tuple[int, int], list[int]], findings: list[Finding]) -> None:
+        """The co-occurrence rules with a word of every group within `within` characters of an anchor word
+        (the automaton found the anchors; the other groups are looked for in the window around each)."""
+        for (r, _), places in near.items():
+            co = self._cooccurrence[r]
+            within = co.within
+            for place in places:
+                window = low[max(0, place - within) : place + within]
+                if all(
+                    any(word in window for word in group) for g, group in enumerate(co.groups) if g != co.anchor
+                ):
+                    score = co.score
+                    if co.category in _DISCOUNTED:
+                        score *= self._discount(low, max(0, place - 40), place)
+                    findings.append(Finding(co.category, co.id, round(score, 3)))
+                    break
 
     def _discount(self, low: str, start: int, end: int) -> float:
         """How much of a match's score stays given its context: a quotation or reported speech around it

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -61,6 +61,38 @@ class Rule(_Strict):
         return _compiles(_joined(pattern))
 
 
+class Cooccurrence(_Strict):
+    """Words of every group within `within` characters of each other (in any order): a check for what is
+    said in too many wordings for one pattern ("scratch whatever guidance you got earlier"). The words are
+    lower-case literal substrings, found in the same pass as the triggers."""
+
+    id: str = Field(pattern=RULE_ID)
+    category: str = Field(pattern=CATEGORY)
+    score: float = Field(ge=0, le=1)
+    within: int = Field(120, ge=10, le=1000)
+    groups: list[list[str]] = Field(min_length=1, max_length=6)
+    # the group the one pass looks for (the rarest words); the others are looked for around its words only
+    anchor: int = Field(0, ge=0)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _anchor(self) -> Cooccurrence:
+        if self.anchor >= len(self.groups):
+            raise ValueError(f"anchor {self.anchor}: there are {len(self.groups)} groups")
+        return self
+
+    @field_validator("groups")
+    @classmethod
+    def _words(cls, groups: list[list[str]]) -> list[list[str]]:
+        for group in groups:
+            if not group:
+                raise ValueError("a group needs at least one word")
+            for word in group:
+                if not word or word != word.lower():
+                    raise ValueError(f"word {word!r} must be non-empty and lower-case (the text is lower-cased)")
+        return groups
+
+
 class Discount(_Strict):
     """Context that makes a match a mention rather than an attack (a quotation, reported speech): found
     within `window` characters before the match (quotes: on both sides), it scales the score down."""
@@ -109,6 +141,7 @@ class RuleFile(_Strict):
     version: int = Field(ge=1)
     name: str = Field(min_length=1, max_length=64)
     rules: list[Rule] = Field(default_factory=list)
+    cooccurrence: list[Cooccurrence] = Field(default_factory=list)
     thresholds: ThresholdChanges = ThresholdChanges()
     discounts: list[Discount] = Field(default_factory=list)
 
@@ -144,6 +177,7 @@ class RuleSet(_Strict):
     """The rules in force: shipped files, then the configuration's files and additions, then its changes."""
 
     rules: tuple[Rule, ...]
+    cooccurrence: tuple[Cooccurrence, ...]
     discounts: tuple[Discount, ...]
     thresholds: Thresholds
     versions: tuple[str, ...]  # "name@version" of every file, for `firewall test` and the docs
@@ -181,7 +215,10 @@ def rule_set(config: RulesConfig | None = None) -> RuleSet:
     discounts: dict[str, Discount] = {}
     thresholds = Thresholds().model_dump()
     changes = [f.thresholds for f in files] + ([config.thresholds] if config is not None else [])
+    cooccurrence: dict[str, Cooccurrence] = {}
     for file in files:
+        for co in file.cooccurrence:
+            cooccurrence[co.id] = co
         for rule in file.rules:
             rules[rule.id] = rule  # a later file's rule of the same id replaces the earlier one
         for discount in file.discounts:
@@ -192,17 +229,19 @@ def rule_set(config: RulesConfig | None = None) -> RuleSet:
         for rule in config.add:
             rules[rule.id] = rule
         for rule_id, rule_change in config.change.items():
-            if rule_id not in rules:
+            table: dict[str, Any] = rules if rule_id in rules else cooccurrence
+            if rule_id not in table:
                 raise ValueError(f"guardrails.rules.change: no rule '{rule_id}' to change")
             if not rule_change.enabled:
-                del rules[rule_id]
+                del table[rule_id]
                 continue
             update = {
                 k: v for k, v in (("score", rule_change.score), ("category", rule_change.category)) if v is not None
             }
-            rules[rule_id] = rules[rule_id].model_copy(update=update)
+            table[rule_id] = table[rule_id].model_copy(update=update)
     return RuleSet(
         rules=tuple(rules.values()),
+        cooccurrence=tuple(cooccurrence.values()),
         discounts=tuple(discounts.values()),
         thresholds=Thresholds(**thresholds),
         versions=tuple(f"{f.name}@{f.version}" for f in files),
