@@ -171,3 +171,12 @@ async def test_json_check_retry_answers_the_error_when_the_second_answer_is_not_
         await Pipeline([stage(json_check="retry")], upstream)._answer(json_context())
     assert info.value.status == 502 and info.value.code == "invalid_json_output"
     assert upstream.calls == 2
+
+
+def test_text_held_when_the_last_chunk_carries_both_text_and_the_finish_keeps_its_order() -> None:
+    guard, ctx = stage(), context()
+    first = ChatChunk("s1", "m", 7, [{"index": 0, "delta": {"content": "see you"}, "finish_reason": None}])
+    last = ChatChunk("s1", "m", 7, [{"index": 0, "delta": {"content": " soon"}, "finish_reason": "stop"}])
+    out = guard.on_chunks(ctx, [first]) + guard.on_chunks(ctx, [last]) + guard.on_end(ctx)
+    assert "".join(c.choices[0]["delta"].get("content") or "" for c in out) == "see you soon"
+    assert out[-1].choices[0]["finish_reason"] == "stop" and out[-1].id == "s1"

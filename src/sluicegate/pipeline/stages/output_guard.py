@@ -37,6 +37,7 @@ class Streaming:
     mapping: dict[str, str]  # the request's placeholders to put back (empty: none)
     choices: dict[int, StreamRedactor] = field(default_factory=dict)
     categories: set[str] = field(default_factory=set)
+    last: ChatChunk | None = None  # the stream's last chunk: what a chunk of held text is made like
 
 
 class OutputGuard:
@@ -120,15 +121,22 @@ class OutputGuard:
                         state.redactor, self._scanner(state.categories), state.mapping or None
                     )
                 text = delta.get("content") if delta else None
+                fed = False
                 if delta and isinstance(text, str) and text:
+                    fed = True
                     sent = stream.feed(text)
                     delta["content"] = sent
                     if not sent and len(delta) == 1 and choice.get("finish_reason") is None:
                         keep = len(chunk.choices) > 1 or chunk.usage is not None
-                if choice.get("finish_reason") is not None and stream.holding:
-                    out.append(_text_chunk(chunk, index, stream.flush()))  # what was held, before the end
+                if choice.get("finish_reason") is not None and stream.holding:  # what was held, before the end
+                    if fed and delta:
+                        delta["content"] += stream.flush()
+                    else:
+                        out.append(_text_chunk(chunk, index, stream.flush()))
             if keep:
                 out.append(chunk)
+        if batch:
+            state.last = batch[-1]
         return out
 
     def on_end(self, ctx: RequestContext) -> list[ChatChunk]:
@@ -140,7 +148,7 @@ class OutputGuard:
             self._record(ctx, state.categories, "answer")
         if not tail:
             return []
-        template = ChatChunk(ctx.request_id, ctx.model, 0, [])
+        template = state.last or ChatChunk(ctx.request_id, ctx.model, 0, [])
         return [_text_chunk(template, index, text) for index, text in tail]
 
     # -- helpers ---------------------------------------------------------------------------------------
