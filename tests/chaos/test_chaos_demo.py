@@ -1,10 +1,12 @@
-"""The demo shows failover: `sluicegate chaos` passes its drills against `sluicegate serve --demo`."""
+"""The demo shows failover: `sluicegate chaos` passes its drills against `sluicegate serve --demo`; and it
+caches: a newcomer's second ask is answered by the response cache."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import httpx
@@ -20,13 +22,21 @@ def test_the_chaos_drill_passes_on_the_demo(tmp_path: Path) -> None:
     args = ["serve", "--demo", "--port", str(port), "--simulator-port", str(simulator_port)]
     demo = start_process(args, port, tmp_path, "demo", ready_path="/health/ready")
     try:
-        deployments = httpx.get(
-            f"{demo.url}/admin/routing/deployments", headers={"authorization": f"Bearer {DEMO_KEY}"}
-        ).json()["deployments"]
+        auth = {"authorization": f"Bearer {DEMO_KEY}"}
+        deployments = httpx.get(f"{demo.url}/admin/routing/deployments", headers=auth).json()["deployments"]
         chat = {g for d in deployments for g in d["groups"] if not g.startswith("text-embedding")}
         for group in chat:  # every chat model can fail over to another provider
             providers = {d["deployment"].split("/")[0] for d in deployments if group in d["groups"]}
             assert len(providers) >= 2, (group, providers)
+        # The demo caches: the second ask is a hit (and, with the local model installed, the cache also looks
+        # questions up by meaning)
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}
+        asks = [httpx.post(f"{demo.url}/v1/chat/completions", json=body, headers=auth, timeout=30) for _ in range(2)]
+        assert [a.status_code for a in asks] == [200, 200], asks[0].text
+        assert [a.headers["x-sluice-cache"] for a in asks] == ["miss", "hit-exact"]
+        assert asks[1].json()["choices"] == asks[0].json()["choices"]
+        metrics = httpx.get(f"{demo.url}/metrics", timeout=10).text
+        assert ("sluicegate_response_cache_vectors" in metrics) == (find_spec("wordllama") is not None)
         # Short drills (the command's defaults are longer): every scenario, one demo model
         drill = ["--gateway", demo.url, "--simulator", f"http://127.0.0.1:{simulator_port}", "--model", "gpt-4o-mini"]
         done = subprocess.run(

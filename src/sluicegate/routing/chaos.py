@@ -237,7 +237,9 @@ class ChaosRunner:
     # -- one drill -------------------------------------------------------------------------------------
 
     async def run(self, scenario: Scenario) -> Result:
-        headers = {"authorization": f"Bearer {self.key}"}
+        # a drill must reach the providers: the response cache (which answers a repeated ask) neither answers
+        # nor keeps its requests
+        headers = {"authorization": f"Bearer {self.key}", "cache-control": "no-cache, no-store"}
         limits = httpx.Limits(max_connections=self.concurrency + 4)
         timeout = httpx.Timeout(self.request_timeout_s)
         async with (
