@@ -32,6 +32,7 @@ from sluicegate.pipeline.stages import Slot, StageServices
 SLOT: Slot = "request"
 HEADER = "x-sluice-guardrail"
 _PAST = {"flag": "flagged", "redact": "redacted", "block": "blocked"}
+_RANK = {"allow": 0, "flag": 1, "redact": 2, "block": 3}
 
 
 def _detector(name: str) -> Callable[[str], list[Finding]] | None:
@@ -184,8 +185,13 @@ class FirewallStage:
             counts[("allow", "none")] = counts.get(("allow", "none"), 0) + 1
             self._services.verdict(ctx, self.name, "allow")
             return
-        for pair in {("flag" if a == "redact" and action == "flag" else a, f.category) for f, a in decision.acted}:
-            counts[pair] = counts.get(pair, 0) + 1
+        strongest: dict[str, str] = {}  # per category, the strongest action any of its findings got
+        for finding, taken in decision.acted:
+            done = "flag" if taken == "redact" and action == "flag" else taken  # no redactor: only flagged
+            if _RANK[done] > _RANK[strongest.get(finding.category, "allow")]:
+                strongest[finding.category] = done
+        for category, acted in strongest.items():
+            counts[(acted, category)] = counts.get((acted, category), 0) + 1
         rules = ",".join(sorted({finding.rule_id for finding, _ in decision.acted}))
         categories = ",".join(decision.categories)
         self._services.verdict(ctx, self.name, action, f"categories={categories}; rules={rules}")
