@@ -48,8 +48,8 @@ class Rule:
     scope: str = "text"
     digits: tuple[int, int] = (1, 64)
     run_has: str = ""
-    separators: dict[int, int | None] | None = None  # the only characters besides digits a run may hold (a table
-    # for str.translate that deletes them and the digits: what is left is not allowed)
+    # the only characters besides digits a run may hold, as a pattern a run of them matches whole
+    separators: re.Pattern[str] | None = None
     prefixes: tuple[str, ...] = ()  # "tokens" scope: how the token starts
     anchors: tuple[str, ...] = ()
     window: tuple[int, int] = (0, 0)
@@ -178,7 +178,7 @@ def _compile(
         scope=scope,
         digits=(digits[0], digits[1]),
         run_has=str(spec.get("run_has", "")),
-        separators=str.maketrans("", "", "0123456789" + str(separators)) if separators is not None else None,
+        separators=re.compile(f"[0-9{re.escape(str(separators))}]*") if separators is not None else None,
         prefixes=tuple(str(p) for p in prefixes),
         anchors=tuple(str(a).lower() for a in anchors_spec),
         window=(window[0], window[1]),
@@ -219,10 +219,10 @@ class RuleScanner:
         # `digits` rules whose format may hold spaces (see `_runs`), and for each count of digits in a piece
         # of a run, the other ones that want it
         self._spaced = tuple(i for i in digit_rules if _spaced(self._rules[i]))
-        groups: dict[tuple[tuple[int, int | None], ...] | None, list[int]] = {}
+        groups: dict[str | None, list[int]] = {}
         for i in self._spaced:
-            table = self._rules[i].separators
-            groups.setdefault(None if table is None else tuple(sorted(table.items())), []).append(i)
+            allowed = self._rules[i].separators
+            groups.setdefault(None if allowed is None else allowed.pattern, []).append(i)
         self._spaced_groups = tuple((self._rules[group[0]].separators, tuple(group)) for group in groups.values())
         self._by_digits: list[tuple[int, ...]] = [
             tuple(
@@ -345,7 +345,7 @@ class RuleScanner:
                 rule = rules[i]
                 if dated and not rule.dates:
                     continue
-                if rule.separators is not None and run.translate(rule.separators):
+                if rule.separators is not None and not rule.separators.fullmatch(run):
                     continue
                 if rule.run_has and not any(c in run for c in rule.run_has):
                     continue
@@ -354,8 +354,8 @@ class RuleScanner:
             return tuple(plan)
         pieces = run.split(" ")
         piece_digits = [piece.count("9") for piece in pieces]
-        for table, group in self._spaced_groups:  # rules with the same characters share their segments
-            for seg_start, seg_end, n in _segments(pieces, piece_digits, 0, table):
+        for allowed, group in self._spaced_groups:  # rules with the same characters share their segments
+            for seg_start, seg_end, n in _segments(pieces, piece_digits, 0, allowed):
                 dated = _DATE_SHAPE.fullmatch(run, seg_start, seg_end) is not None
                 for i in group:
                     rule = rules[i]
@@ -373,7 +373,7 @@ class RuleScanner:
                     rule = rules[i]
                     if dated and not rule.dates:
                         continue
-                    if rule.separators is not None and piece.translate(rule.separators):
+                    if rule.separators is not None and not rule.separators.fullmatch(piece):
                         continue
                     if rule.run_has and not any(c in piece for c in rule.run_has):
                         continue
@@ -389,6 +389,7 @@ class RuleScanner:
         refuse is tried again one character later ("0 4111 1111 1111 1111": not a card from the 0, a card
         from the 4)."""
         pattern = rule.pattern
+        retries = _MAX_RETRIES
         while pos < endpos:
             m = pattern.search(text, pos, endpos)
             if m is None:
@@ -400,8 +401,11 @@ class RuleScanner:
                 found.append(Finding(rule.category, rule.id, rule.score, start, end))
                 covered[start:end] = b"\x01" * (end - start)
                 pos = max(m.end(), m.start() + 1)
-            else:
+            elif retries:
+                retries -= 1
                 pos = m.start() + 1
+            else:  # a text made to be refused at every character ("1 1 1 1 ..."): the work stays linear
+                pos = max(m.end(), m.start() + 1)
 
 
 def _accepted(rule: Rule, text: str, start: int, end: int, found: list[Finding], covered: bytearray) -> int:
@@ -422,6 +426,7 @@ def _mentions(text: str, start: int, end: int, keywords: re.Pattern[str]) -> boo
 
 
 _SEPARATORS = " -./():"
+_MAX_RETRIES = 32  # matches refused and tried again one character later, per rule and window
 _NO_DIGIT_RULES = 1 << 30
 _MAX_RUN_DIGITS = 64  # a run with more digits is treated as having this many
 # Shapes of dates and times (2024-05-01, 01.05.2024, 10:30:00, 2024-05-01 10:30): only rules with
@@ -457,16 +462,16 @@ def _tokens(text: str) -> list[tuple[int, int, str]]:
 
 
 def _segments(
-    pieces: list[str], digits: list[int], start: int, table: dict[int, int | None] | None
+    pieces: list[str], digits: list[int], start: int, allowed: re.Pattern[str] | None
 ) -> list[tuple[int, int, int]]:
     """The stretches of consecutive space-separated pieces of a run made only of a rule's characters
-    (`table` deletes the digits and them): start, end, and how many digits each holds."""
+    (`allowed` matches them whole): start, end, and how many digits each holds."""
     found = []
     seg_start = -1
     count = 0
     offset = start
     for piece, n in zip(pieces, digits, strict=True):
-        if table is None or not piece.translate(table):
+        if allowed is None or allowed.fullmatch(piece):
             if seg_start < 0:
                 seg_start, count = offset, 0
             count += n
@@ -480,7 +485,7 @@ def _segments(
 
 
 def _spaced(rule: Rule) -> bool:
-    return rule.separators is None or " ".translate(rule.separators) == ""
+    return rule.separators is None or rule.separators.fullmatch(" ") is not None
 
 
 # Hex digits and colons as classes: runs of colon-separated hex groups (an IPv6 address) found with a
