@@ -187,3 +187,19 @@ async def test_a_request_the_firewall_flags_for_personal_data_is_skipped(cache_g
         assert answer.status_code == 200, answer.text
         assert (answer.headers[STATUS], answer.headers["x-sluice-cache-skip-reason"]) == ("skip", "pii")
     assert (await gw.ask(content="Nothing personal here.")).headers[STATUS] == "miss"
+
+
+async def test_hits_count_against_requests_per_minute_only_when_configured(cache_gateway: Factory) -> None:
+    free = await cache_gateway()
+    counted = await cache_gateway("{store: memory, count_hits_in_rate_limits: true}")
+    for gw in (free, counted):
+        await gw.admin("POST", "/admin/tenants", {"id": "rl"})
+        await gw.admin("POST", "/admin/teams", {"id": "rl-team", "tenant": "rl"})
+        key = (await gw.admin("POST", "/admin/keys", {"team": "rl-team", "rpm": 2}))["key"]
+        answers = [await gw.ask(key) for _ in range(3)]
+        assert [a.headers.get(STATUS) for a in answers[:2]] == ["miss", "hit-exact"]
+        if gw is free:
+            assert answers[2].status_code == 200 and answers[2].headers[STATUS] == "hit-exact"
+        else:  # the miss and the first hit took the key's two requests of this minute
+            assert answers[2].status_code == 429 and answers[2].json()["error"]["code"] == "rate_limit_exceeded"
+            assert "retry-after" in answers[2].headers

@@ -45,6 +45,7 @@ class ResponseCacheConfig(_Strict):
     max_entry_bytes: int = Field(256 * 1024, ge=1024, le=64 * 1024 * 1024)  # larger answers are not kept
     max_temperature: float = Field(1.0, ge=0, le=2)  # requests asking a higher temperature are not cached
     allow_tools: bool = False  # requests that offer tools are cached too
+    count_hits_in_rate_limits: bool = False  # a hit takes a place in its scopes' requests-per-minute windows
     redis_prefix: str = Field("sluicegate:rc", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")  # gateways sharing a Redis
     redis_timeout_ms: float = Field(50.0, gt=0, le=10_000)  # a Redis call slower than this is a miss
     # scopes that never use the cache ("key:<id>", "team:<id>", "tenant:<id>"); a key's metadata

@@ -347,6 +347,23 @@ class AdmissionStage:
         budgets = self._budget_scopes(ctx, self._clock(), False)
         return any(self.used.get(b.name, 0.0) >= downgrade.at for b in budgets)
 
+    async def count_request(self, ctx: RequestContext) -> None:
+        """A request answered without a provider (a response cache hit) counted against the requests-per-
+        minute limits of its scopes: no tokens, no budget, no concurrency slot. Over a limit: the same 429."""
+        rates = [RateScope(r.name, r.rpm) for r in self._rates(ctx.principal, self._clock()) if r.rpm]
+        if not rates:
+            return
+        principal = ctx.principal
+        tenant = principal.tenant_id if principal is not None and principal.tenant_id else "default"
+        plan = AdmissionPlan(
+            request_id=ctx.request_id, tenant=tenant, rates=tuple(rates), min_output_tokens=0, max_output_tokens=0
+        )
+        admission = await self.state.admit(plan)
+        if not admission.admitted:
+            ctx.refusal = Refusal(admission.refusal or "unavailable", admission.refused_scope, admission.retry_after)
+            raise self._refusal(admission, [])
+        ctx.response_headers.update(ratelimit_headers(admission.rates))
+
     def _operator_actions(self, ctx: RequestContext, principal: Principal, rates: list[RateScope]) -> ModelGroup | None:
         """Applies emergency rate limits and economy mode set by an operator; returns the economy group."""
         assert self.overrides is not None

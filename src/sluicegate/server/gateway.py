@@ -127,7 +127,13 @@ class Gateway:
             self.accounts.admin.changed = self.events.publish
         self.model_host = self._model_host(record)
         services = stages.StageServices(
-            config, self.events, self.model_host, self.catalog, self.metrics.registry, self.clock
+            config,
+            self.events,
+            self.model_host,
+            self.catalog,
+            self.metrics.registry,
+            self.clock,
+            self.limits.admission.count_request,
         )
         optional = stages.build(config.pipeline.stages, services)
         self._lifecycle: list[Any] = [s for slot in optional.values() for s in slot if hasattr(s, "start")]

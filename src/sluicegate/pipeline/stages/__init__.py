@@ -8,6 +8,7 @@ modules a configuration names are imported (`build`), so a stage that is off cos
 from __future__ import annotations
 
 import importlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -37,6 +38,8 @@ class StageServices:
     catalog: ModelCatalog | None = None  # the model groups and their deployments
     registry: CollectorRegistry | None = None  # where a stage's metrics are scraped from (/metrics)
     clock: Clock = field(default_factory=SystemClock)
+    # Counts a request answered locally against its scopes' requests-per-minute limits (a 429 over them)
+    count_request: Callable[[RequestContext], Awaitable[None]] | None = None
 
     def verdict(self, ctx: RequestContext, stage: str, verdict: str, detail: str = "") -> StageVerdict:
         """Records what a stage decided about a request on its context (the access log renders it) and

@@ -96,7 +96,7 @@ class ResponseCache:
         if lookup:
             data = await self.store.get(key.store_key)
             if data is not None:
-                return self._hit(ctx, key, data, "hit-exact")
+                return await self._hit(ctx, key, data, "hit-exact")
         semantic = self.semantic
         if semantic is not None and (settings.semantic if settings.semantic is not None else True):
             from sluicegate.cache.semantic import context_messages
@@ -113,7 +113,7 @@ class ResponseCache:
                 if match.verdict == "hit" and match.key is not None:
                     data = await self.store.get(match.key)
                     if data is not None:
-                        reply = self._hit(ctx, key, data, "hit-semantic")
+                        reply = await self._hit(ctx, key, data, "hit-semantic")
                         ctx.response_headers[KEY_HEADER] = match.key.rsplit(":", 1)[1]
                         ctx.response_headers[SIMILARITY_HEADER] = f"{match.similarity:.3f}"
                         return reply
@@ -176,7 +176,11 @@ class ResponseCache:
         ctx.response_headers[STATUS_HEADER] = "skip"
         ctx.response_headers[SKIP_HEADER] = reason
 
-    def _hit(self, ctx: RequestContext, key: CacheKey, data: bytes, status: str) -> LocalReply:
+    async def _hit(self, ctx: RequestContext, key: CacheKey, data: bytes, status: str) -> LocalReply:
+        if self.config.count_hits_in_rate_limits and self._services is not None:
+            count = self._services.count_request
+            if count is not None:
+                await count(ctx)  # over a requests-per-minute limit: the same 429 as any request
         entry = load(data)
         group = key.group
         self.counters.lookups[(group, status)] += 1
