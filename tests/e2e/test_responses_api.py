@@ -166,10 +166,10 @@ def test_max_output_tokens_ends_an_incomplete_response(client: openai.OpenAI) ->
 @pytest.mark.parametrize(
     ("kwargs", "param", "says"),
     [
-        ({"previous_response_id": "resp_123"}, "previous_response_id", "does not store responses"),
+        ({"previous_response_id": "resp_123"}, "previous_response_id", "turns off (responses.store)"),
         ({"tools": [{"type": "web_search"}]}, "tools[0].type", "built-in tool 'web_search'"),
         ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools[0].type", "built-in tool"),
-        ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type", "stored responses"),
+        ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type", "Item references are not"),
         ({"input": [{"role": "user", "content": 7}]}, "input[0].content", "expected a string or an array"),
         ({"input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id", "Missing required"),
         ({"reasoning": {"effort": "extreme"}}, "reasoning.effort", "extreme"),

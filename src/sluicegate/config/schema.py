@@ -186,6 +186,14 @@ class AdminApiConfig(_Strict):
     public_docs: bool = False
 
 
+class ResponsesConfig(_Strict):
+    """The Responses API's stored responses (`previous_response_id`, `GET /v1/responses/{id}`): kept in the
+    durable store, per tenant, for `ttl_days`. Off unless `store: true`: a stored response holds the prompt."""
+
+    store: bool = False
+    ttl_days: float = Field(30.0, gt=0, le=3650)
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(4000, ge=0, le=65535)
@@ -376,6 +384,7 @@ class GatewayConfig(_Strict):
     output_guard: OutputGuardConfig | None = None  # the `output_guard` stage's settings (defaults if absent)
     response_cache: ResponseCacheConfig | None = None  # the `response_cache` stage's settings
     tracing: TracingConfig | None = None  # OpenTelemetry spans over OTLP (docs/tracing.md)
+    responses: ResponsesConfig = ResponsesConfig()  # the Responses API's stored responses
     guardrails: GuardrailsConfig | None = None  # the `firewall` stage's levels, policies and rules
 
     def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:

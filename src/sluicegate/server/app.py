@@ -7,6 +7,7 @@ and every framework layer measured here cost throughput (docs/performance.md).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import logging
 import secrets
@@ -17,7 +18,15 @@ from typing import Any
 import orjson
 
 from sluicegate.canonical import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, TokenCount
-from sluicegate.errors import GatewayError, body_incomplete, model_not_found, not_found, payload_too_large, scrub
+from sluicegate.errors import (
+    GatewayError,
+    bad_request,
+    body_incomplete,
+    model_not_found,
+    not_found,
+    payload_too_large,
+    scrub,
+)
 from sluicegate.pipeline.context import Endpoint, RequestContext
 from sluicegate.pipeline.runner import Answer
 from sluicegate.pricing import micros_to_usd
@@ -44,6 +53,13 @@ _SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+
+
+def _no_response(response_id: str, param: str | None, why: str = "") -> GatewayError:
+    reason = why or "it does not exist, has expired, or belongs to another tenant"
+    return GatewayError(
+        404, f"No response with id '{response_id[:80]}' is stored: {reason}.", code="response_not_found", param=param
+    )
 
 
 class RequestIds:
@@ -166,9 +182,12 @@ class _Exchange:
     async def send(self, ctx: RequestContext, status: int, body: bytes, error: GatewayError | None = None) -> None:
         await _send(self._send, status, body, _response_headers(ctx, None, error))
 
-    async def open_stream(self, ctx: RequestContext) -> None:
+    def _make_encoder(self, ctx: RequestContext) -> StreamEncoder:
         ticket = ctx.admission
-        self._encoder = self._wire.stream_encoder(ctx.chat, ticket.prompt_tokens if ticket is not None else None)
+        return self._wire.stream_encoder(ctx.chat, ticket.prompt_tokens if ticket is not None else None)
+
+    async def open_stream(self, ctx: RequestContext) -> None:
+        self._encoder = self._make_encoder(ctx)
         headers = _response_headers(ctx, _SSE_HEADERS)
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
         self._task = asyncio.current_task()
@@ -213,6 +232,64 @@ class _Exchange:
             self._watcher.cancel()
 
 
+Keeper = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class _ResponsesExchange(_Exchange):
+    """The Responses API's sink: response ids made from the gateway's request id; with `keep`, the final
+    response is stored before the client receives its end, so a `previous_response_id` sent the moment the
+    answer arrives finds it."""
+
+    __slots__ = ("_keep", "final")
+
+    def __init__(self, wire: ClientWire, receive: Receive, send: Send, keep: Keeper | None) -> None:
+        super().__init__(wire, receive, send)
+        self._keep = keep
+        self.final: dict[str, Any] | None = None
+
+    @property
+    def _stored(self) -> bool:
+        return self._keep is not None
+
+    async def send(self, ctx: RequestContext, status: int, body: bytes, error: GatewayError | None = None) -> None:
+        if error is None and status == 200 and self.final is not None:
+            await self._store(self.final)
+        await super().send(ctx, status, body, error)
+
+    async def send_last(self, data: bytes) -> None:
+        final = self.result()
+        if final is not None and final.get("status") != "failed":
+            await self._store(final)
+        await super().send_last(data)
+
+    async def _store(self, final: dict[str, Any]) -> None:
+        if self._keep is None:
+            return
+        try:
+            await self._keep(final)
+        except Exception as exc:  # the answer still goes out; a later previous_response_id will say 404
+            log.error("stored response %s not kept: %s: %s", final.get("id"), type(exc).__name__, scrub(str(exc)))
+
+    def encode(self, ctx: RequestContext, answer: Answer) -> bytes:
+        if type(answer) is not ChatResponse:
+            return super().encode(ctx, answer)
+        self.final = responses_wire.response_dict(answer, ctx.usage_extension, _stem(ctx), self._stored)
+        return orjson.dumps(self.final)
+
+    def _make_encoder(self, ctx: RequestContext) -> StreamEncoder:
+        return responses_wire.ResponsesStreamEncoder(ctx.chat, _stem(ctx), self._stored)
+
+    def result(self) -> dict[str, Any] | None:
+        encoder = self._encoder
+        if isinstance(encoder, responses_wire.ResponsesStreamEncoder):
+            return encoder.final
+        return self.final
+
+
+def _stem(ctx: RequestContext) -> str:
+    return ctx.request_id.removeprefix("req_")
+
+
 class GatewayApp:
     """The ASGI callable. Routes by exact path; everything else is a 404 in OpenAI's error shape."""
 
@@ -223,12 +300,13 @@ class GatewayApp:
         openai: ClientWire = openai_wire.OpenAIWire()
         self._openai = openai
         self._anthropic: ClientWire = anthropic_wire.AnthropicWire()
+        self._responses_wire: ClientWire = responses_wire.ResponsesWire()
         self._routes: dict[tuple[str, str], Callable[[Scope, Receive, Send], Awaitable[None]]] = {}
         for prefix in ("/v1", ""):
             self._routes[("POST", f"{prefix}/chat/completions")] = self._chat_handler(openai)
             self._routes[("POST", f"{prefix}/embeddings")] = self._embeddings
             self._routes[("GET", f"{prefix}/models")] = self._models
-            self._routes[("POST", f"{prefix}/responses")] = self._chat_handler(responses_wire.ResponsesWire())
+            self._routes[("POST", f"{prefix}/responses")] = self._responses
         self._routes[("POST", "/v1/messages")] = self._chat_handler(self._anthropic)
         self._routes[("POST", "/v1/messages/count_tokens")] = self._count_tokens
         self._routes[("GET", "/health/live")] = self._live
@@ -320,6 +398,55 @@ class GatewayApp:
             return
         await pipeline.handle(ctx, reply)
 
+    async def _responses(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`POST /v1/responses`: a chat exchange in the Responses format; with stored responses configured, the
+        conversation of `previous_response_id` goes in front of `input`, and the answer is kept after it left."""
+        headers = _headers(scope)
+        client = scope.get("client")
+        ctx = RequestContext(self._request_id(), "chat", "responses", headers, None, client[0] if client else None)
+        store = self.gateway.responses
+        pipeline = self.gateway.pipeline
+        tenant = "default"
+        keep = False
+        items: list[dict[str, Any]] = []
+        try:
+            data = responses_wire.load_body(await _read_body(receive, headers, self._max_body))
+            if store is not None:
+                keep = data.get("store") is not False
+                if keep or data.get("previous_response_id") is not None:
+                    tenant = await self._tenant(headers)
+                items = responses_wire.input_items(data.get("input"))
+                previous = data.pop("previous_response_id", None)
+                if previous is not None:
+                    if not isinstance(previous, str):
+                        raise bad_request(
+                            "Invalid type for 'previous_response_id': expected a string.", "previous_response_id"
+                        )
+                    kept = await store.get(tenant, previous, self._now())
+                    if kept is None:
+                        raise _no_response(previous, "previous_response_id")
+                    data["input"] = kept.items + items
+            ctx.request = responses_wire.responses_request(data)
+        except GatewayError as error:
+            await pipeline.refuse(ctx, _ResponsesExchange(self._responses_wire, receive, send, None), error)
+            return
+        keeper: Keeper | None = None
+        if store is not None and keep:
+            history = data["input"] if isinstance(data["input"], list) else items
+
+            async def keeper(final: dict[str, Any]) -> None:
+                await store.put(tenant, final, [*history, *final["output"]], items, self._now())
+
+        await pipeline.handle(ctx, _ResponsesExchange(self._responses_wire, receive, send, keeper))
+
+    async def _tenant(self, headers: dict[str, str]) -> str:
+        """The caller's tenant (stored responses are per tenant); authentication errors reach the client."""
+        principal = await self.gateway.auth.authenticate(headers)
+        return principal.tenant_id or "default"
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.gateway.clock.now(), dt.UTC)
+
     # -- operations ----------------------------------------------------------------------------------
 
     async def _visible_models(self, scope: Scope, send: Send) -> list[tuple[str, str]] | None:
@@ -352,18 +479,42 @@ class GatewayApp:
             await _send(send, 200, openai_wire.model_body(name, owner), [_JSON])
 
     async def _stored_response(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """`GET`/`DELETE /v1/responses/{id}`, `input_items`, `cancel`: the gateway stores no responses, so
-        an authenticated client learns that plainly (404) rather than from a bare unknown path."""
-        if await self._visible_models(scope, send) is None:
+        """`GET`/`DELETE /v1/responses/{id}` and `GET .../input_items`: the caller's tenant's stored responses
+        (404 for another tenant's, an expired one, or when the gateway stores none)."""
+        try:
+            tenant = await self._tenant(_headers(scope))
+        except GatewayError as refused:
+            await _send(send, refused.status, openai_wire.error_body(refused), [_JSON])
             return
-        response_id = scope["path"].split("/responses/", 1)[1].split("/", 1)[0]
-        error = GatewayError(
-            404,
-            f"No response with id '{response_id[:80]}' is stored: this gateway does not store responses "
-            "(every /v1/responses request must carry its whole conversation in 'input').",
-            code="response_not_found",
-        )
-        await _send(send, 404, openai_wire.error_body(error), [_JSON])
+        response_id, _, rest = scope["path"].split("/responses/", 1)[1].partition("/")
+        method = scope["method"]
+        store = self.gateway.responses
+        if store is None:
+            absent = _no_response(response_id, None, "this gateway does not store responses (responses.store)")
+            await _send(send, 404, openai_wire.error_body(absent), [_JSON])
+            return
+        if method == "DELETE" and not rest:
+            deleted = await store.delete(tenant, response_id)
+            if deleted:
+                body = {"id": response_id, "object": "response", "deleted": True}
+                await _send(send, 200, orjson.dumps(body), [_JSON])
+                return
+        elif method == "GET" and rest in ("", "input_items"):
+            kept = await store.get(tenant, response_id, self._now())
+            if kept is not None:
+                if rest:
+                    data = [{"id": f"item_{response_id}_{i}", **item} for i, item in enumerate(kept.input_items)]
+                    body = {"object": "list", "data": data, "first_id": None, "last_id": None, "has_more": False}
+                    if data:
+                        body["first_id"], body["last_id"] = data[0]["id"], data[-1]["id"]
+                    await _send(send, 200, orjson.dumps(body), [_JSON])
+                else:
+                    await _send(send, 200, orjson.dumps(kept.response), [_JSON])
+                return
+        else:
+            await _send(send, 404, openai_wire.error_body(not_found(scope["path"])), [_JSON])
+            return
+        await _send(send, 404, openai_wire.error_body(_no_response(response_id, None)), [_JSON])
 
     async def _live(self, scope: Scope, receive: Receive, send: Send) -> None:
         await _send(send, 200, b'{"status":"ok"}', [_JSON])

@@ -32,6 +32,7 @@ from sluicegate.routing.services import RoutingServices
 from sluicegate.server.connections import ConnectionCollector, ConnectionGuard, ConnectionLimits
 from sluicegate.state.resilient import ResilientState
 from sluicegate.store.audit import AuditTable
+from sluicegate.store.responses import ResponseStore
 from sluicegate.store.totals import LedgerTotals
 from sluicegate.telemetry.access_log import AccessLog
 from sluicegate.telemetry.alerting import AlertMonitor, AlertSender, BudgetLine, budget_lines
@@ -109,6 +110,9 @@ class Gateway:
         self.request_id_prefix = "req_" + secrets.token_hex(6)
         self.accounts.spool.owner = {"prefix": self.request_id_prefix, "started": self.clock.now()}
         self.auth = self.accounts.auth
+        self.responses: ResponseStore | None = None  # the Responses API's stored answers, when configured
+        if config.responses.store:
+            self.responses = ResponseStore(self.accounts.store, config.responses.ttl_days * 86400)
         # The hot counters are a cache of the ledger: balances are rebuilt from it after a start or a loss.
         ledger_totals = LedgerTotals(self.accounts.store, config.store.spool_dir, ZoneInfo(config.budgets.time_zone))
         self.limits = BudgetsAndLimits(

@@ -184,3 +184,19 @@ class AuditCheckpoint(Base):
     hash: Mapped[str] = mapped_column(String(64))
     ts_micros: Mapped[int] = mapped_column(BigInteger)
     signature: Mapped[str | None] = mapped_column(String(64), nullable=True)  # NULL: no audit key was set
+
+
+class StoredResponse(Base):
+    """A Responses API answer kept for `previous_response_id` and `GET /v1/responses/{id}` (migration 0009):
+    per tenant, until `expires_at`. `items` is the whole conversation up to and including this answer, as
+    Responses input items; `input_items` this request's own input."""
+
+    __tablename__ = "stored_responses"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    response: Mapped[str] = mapped_column(Text)  # the response object, JSON
+    items: Mapped[str] = mapped_column(Text)  # the conversation, JSON
+    input_items: Mapped[str] = mapped_column(Text)  # JSON

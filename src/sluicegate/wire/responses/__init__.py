@@ -1,6 +1,7 @@
 """The OpenAI Responses API client format: `/v1/responses` bodies <-> canonical, its typed stream events.
 
-Stateless: each request carries its whole conversation in `input`. Errors are OpenAI's (the same body as
+Pure translation: a `previous_response_id` is resolved by the server (which alone reads the stored
+responses) before the body gets here. Errors are OpenAI's (the same body as
 Chat Completions), so the SDK raises its usual exception types.
 """
 
@@ -8,11 +9,20 @@ from __future__ import annotations
 
 from sluicegate.canonical import ChatRequest
 from sluicegate.wire.openai import error_body
-from sluicegate.wire.responses.request import parse_responses_request
-from sluicegate.wire.responses.response import chat_response_body
+from sluicegate.wire.responses.request import input_items, load_body, parse_responses_request, responses_request
+from sluicegate.wire.responses.response import chat_response_body, response_dict
 from sluicegate.wire.responses.stream import ResponsesStreamEncoder
 
-__all__ = ["ResponsesStreamEncoder", "ResponsesWire", "chat_response_body", "parse_responses_request"]
+__all__ = [
+    "ResponsesStreamEncoder",
+    "ResponsesWire",
+    "chat_response_body",
+    "input_items",
+    "load_body",
+    "parse_responses_request",
+    "response_dict",
+    "responses_request",
+]
 
 
 class ResponsesWire:

@@ -22,8 +22,9 @@ _KNOWN = frozenset(
 
 # Stateful features need responses kept by the gateway, which it does not do (docs/providers.md).
 _STATEFUL = {
-    "previous_response_id": "'previous_response_id' is not supported: this gateway does not store responses. "
-    "Send the whole conversation in 'input' (earlier output items can be passed back as they are).",
+    "previous_response_id": "'previous_response_id' needs stored responses, which this gateway's configuration "
+    "turns off (responses.store). Send the whole conversation in 'input' (earlier output items can be passed "
+    "back as they are).",
     "conversation": "'conversation' is not supported: this gateway does not store conversations. "
     "Send the whole conversation in 'input'.",
     "prompt": "'prompt' (stored prompt templates) is not supported by this gateway; send 'instructions' and 'input'.",
@@ -214,7 +215,9 @@ def _input(raw: Any) -> list[Message]:
             _reasoning_item(item, where, messages)
         elif kind == "item_reference":
             raise _unsupported(
-                f"{where}.type", kind, "Item references need stored responses, which this gateway does not keep."
+                f"{where}.type",
+                kind,
+                "Item references are not supported: pass the item itself (or previous_response_id).",
             )
         else:
             raise _unsupported(
@@ -299,8 +302,25 @@ def _text_format(text: dict[str, Any], params: dict[str, Any]) -> None:
         params["verbosity"] = verbosity
 
 
+def load_body(body: bytes) -> dict[str, Any]:
+    return load_object(body, "We could not parse the JSON body of your request. The body must be a JSON object.")
+
+
+def input_items(raw: Any) -> list[dict[str, Any]]:
+    """`input` as a list of items (a string is one user message), for storing and for chaining."""
+    if isinstance(raw, str):
+        return [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": raw}]}]
+    _typed(raw, (str, list), "input")
+    return list(raw)
+
+
 def parse_responses_request(body: bytes) -> ChatRequest:
-    data = load_object(body, "We could not parse the JSON body of your request. The body must be a JSON object.")
+    return responses_request(load_body(body))
+
+
+def responses_request(data: dict[str, Any]) -> ChatRequest:
+    """A Responses body (parsed JSON) as the canonical request; `previous_response_id` must have been resolved
+    (its conversation put in front of `input`) by the caller, which alone knows the stored responses."""
     model = _need(data, "model", str)
     unknown = sorted(set(data) - _KNOWN)
     if unknown:

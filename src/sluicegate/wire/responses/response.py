@@ -51,6 +51,7 @@ def response_object(
     usage: dict[str, Any] | None,
     incomplete: str | None = None,
     error: dict[str, Any] | None = None,
+    stored: bool = False,
 ) -> dict[str, Any]:
     return {
         "id": "resp_" + stem,
@@ -62,7 +63,7 @@ def response_object(
         "model": model,
         "output": output,
         "usage": usage,
-        "store": False,  # the gateway keeps no responses (GET /v1/responses/{id} answers 404)
+        "store": stored,  # kept for previous_response_id and GET /v1/responses/{id} (responses.store)
     }
 
 
@@ -120,18 +121,24 @@ def output_items(stem: str, message: dict[str, Any]) -> list[dict[str, Any]]:
     return items
 
 
-def chat_response_body(response: ChatResponse, extension: dict[str, Any] | None = None) -> bytes:
+def response_dict(
+    response: ChatResponse, extension: dict[str, Any] | None = None, stem: str | None = None, stored: bool = False
+) -> dict[str, Any]:
+    """The response object; `stem` makes its id (`resp_<stem>`), else the upstream's id does."""
     choice: dict[str, Any] = response.choices[0] if response.choices else {"message": {}, "finish_reason": "stop"}
-    stem = base_id(response.id)
+    stem = stem or base_id(response.id)
     status, incomplete = STATUSES.get(choice.get("finish_reason") or "stop", ("completed", None))
-    return orjson.dumps(
-        response_object(
-            stem,
-            response.model,
-            response.created,
-            status,
-            output_items(stem, choice.get("message") or {}),
-            usage_body(response.usage, extension),
-            incomplete,
-        )
+    return response_object(
+        stem,
+        response.model,
+        response.created,
+        status,
+        output_items(stem, choice.get("message") or {}),
+        usage_body(response.usage, extension),
+        incomplete,
+        stored=stored,
     )
+
+
+def chat_response_body(response: ChatResponse, extension: dict[str, Any] | None = None) -> bytes:
+    return orjson.dumps(response_dict(response, extension))

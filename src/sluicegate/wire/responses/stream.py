@@ -47,6 +47,7 @@ class ResponsesStreamEncoder:
         "_ended",
         "_extension",
         "_finish",
+        "_given_stem",
         "_items",
         "_message",
         "_model",
@@ -56,12 +57,17 @@ class ResponsesStreamEncoder:
         "_reasoning_text",
         "_seq",
         "_stem",
+        "_stored",
         "_usage",
+        "final",
     )
 
-    def __init__(self, request: ChatRequest) -> None:
+    def __init__(self, request: ChatRequest, stem: str | None = None, stored: bool = False) -> None:
         self._seq = 0
         self._stem: str | None = None
+        self._given_stem = stem
+        self._stored = stored
+        self.final: dict[str, Any] | None = None  # the completed response, once the stream has ended
         self._model = request.model
         self._created = 0
         self._items: list[dict[str, Any] | None] = []  # output items once done, in output order
@@ -83,14 +89,16 @@ class ResponsesStreamEncoder:
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
     def _start(self, chunk: ChatChunk | None) -> bytes:
-        if chunk is not None and chunk.id:
+        if self._given_stem is not None:
+            self._stem = self._given_stem
+        elif chunk is not None and chunk.id:
             self._stem = base_id(chunk.id)
         else:
             self._stem = secrets.token_hex(12)
         if chunk is not None:
             self._model = chunk.model or self._model
             self._created = chunk.created
-        snapshot = response_object(self._stem, self._model, self._created, "in_progress", [], None)
+        snapshot = response_object(self._stem, self._model, self._created, "in_progress", [], None, stored=self._stored)
         return self._event("response.created", {"response": snapshot}) + self._event(
             "response.in_progress", {"response": snapshot}
         )
@@ -282,7 +290,10 @@ class ResponsesStreamEncoder:
         status, incomplete = STATUSES.get(self._finish or "stop", ("completed", None))
         output = [item for item in self._items if item is not None]
         usage = usage_body(self._usage or Usage(), self._extension)
-        snapshot = response_object(self._stem or "", self._model, self._created, status, output, usage, incomplete)
+        snapshot = response_object(
+            self._stem or "", self._model, self._created, status, output, usage, incomplete, stored=self._stored
+        )
+        self.final = snapshot
         kind = "response.completed" if status == "completed" else "response.incomplete"
         return out + self._event(kind, {"response": snapshot})
 
