@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from sluicegate.config.litellm import convert
+from sluicegate.config.loader import parse_config
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "litellm"
 SCRIPT = [shutil.which("sluicegate") or ""] if shutil.which("sluicegate") else [sys.executable, "-m", "sluicegate"]
@@ -27,8 +28,13 @@ SECRETS = {
 }  # fmt: skip
 
 
-def _converted(name: str, tmp_path: Path) -> tuple[dict[str, Any], list[str]]:
-    """The CLI's output (parsed) and its notes, after `check-config` has passed on it."""
+def _converted(name: str, tmp_path: Path, via_cli: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """The conversion (through the installed script when `via_cli`) and its notes, once the result has passed
+    the same check as `check-config` (with its credentials in the environment)."""
+    if not via_cli:
+        conversion = convert(yaml.safe_load((FIXTURES / f"{name}.yaml").read_text()))
+        parse_config(yaml.safe_dump(conversion.config, sort_keys=False), "<converted>", environ=SECRETS)
+        return conversion.config, conversion.notes
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICEGATE_")}
     done = subprocess.run(
         [*SCRIPT, "import", "litellm", str(FIXTURES / f"{name}.yaml")],
@@ -51,7 +57,7 @@ def _group(config: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_a_multi_provider_config_with_load_balancing_and_fallbacks(tmp_path: Path) -> None:
-    config, notes = _converted("multi_provider", tmp_path)
+    config, notes = _converted("multi_provider", tmp_path, via_cli=True)
     providers = config["providers"]
     assert {p["kind"] for p in providers.values()} == {"openai", "azure", "anthropic", "bedrock", "gemini"}
     gpt = _group(config, "gpt-4o")
@@ -115,10 +121,12 @@ def test_what_does_not_map_is_reported_and_no_secret_is_copied(tmp_path: Path) -
         assert any(expected in note for note in notes), expected
 
 
-@pytest.mark.parametrize("bad", ["[]", "model_list: nope", ""])
-def test_input_that_is_not_a_litellm_config(tmp_path: Path, bad: str) -> None:
+def test_input_that_is_not_a_litellm_config(tmp_path: Path) -> None:
+    for bad in ([], {"model_list": "nope"}):
+        with pytest.raises(ValueError, match="model_list"):
+            convert(bad)  # type: ignore[arg-type]
     source = tmp_path / "config.yaml"
-    source.write_text(bad)
+    source.write_text("model_list: nope")
     done = subprocess.run([*SCRIPT, "import", "litellm", str(source)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "Traceback" not in done.stderr and not done.stdout
     assert len(done.stderr.strip().splitlines()) == 1 and "model_list" in done.stderr

@@ -270,7 +270,7 @@ def convert(litellm: dict[str, Any]) -> Conversion:
     """The Sluicegate configuration for a LiteLLM proxy config (its parsed YAML)."""
     converter = _Converter()
     groups: dict[str, dict[str, Any]] = {}
-    if not isinstance(litellm.get("model_list"), list):
+    if not isinstance(litellm, dict) or not isinstance(litellm.get("model_list"), list):
         raise ValueError("not a LiteLLM proxy config: it needs model_list, a list of models")
     for i, entry in enumerate(litellm["model_list"]):
         where = f"model_list[{i}]"
