@@ -238,6 +238,11 @@ class Gateway:
             return None
         if find_spec("numpy") is None:
             raise RuntimeError("model_host needs numpy: pip install 'sluicegate[model-host]' (or '[local-models]')")
+        # numpy's work in this process (the response cache's index search) runs on the event loop's thread:
+        # one BLAS thread, never a pool of them competing with the loop and the model's children for cores
+        # (set before numpy is first imported, which is here)
+        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(variable, "1")
         from sluicegate.models.host import build_host
         from sluicegate.server.model_upstream import GatewayEmbeddings
 
