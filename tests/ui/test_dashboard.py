@@ -5,6 +5,7 @@ Screenshots go to test-artifacts/ui/."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -157,14 +158,24 @@ def test_decisions_page_shows_cache_hits_and_firewall_blocks(page: Page, seeded:
     assert "injection" in page.inner_text("#decided-guardrail_categories")
 
 
-def test_deployments_page_shows_breakers_and_latency(page: Page, seeded: dict[str, Any]) -> None:
-    sign_in(page, seeded["gw"], MASTER_KEY)
+def test_deployments_page_shows_breakers_latency_and_recent_errors(
+    page: Page, seeded: dict[str, Any], sim_control: httpx.Client
+) -> None:
+    gw = seeded["gw"]
+    sim_control.put("/_sim/faults/faulty-model", json={"faults": [{"type": "server_error"}]})
+    body = {**CHAT, "model": "faulty"}
+    for _ in range(2):
+        assert httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers=MASTER, timeout=20).status_code == 502
+    sign_in(page, gw, MASTER_KEY)
     page.wait_for_selector("#tile-spent")
     page.click("nav a[data-page=deployments]")
     page.wait_for_selector("table")
     text = page.inner_text("main")
     assert "sim/gpt-4o-mini" in text
     assert "closed" in text
+    faulty = page.inner_text("tr:has-text('sim/faulty-model')")
+    failed = re.search(r"(\d+) of (\d+) \(100%\)", faulty)  # every call failed (retries count as calls too)
+    assert failed is not None and failed.group(1) == failed.group(2) and int(failed.group(1)) >= 2, faulty
 
 
 def test_a_key_created_in_the_ui_works_and_one_revoked_there_stops(page: Page, seeded: dict[str, Any]) -> None:

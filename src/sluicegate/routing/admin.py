@@ -50,6 +50,7 @@ def deployments_report(router: Router) -> list[dict[str, Any]]:
     report = []
     for name, h in router.health.items():
         breaker = h.breaker
+        calls, failures, slow = breaker.recent()
         report.append(
             {
                 "deployment": name,
@@ -64,6 +65,10 @@ def deployments_report(router: Router) -> list[dict[str, Any]]:
                     "reason": breaker.reason,
                     "retry_in_s": round(breaker.retry_in(), 3),
                     "transitions": len(breaker.transitions),
+                    # the breaker's window of recent calls: the error rate it judges by
+                    "window_calls": calls,
+                    "window_failures": failures,
+                    "window_slow": slow,
                 },
                 "in_flight": h.limit.in_flight,
                 "concurrency_limit": round(h.limit.limit, 2),

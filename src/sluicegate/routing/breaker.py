@@ -154,7 +154,9 @@ class CircuitBreaker:
 
     def record(self, outcome: Outcome, duration_s: float | None = None) -> None:
         """The result of a call `acquire` let through. `ignored` (throttling, a cancelled call) frees its slot."""
-        if not self._config.enabled:
+        if not self._config.enabled:  # still counted, for the recent error rate operators see; never opens
+            if outcome != "ignored":
+                self._window.add(self._clock(), outcome == "failure", False)
             return
         if self._state is BreakerState.HALF_OPEN:
             self._probes = max(0, self._probes - 1)
@@ -183,6 +185,13 @@ class CircuitBreaker:
                 self._open(f"failure rate {fails}/{calls} in {config.window_s:g}s")
             elif self._slow_s is not None and slow_calls / calls >= config.slow_call_rate:
                 self._open(f"slow calls {slow_calls}/{calls} over {self._slow_s * 1000:g}ms")
+
+    def recent(self) -> tuple[int, int, int]:
+        """Calls, failures and slow calls in the breaker's window (its last `window_calls` within
+        `window_s`): the recent error rate an operator sees."""
+        window = self._window
+        window.expire(self._clock())
+        return window.calls, window.fails, window.slow
 
     # -- admin -------------------------------------------------------------------------------------
 

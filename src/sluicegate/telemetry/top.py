@@ -140,13 +140,14 @@ def render(view: Snapshot, url: str) -> Group:
         parts.append(Text("Deployments: shown to the master key only"))
     else:
         deployments = Table(title="Deployments", title_justify="left", expand=True)
-        for name in ("deployment", "breaker", "in flight", "req/min", "TTFT p50", "total p95"):
+        for name in ("deployment", "breaker", "errors (recent)", "in flight", "req/min", "TTFT p50", "total p95"):
             deployments.add_column(name, justify="left" if name in ("deployment", "breaker") else "right")
         for d in view.deployments:
             state = d["breaker"]["state"]
             deployments.add_row(
                 d["deployment"],
                 Text(state.upper() if state != "closed" else state, style="bold" if state != "closed" else ""),
+                _errors(d["breaker"]),
                 str(d["in_flight"]),
                 str(d["requests_last_minute"]),
                 _ms(d["latency"]["ttft_ms"]["p50"]),
@@ -156,6 +157,11 @@ def render(view: Snapshot, url: str) -> Group:
     if view.problem:
         parts.append(Text(view.problem))
     return Group(*parts)
+
+
+def _errors(breaker: dict[str, Any]) -> str:
+    calls = breaker.get("window_calls") or 0
+    return f"{breaker['window_failures']}/{calls}" if calls else "-"
 
 
 def _usd(value: float | None) -> str:

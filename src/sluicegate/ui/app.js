@@ -391,11 +391,18 @@ async function deploymentsPage() {
       { label: "groups", value: (d) => d.groups.join(", ") },
       { label: "breaker", value: (d) => h("span", { class: `state-${d.breaker.state}` }, d.breaker.state + (d.breaker.forced ? " (forced)" : "")) },
       { label: "why", value: (d) => d.breaker.reason || "" },
+      { label: "errors (recent)", num: true, value: (d) => errorRate(d.breaker) },
       { label: "in flight", num: true, value: (d) => d.in_flight },
       { label: "req/min", num: true, value: (d) => d.requests_last_minute },
       { label: "TTFT p50 / p95", num: true, value: (d) => `${ms(d.latency.ttft_ms.p50)} / ${ms(d.latency.ttft_ms.p95)}` },
       { label: "total p50 / p95 / p99", num: true, value: (d) => `${ms(d.latency.total_ms.p50)} / ${ms(d.latency.total_ms.p95)} / ${ms(d.latency.total_ms.p99)}` },
     ], report.deployments, { empty: "No deployments." })));
+}
+
+function errorRate(breaker) {
+  const calls = breaker.window_calls || 0;
+  if (!calls) return "no calls";
+  return `${breaker.window_failures} of ${calls} (${Math.round((100 * breaker.window_failures) / calls)}%)`;
 }
 
 // -- operator actions ------------------------------------------------------------------------------------
