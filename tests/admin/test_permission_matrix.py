@@ -129,6 +129,7 @@ TARGETS: dict[str, Callable[[World, str, str], Request]] = {
     "the spend of a team": lambda w, c, where: ({}, None, {"team": TEAM[where]}),
     "the spend of a tenant": lambda w, c, where: ({}, None, {"tenant": TENANT[where]}),
     "every deployment": lambda w, c, where: ({}, None, {}),
+    "the auto route's shadow report": lambda w, c, where: ({}, None, {}),
     "a deployment's breaker": lambda w, c, where: ({}, {"deployment": UNTOUCHED_DEPLOYMENT, "state": "auto"}, {}),
     "every operator action": lambda w, c, where: ({}, None, {}),
     "an operator action on a team": lambda w, c, where: (

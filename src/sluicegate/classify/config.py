@@ -71,6 +71,17 @@ class DriftConfig(_Strict):
     min_requests: int = Field(50, ge=1)  # an hour with fewer is neither judged nor part of the baseline
 
 
+class ShadowConfig(_Strict):
+    """A candidate classifier (and, optionally, a candidate pool) decided beside the live one on a share of
+    the `auto` traffic: recorded, never acted on (GET /admin/routing/shadow)."""
+
+    share: float = Field(0.0, ge=0, le=1)  # 0: off
+    classifier: Literal["heuristic", "learned"] = "learned"
+    min_confidence: float = Field(0.8, ge=0, le=1)
+    pool: list[str] | None = None  # the candidate policy's pool (default: the live group's)
+    max_in_flight: int = Field(64, ge=1, le=10_000)  # shadow decisions waiting for the model host; beyond: skipped
+
+
 class ClassifyConfig(_Strict):
     """How requests are classified for the `auto` route, and the tiers, cheapest first."""
 
@@ -80,6 +91,7 @@ class ClassifyConfig(_Strict):
     min_confidence: float = Field(0.8, ge=0, le=1)
     deadline_ms: float = Field(10.0, gt=0, le=1000)  # the learned classifier's wait for the model host
     drift: DriftConfig = DriftConfig()
+    shadow: ShadowConfig = ShadowConfig()
 
     @model_validator(mode="after")
     def _distinct(self) -> ClassifyConfig:

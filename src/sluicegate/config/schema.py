@@ -456,6 +456,15 @@ class GatewayConfig(_Strict):
             problems.append(
                 (("classify", "classifier"), "the learned classifier needs the model host: add a `model_host` section")
             )
+        shadow = self.classify.shadow
+        if shadow.share > 0 and shadow.classifier == "learned" and self.model_host is None:
+            problems.append(
+                (("classify", "shadow", "classifier"), "a learned shadow classifier needs a `model_host` section")
+            )
+        for j, name in enumerate(shadow.pool or []):
+            problem = _group_problem(name, "chat", kinds, "shadow pool")
+            if problem:
+                problems.append((("classify", "shadow", "pool", j), problem))
         tiers = self.classify.tiers
         groups = {group.name: group for group in self.models}
         for i, group in enumerate(self.models):

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sluicegate.catalog import ModelCatalog, ModelGroup
 from sluicegate.classify.classification import Classification, Classifier, Prompt
@@ -24,6 +25,9 @@ from sluicegate.pipeline.context import RequestContext
 from sluicegate.pipeline.decide import choose_group, facts_of
 from sluicegate.pipeline.records import RouteStep
 from sluicegate.routing.needs import MAX_LATENCY_HEADER
+
+if TYPE_CHECKING:
+    from sluicegate.pipeline.shadow import Shadow
 
 CLASSIFICATION_HEADER = "x-sluice-classification"
 
@@ -161,9 +165,11 @@ class AutoRoute:
         metrics: AutoMetrics,
         downgrade_due: Callable[[RequestContext], bool] | None = None,
         drift: DriftWatch | None = None,
+        shadow: Shadow | None = None,
     ) -> None:
         self._classifier = classifier
         self._drift = drift
+        self.shadow = shadow
         self._metrics = metrics
         self._downgrade_due = downgrade_due
         self._pools = {g.name: members_of(catalog, g) for g in catalog if g.pool}
@@ -202,3 +208,6 @@ class AutoRoute:
         self._metrics.decided(member.group.name, member.tier, c.task, c.by, c.complexity)
         if self._drift is not None:
             self._drift.observe(member.tier, c.complexity)
+        shadow = self.shadow
+        if shadow is not None and shadow.sample():
+            shadow.submit(group.name, members, prompt, tokens, member, c.output_tokens)

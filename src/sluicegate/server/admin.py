@@ -411,6 +411,16 @@ def create_admin_app(gateway: Gateway) -> AdminGate:
     async def routing_deployments(who: Master) -> Response:
         return json_response({"deployments": routing_admin.deployments_report(gateway.router)})
 
+    @app.get(
+        "/admin/routing/shadow",
+        tags=["routing"],
+        summary="Shadow mode of the auto route: the candidate's agreement with the live decisions and cost",
+    )
+    async def routing_shadow(who: Master) -> Response:
+        stage = gateway.auto_route
+        shadow = stage.shadow if stage is not None else None
+        return json_response(shadow.report() if shadow is not None else {"enabled": False})
+
     @app.put(
         "/admin/routing/breakers",
         tags=["routing"],

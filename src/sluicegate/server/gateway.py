@@ -42,7 +42,11 @@ from sluicegate.telemetry.ledger_metrics import LedgerCollector
 from sluicegate.telemetry.metrics import BudgetCollector, GatewayMetrics
 
 if TYPE_CHECKING:
+    from sluicegate.classify.classification import Classifier
+    from sluicegate.classify.metrics import AutoMetrics
     from sluicegate.models.host import ModelHost
+    from sluicegate.pipeline.auto import AutoRoute
+    from sluicegate.pipeline.shadow import Shadow
     from sluicegate.telemetry.tracing import Tracing
 
 log = logging.getLogger("sluicegate.server")
@@ -147,6 +151,7 @@ class Gateway:
         # policy "refuse": nothing is served while the spool could not record it (one attribute read a request)
         guard = [LedgerGuard(ledger)] if ledger.full_policy == "refuse" else []
         route = Route(self.catalog, self.router)
+        self.auto_route: AutoRoute | None = None
         auto = self._auto_route()  # empty unless some group has strategy auto
         self.limits.admission.planner = route.plan  # deployments with their own RPM/TPM: a place taken at admission
         self.tracing = self._tracing()
@@ -256,7 +261,6 @@ class Gateway:
         """The auto route's stage, built (and its classifier imported) only when a group uses it."""
         if not any(group.pool for group in self.catalog):
             return []
-        from sluicegate.classify.classification import Classifier
         from sluicegate.classify.heuristic import HeuristicClassifier
         from sluicegate.classify.metrics import AutoMetrics
         from sluicegate.pipeline.auto import AutoRoute
@@ -287,7 +291,36 @@ class Gateway:
                 min_requests=watch.min_requests,
             )
             metrics.drift = drift
-        return [AutoRoute(self.catalog, classifier, metrics, self.limits.admission.downgrade_due, drift)]
+        stage = AutoRoute(
+            self.catalog, classifier, metrics, self.limits.admission.downgrade_due, drift, self._shadow(metrics)
+        )
+        self.auto_route = stage
+        return [stage]
+
+    def _shadow(self, metrics: AutoMetrics) -> Shadow | None:
+        """The candidate classifier (and pool) decided beside the live one, when `classify.shadow.share` > 0."""
+        settings = self.config.classify.shadow
+        if settings.share <= 0:
+            return None
+        from sluicegate.classify.heuristic import HeuristicClassifier
+        from sluicegate.pipeline.auto import member_of
+        from sluicegate.pipeline.shadow import Shadow
+
+        candidate: Classifier = HeuristicClassifier()
+        if settings.classifier == "learned" and self.model_host is not None:
+            from sluicegate.classify.learned import LearnedClassifier
+            from sluicegate.models.host import Embedder
+
+            embedder: Embedder[None] = self.model_host.embedder(
+                fail="open", deadline_ms=self.config.classify.deadline_ms
+            )
+            candidate = LearnedClassifier(embedder.embed, min_confidence=settings.min_confidence)
+        pools = None
+        if settings.pool is not None:
+            found = [self.catalog.get(name) for name in settings.pool]
+            members = [m for m in (member_of(g) for g in found if g is not None) if m is not None]
+            pools = {group.name: members for group in self.catalog if group.pool}
+        return Shadow(candidate, settings.share, pools=pools, max_in_flight=settings.max_in_flight)
 
     async def start(self) -> None:
         self.access_log.start()
