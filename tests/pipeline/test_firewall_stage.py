@@ -154,3 +154,19 @@ async def test_decisions_are_counted_for_metrics_by_action_and_category() -> Non
     assert 'sluicegate_firewall_decisions_total{action="allow",category="none"} 1.0' in text
     assert 'sluicegate_firewall_decisions_total{action="flag",category="injection"} 1.0' in text
     assert 'sluicegate_firewall_decisions_total{action="block",category="injection"} 1.0' in text
+
+
+def test_a_gateway_without_the_firewall_never_imports_its_engine() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from sluicegate.config.schema import GatewayConfig\n"
+        "from sluicegate.server.gateway import Gateway\n"
+        "Gateway(GatewayConfig.model_validate({}), master_key='k', environ={})\n"
+        "print(sorted(m for m in ('ahocorasick', 'sluicegate.guard.firewall', 'sluicegate.pipeline.stages.firewall')"
+        " if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True, timeout=60).stdout
+    assert out.decode().strip() == "[]"
