@@ -89,7 +89,7 @@ class ResponseCache:
             self._skip(ctx, group.name, "cache-control")
             return None
         namespace = namespace_of(ctx.principal, self.config.namespace)
-        fingerprint = self._fingerprints[group.name]
+        fingerprint = self._fingerprints.get(group.name, "")
         key = CacheKey(namespace, group.name, request_digest(request, group.name, fingerprint))
         result = "miss" if lookup else "skip"
         question = None
