@@ -77,3 +77,11 @@ def test_the_strictest_level_along_the_chain_applies_per_category() -> None:
 def test_the_guardrails_section_is_validated_strictly(section: dict, message: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValidationError, match=message):
         GuardrailsConfig.model_validate(section)
+
+
+def test_the_firewall_must_come_before_the_stages_that_rely_on_it() -> None:
+    from sluicegate.config.loader import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="firewall must be listed before response_cache"):
+        parse_config("pipeline: {stages: [response_cache, firewall]}\nresponse_cache: {}\n", "g.yaml")
+    parse_config("pipeline: {stages: [firewall, response_cache]}\nresponse_cache: {}\n", "g.yaml")

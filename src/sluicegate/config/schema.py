@@ -431,6 +431,14 @@ class GatewayConfig(_Strict):
             problems.append((("output_guard",), "output_guard is configured but not in pipeline.stages"))
         if self.guardrails is not None and not any(name in self.pipeline.stages for name in GUARD_STAGES):
             problems.append((("guardrails",), "guardrails is configured but the firewall is not in pipeline.stages"))
+        stages = self.pipeline.stages
+        if "firewall" in stages:
+            for later in ("response_cache", "output_guard"):
+                # a cached answer would skip the firewall; the output guard's own request redaction would run first
+                if later in stages and stages.index(later) < stages.index("firewall"):
+                    problems.append(
+                        (("pipeline", "stages"), f"firewall must be listed before {later} (it screens requests first)")
+                    )
         return problems
 
     def _response_cache_problems(self, kinds: Mapping[str, str]) -> list[tuple[tuple[str | int, ...], str]]:
