@@ -18,13 +18,9 @@ class Clock(Protocol):
 class SystemClock:
     __slots__ = ()
 
-    @staticmethod
-    def now() -> float:
-        return time.time()
-
-    @staticmethod
-    def monotonic() -> float:
-        return time.monotonic()
+    # the functions themselves, not Python functions calling them: read about ten times a request
+    now = staticmethod(time.time)
+    monotonic = staticmethod(time.monotonic)
 
 
 class ManualClock:

@@ -218,19 +218,26 @@ class GatewayHttpProtocol(CoalescingHttpToolsProtocol):
 
     # -- the parser's callbacks ----------------------------------------------------------------------
 
+    # on_url and on_header are uvicorn's, with the size check: called once per header of every request, so
+    # written out rather than through super() and a helper (three Python calls a header).
     def on_url(self, url: bytes) -> None:
-        self._count_header_bytes(len(url))
-        super().on_url(url)
+        size = self._header_bytes = self._header_bytes + len(url)
+        if size > self._limits.max_header_bytes:
+            self._too_large()
+        self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_header_bytes(len(name) + len(value) + 4)
-        super().on_header(name, value)
+        size = self._header_bytes = self._header_bytes + len(name) + len(value) + 4
+        if size > self._limits.max_header_bytes:
+            self._too_large()
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
-    def _count_header_bytes(self, size: int) -> None:
-        self._header_bytes += size
-        if self._header_bytes > self._limits.max_header_bytes:
-            self._oversized = True
-            raise _HeadersTooLarge  # the parser stops and reports an error (`data_received`)
+    def _too_large(self) -> None:
+        self._oversized = True
+        raise _HeadersTooLarge  # the parser stops and reports an error (`data_received`)
 
     def on_headers_complete(self) -> None:
         self._disarm()
