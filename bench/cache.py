@@ -86,7 +86,7 @@ class Sweep:
         rate = self.paraphrase_hits / self.paraphrases
         false = self.false_hits / self.hits if self.hits else 0.0
         return (
-            f"{self.threshold:10.2f}{rate:12.1%}{self.false_hits:8d}{self.hits:8d}{false:10.2%}{self.near_misses:11d}"
+            f"{self.threshold:10.3f}{rate:12.1%}{self.false_hits:8d}{self.hits:8d}{false:10.2%}{self.near_misses:11d}"
         )
 
 

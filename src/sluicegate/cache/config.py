@@ -16,7 +16,7 @@ class SemanticConfig(_Strict):
     everything else (system prompt, earlier turns, tools, parameters, group) is identical."""
 
     enabled: bool = False
-    threshold: float = Field(0.85, gt=0, le=1)  # cosine similarity of the best candidate (bench/cache.py)
+    threshold: float = Field(0.855, gt=0, le=1)  # cosine similarity of the best candidate (bench/cache.py)
     margin: float = Field(0.0, ge=0, le=1)  # the best must beat a different second-best question by this much
     deadline_ms: float = Field(50.0, gt=0, le=10_000)  # the embedding's deadline; missed: a plain miss
     max_entries: int = Field(100_000, ge=1, le=10_000_000)  # vectors in this instance's index

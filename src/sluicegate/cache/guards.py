@@ -672,11 +672,23 @@ def normalized(text: str) -> str:
     out = []
     for token in _TOKEN.findall(lowered):
         token = token.replace("\u2019", "'")
+        if token.endswith("'s"):
+            token = token[:-2]  # France's: France
         if token in _FILLER:
             continue
         if token[:1].isdigit():
             out.append(token)
             continue
         token = _UNITS.get(token, token)
-        out.append(_SYNONYMS.get(token, _stem(token)))
+        out.append(_SYNONYMS.get(token, _root(token)))
     return " ".join(out) or lowered
+
+
+def _root(word: str) -> str:
+    """A rougher stem for the embedding only: plurals, -ing and -ed off (visiting, visit; baked, bak)."""
+    word = _stem(word)
+    if len(word) > 5 and word.endswith("ing"):
+        return word[:-3]
+    if len(word) > 4 and word.endswith("ed"):
+        return word[:-2]
+    return word
