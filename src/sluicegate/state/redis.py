@@ -373,21 +373,9 @@ class RedisState:
         if settlement.deployment is not None:
             scope = "dep:" + settlement.deployment
             keys += [self._key(tenant, scope, x) for x in ("req", "tok", "toks")]
+        self.round_trips.settlements += 1
         try:
-            for _ in range(len(settlement.budgets) + 1):
-                self.round_trips.settlements += 1
-                reply = await self._settle(keys=keys, args=[*args, 0])
-                if not reply or int(reply[0]) != -1:
-                    break
-                # a balance Redis lost: seeded from the ledger first (this request's row is not in it yet)
-                budget = settlement.budgets[int(reply[1]) - 1]
-                try:
-                    await self._seed_once(tenant, budget)
-                except RebuildPending:  # the ledger cannot be read: settled anyway, the balance errs high
-                    break
-            if reply and int(reply[0]) == -1:
-                self.round_trips.settlements += 1
-                reply = await self._settle(keys=keys, args=[*args, 1])
+            reply = await self._settle(keys=keys, args=args)
         finally:  # settled, or not applied (Redis away): either way no longer a reservation to keep
             self._forget(settlement.tenant, settlement.budgets, settlement.request_id)
         n = len(settlement.budgets)

@@ -258,13 +258,8 @@ return result
 # KEYS: per rate scope (tokens zset, tokens hash, live zset), per budget (balance hash, reservations
 # zset, alerts hash), then, with a deployment, its (requests zset, tokens zset, tokens hash).
 # ARGV: now, request id, window, #rates, #budgets, actual tokens, actual micros, deployment tokens or -1,
-# #thresholds, thresholds in thousandths, then per budget (limit micros, time to keep in ms or 0), then 1 to
-# settle into a balance Redis lost (not seeded) or 0 to refuse.
-# Returns {per budget: spent, reserved; then pairs of (budget index, threshold) newly crossed}, or {-1, index}
-# when a balance is not seeded and the last argument is 0: nothing applied. The caller seeds it from the
-# ledger, then settles again. Applied to an unseeded balance, the spend would count twice once the seed adds
-# the ledger, which by then holds this request's row; applied after the seed, it counts once, since a request's
-# row is written after its settlement.
+# #thresholds, thresholds in thousandths, then per budget (limit micros, time to keep in ms or 0).
+# Returns {per budget: spent, reserved; then pairs of (budget index, threshold) newly crossed}.
 SETTLE = (
     _PRELUDE
     + """
@@ -279,11 +274,6 @@ local dep_tokens = tonumber(ARGV[8])
 local nth = tonumber(ARGV[9])
 local ba = 9 + nth
 local bk = 3 * nrate
-if ARGV[ba + 2 * nbud + 1] == '0' then
-  for i = 1, nbud do
-    if redis.call('HEXISTS', KEYS[bk + 3 * i - 2], 'seeded') == 0 then return {-1, i} end
-  end
-end
 for i = 1, nrate do
   local k = 3 * (i - 1)
   local h = KEYS[k + 2]
