@@ -415,7 +415,8 @@ def _exactness_run(run: Run, instances: int) -> dict[str, Any]:
         for o in outcomes
         if o.status == 402
         and (spent_then := _spent_in(o.message)) is not None
-        and BUDGET_MICROS - spent_then >= LEAST_OUTPUT * 300 * o.n + 1_500
+        # its least cost: min_output_tokens per choice, and the prompt (up to 100 tokens with the tools' JSON)
+        and BUDGET_MICROS - spent_then >= LEAST_OUTPUT * 300 * o.n + 100 * 30
     ]
     balance_before, held = _balance(run, team)
     # once traffic has stopped: one more loss, and the balance is rebuilt equal to the ledger
@@ -461,6 +462,7 @@ def _exactness_run(run: Run, instances: int) -> dict[str, Any]:
         "bound µ$ (in flight at a Redis loss)": bound,
         "share of budget used": round(spent / BUDGET_MICROS, 4),
         "premature 402s": len(premature),
+        "premature 402s, what they said": [(o.n, o.message[:300]) for o in premature[:3]],
         "known keys refused (auth_unavailable)": sum(o.code == "auth_unavailable" for o in attempts),
         "balance after the run µ$": balance_before,
         "over-count µ$ (balance - ledger)": balance_before - spent,
