@@ -86,9 +86,9 @@ def _has_image(content: Any) -> bool:
     )
 
 
-def _is_request(line: str) -> bool:
+def _is_request(line: str, longest: int = SHORT) -> bool:
     """Whether an end line of a long message reads as the request rather than pasted material."""
-    if len(line) > SHORT and not (len(line) <= LINE and "?" in line[-SHORT:]):
+    if len(line) > longest and not (len(line) <= LINE and "?" in line[-SHORT:]):
         return False
     separators = line.count(",") + line.count("|") + line.count("\t")
     return separators < 3 or line.count(" ") >= 2 * separators  # not a row of data
@@ -116,7 +116,7 @@ def _instruction(text: str) -> tuple[str, str]:
     material = material or text
     first, _, rest = stripped.partition("\n")
     last = rest.rstrip().rpartition("\n")[2] if rest else ""
-    ends = [first] if _is_request(first) else []
+    ends = [first] if _is_request(first, LINE) else []
     if last and _is_request(last):
         opened = first.rstrip().endswith(":") or ("?" in first and "?" not in last)  # "Summarise this:", "What...?"
         if not (ends and opened):

@@ -104,7 +104,7 @@ TASK_WORDS: dict[str, str] = {
         tweet:2 caption:2 captions:2 ad:1 ads:1.5 copy:1 copywriting:3 blog:2 post:0.8 newsletter:2
         creative!:2 imagine:1.5 character!:1.5 characters!:1.5 plot:2 screenplay:3 dialogue:1.5 names:0.5
         brainstorm:2 ideas:1 campaign:1.5 marketing:1.5 brand:1.2 product:0.4 description!:0.8 catchy:2.5
-        note:1 script:1.2 calendar:1 hashtags:2 hashtag:2
+        note:1 script:1.2 calendar:1 hashtags:2 hashtag:2 speech:2 toast:1.5
         draft:1.5 launch:1 onboarding:0.8 landing:1.5 cta:2 birthday:2.5 message:0.3 chapter:2 narrators:2
         rédige:1.5 redacta:1.5 escribe:0.6 écris:0.6 schreibe:0.6 scrivi:0.6 write:0.4
         cuento:2.5 poema:3 historia:1.5 eslogan:3 poème:3 histoire:1.5 conte:2 gedicht:3 geschichte:1.5
@@ -156,7 +156,7 @@ HARD_WORDS = """
     onboarding:0.08 launch:0.06 landing:0.08 accroche:0.1 lancement:0.06 audit:0.12 authentication:0.05
     difference!:0.06 differences!:0.08 diferencias:0.08 différences:0.08 unterschiede:0.08
     integral:0.1 intégrale:0.1 derivative:0.1 dérivée:0.1 eigenvalues!:0.1 probability:0.08 equations:0.06
-    audience:0.08 sequence:0.1 script:0.08 calendar:0.08 campaign:0.08
+    audience:0.08 sequence:0.1 script:0.08 calendar:0.08 campaign:0.08 speech:0.12
     verteilte:0.2 verteilt:0.2 distribuido:0.2 distribuida:0.2 distribué:0.2 distribuée:0.2 distribuito:0.2
     konsistenz:0.12 consistencia:0.12 cohérence:0.12 coerenza:0.12 nebenläufigkeit:0.2 concurrencia:0.2
     ausfälle:0.08 ausfall:0.08 fallos:0.08 pannes:0.08 latenz:0.06 latencia:0.06 latence:0.06
@@ -233,7 +233,7 @@ CJK_TASKS: dict[str, tuple[str, ...]] = {
     "code": ("代码", "函数", "编程", "コード", "関数", "プログラム", "코드", "함수"),
     "math": ("证明", "方程", "积分", "概率", "計算", "証明", "方程式", "確率", "증명", "방정식"),
     "reasoning": ("为什么", "推理", "谜题", "なぜ", "推論", "왜"),
-    "creative": ("诗", "故事", "口号", "詩", "物語", "キャッチコピー", "시를", "이야기"),
+    "creative": ("诗", "故事", "口号", "詩", "物語", "キャッチコピー", "시를", "이야기", "博客", "文案", "写一篇"),
     "analysis": ("分析", "比较", "評価", "比較", "분석", "비교"),
 }
 CJK_HARD: dict[str, float] = {
