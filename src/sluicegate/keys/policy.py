@@ -11,7 +11,7 @@ from typing import cast
 
 from sluicegate.keys.clock import as_utc
 from sluicegate.keys.residency import effective_regions, metadata_regions
-from sluicegate.principal import Budget, BudgetPeriod, Limits, Principal, Role, Scope, ScopeKind
+from sluicegate.principal import Budget, BudgetPeriod, Limits, Principal, Role, Scope
 from sluicegate.store.directory import KeyRecord
 from sluicegate.store.models import LimitsColumns
 
@@ -48,7 +48,7 @@ class KeyPolicy:
 def policy_of(record: KeyRecord) -> KeyPolicy:
     key, team, tenant, user = record.key, record.team, record.tenant, record.user
     scopes: list[Scope] = [
-        Scope(cast(ScopeKind, "tenant"), tenant.id, limits_of(tenant)),
+        Scope("tenant", tenant.id, limits_of(tenant)),
         Scope("team", team.id, limits_of(team)),
     ]
     if user is not None:

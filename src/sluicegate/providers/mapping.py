@@ -87,7 +87,7 @@ def stop_list(value: Any) -> list[str]:
 
 
 def is_one(value: Any) -> bool:
-    return value == 1
+    return bool(value == 1)
 
 
 def is_false(value: Any) -> bool:

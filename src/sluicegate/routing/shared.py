@@ -122,7 +122,7 @@ class SharedBreakers:
                 await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _adopt(self, data: bytes) -> None:
         try:

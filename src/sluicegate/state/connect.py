@@ -106,7 +106,7 @@ def connect(
         return aioredis.from_url(url, **options)
     if target.kind == "cluster":
         return ClusterClient(target, timeout=timeout, max_connections=max_connections or 128, retry=retry)
-    sentinel = Sentinel(
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(target.nodes),
         sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": connect_timeout},
         socket_timeout=timeout,
@@ -205,7 +205,7 @@ class ClusterClient:
         error: Exception | None = None
         for address in dict.fromkeys([*known, *self._target.nodes]):
             try:
-                reply = await self._node(address).execute_command("CLUSTER SLOTS")
+                reply = await self._node(address).execute_command("CLUSTER SLOTS")  # type: ignore[no-untyped-call]
             except Exception as exc:
                 error = exc
                 continue

@@ -45,9 +45,9 @@ def hour_bucket(moment: dt.datetime) -> str:
 
 
 def _as_utc(ts: Any) -> dt.datetime:
-    if isinstance(ts, str):  # SQLite through a plain select of a DateTime column in a text() query
-        ts = dt.datetime.fromisoformat(ts)
-    return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)
+    # SQLite through a plain select of a DateTime column in a text() query gives text
+    moment: dt.datetime = dt.datetime.fromisoformat(ts) if isinstance(ts, str) else ts
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
 class SpendRollups:

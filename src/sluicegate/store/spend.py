@@ -129,11 +129,10 @@ UNATTRIBUTED = "(unattributed)"
 def clean_text(value: Any, limit: int) -> str:
     """A text value every database takes: controls, NUL and lone surrogates become U+FFFD, and it is cut to
     `limit` characters (the column's length). What the client sent is never a reason to lose the row."""
-    if type(value) is not str:
-        value = str(value)
-    if len(value) <= limit and value.isprintable():  # the common case: one C call, nothing to change
-        return value
-    return _HOSTILE.sub("\ufffd", value)[:limit]
+    text: str = value if type(value) is str else str(value)
+    if len(text) <= limit and text.isprintable():  # the common case: one C call, nothing to change
+        return text
+    return _HOSTILE.sub("\ufffd", text)[:limit]
 
 
 class SpendLedger:
@@ -195,7 +194,8 @@ class SpendLedger:
                 if value is not None and (type(value) is not int or not low <= value <= high):
                     break
             else:
-                return row
+                clean: tuple[Any, ...] = row
+                return clean
         return self._normalised(list(row))
 
     def _normalised(self, row: list[Any]) -> PreparedRow:

@@ -18,7 +18,7 @@ SSE_CONTENT = (b"content-type", b"text/event-stream; charset=utf-8")
 
 async def read_body(receive: Receive) -> bytes:
     message = await receive()
-    body = message.get("body", b"")
+    body: bytes = message.get("body", b"")
     if not message.get("more_body", False):
         return body  # the common case: one message, no copying
     parts = [body]

@@ -231,7 +231,8 @@ def _thinking(data: dict[str, Any]) -> dict[str, Any] | None:
             raise bad_request("`max_tokens` must be greater than `thinking.budget_tokens`", "thinking.budget_tokens")
     elif kind not in ("disabled", "adaptive"):
         raise bad_request("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'", param="thinking.type")
-    return thinking
+    checked: dict[str, Any] = thinking
+    return checked
 
 
 def _tool_choice(raw: dict[str, Any], params: dict[str, Any]) -> None:
