@@ -45,6 +45,9 @@ async def test_a_paraphrase_hits_and_a_question_with_other_facts_does_not(cache_
     assert 'sluicegate_response_cache_lookups_total{group="gpt-4o-mini",result="hit-semantic"} 2.0' in metrics
     assert 'sluicegate_response_cache_lookups_total{group="gpt-4o-mini",result="near-miss"} 1.0' in metrics
     assert "sluicegate_response_cache_vectors" in metrics
+    # answers dropped by an operator are not found by meaning either
+    assert await gw.admin("POST", "/admin/response-cache/invalidate", {"group": "gpt-4o-mini"}) == {"dropped": 4}
+    assert (await ask(gw, "Tell me the capital city of France."))[0] == "miss"
     await gw.gateway.stop()
     rows = [gw.ledger(f"{gw.gateway.request_id_prefix}{n:012x}") for n in (2,)]
     assert rows[0]["cache_status"] == "hit-semantic" and rows[0]["cost_micros"] == 0 and rows[0]["saved_micros"] > 0

@@ -161,8 +161,10 @@ class RedisStore:
                 await asyncio.sleep(1.0)
                 continue
             for _, entries in found or ():
-                for entry_id, fields in entries:
+                for n, (entry_id, fields) in enumerate(entries, 1):
                     last = entry_id
+                    if n % 100 == 0:
+                        await asyncio.sleep(0)  # reading a long stream (at start) leaves requests their turn
                     try:
                         keep(fields[b"b"].decode(), fields[b"k"].decode(), fields[b"v"], fields[b"q"].decode())
                     except (KeyError, UnicodeDecodeError, ValueError):
