@@ -113,13 +113,13 @@ def latency(runs: int = 5000) -> dict[str, tuple[float, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", choices=["dev", "heldout", "fresh", "fresh2", "all"], default="all")
+    parser.add_argument("--split", choices=["dev", "heldout", "fresh", "fresh2", "fresh3", "all"], default="all")
     parser.add_argument("--level", default="standard")
     parser.add_argument(
         "--misses", action="store_true", help="print every missed attack and every ordinary prompt acted on"
     )
     args = parser.parse_args()
-    splits = ["dev", "heldout", "fresh", "fresh2"] if args.split == "all" else [args.split]
+    splits = ["dev", "heldout", "fresh", "fresh2", "fresh3"] if args.split == "all" else [args.split]
     for split in splits:
         items = load(split)  # type: ignore[arg-type]
         if args.misses:

@@ -145,6 +145,15 @@ class Firewall:
             for separator in " ._-*":
                 entries.setdefault(separator.join(word), ((), (), _SPACED_HINT))
         self._cooccurrence = rules.cooccurrence
+        # per co-occurrence rule, its other groups' words -> which groups: read around each anchor word
+        self._around: list[tuple[ahocorasick.Automaton | None, int]] = []
+        for co in rules.cooccurrence:
+            around: dict[str, tuple[int, ...]] = {}
+            for g, group in enumerate(co.groups):
+                if g != co.anchor:
+                    for word in group:
+                        around[word] = (*around.get(word, ()), g)
+            self._around.append((_automaton(around.items()) if around else None, len(co.groups) - 1))
         for r, co in enumerate(rules.cooccurrence):
             for word in co.groups[co.anchor]:
                 ids, markers, hint = entries.get(word, ((), (), None))
@@ -219,16 +228,19 @@ class Firewall:
         for (r, _), places in near.items():
             co = self._cooccurrence[r]
             within = co.within
+            around, needed = self._around[r]
             for place in places:
-                window = low[max(0, place - within) : place + within]
-                if all(
-                    any(word in window for word in group) for g, group in enumerate(co.groups) if g != co.anchor
-                ):
-                    score = co.score
-                    if co.category in _DISCOUNTED:
-                        score *= self._discount(low, max(0, place - 40), place)
-                    findings.append(Finding(co.category, co.id, round(score, 3)))
-                    break
+                if around is not None:
+                    found: set[int] = set()
+                    for _, groups in around.iter(low, max(0, place - within), place + within):
+                        found.update(groups)
+                    if len(found) < needed:
+                        continue
+                score = co.score
+                if co.category in _DISCOUNTED:
+                    score *= self._discount(low, max(0, place - 40), place)
+                findings.append(Finding(co.category, co.id, round(score, 3)))
+                break
 
     def _discount(self, low: str, start: int, end: int) -> float:
         """How much of a match's score stays given its context: a quotation or reported speech around it
