@@ -132,7 +132,14 @@ def test_spend_page_shows_the_ledger_figures(page: Page, seeded: dict[str, Any])
     assert f"spent {usd(total)}" in page.text_content("svg.chart")
     assert "forecast" in page.text_content("svg.chart")
 
+    # a line per team, each labelled with its spend
+    page.select_option("#split", "team")
+    page.wait_for_selector(".legend .series-label")
+    labels = page.locator(".legend .series-label").all_text_contents()
+    assert sorted(labels) == sorted(f"{r['group']} {usd(Decimal(r['cost_usd']))}" for r in rows if r["group"])
+
     # one team: its monthly budget drawn, and its forecast against it
+    page.select_option("#split", "")
     page.select_option("#team", "ui-a")
     page.wait_for_selector("#tile-budget")
     assert page.inner_text("#tile-budget .value") == "$0.000100"

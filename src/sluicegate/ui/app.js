@@ -1,6 +1,6 @@
 // The dashboard: signs in with an admin key kept in this tab (sessionStorage), then reads and changes
 // everything through the admin API, whose permission checks decide what each role sees and may do.
-import { proportion, spendChart, usd } from "./charts.js";
+import { proportion, seriesLegend, spendChart, usd } from "./charts.js";
 
 const main = document.getElementById("main");
 const session = {
@@ -150,16 +150,22 @@ async function spendPage(params) {
     }
   }
   const anomalies = await findAnomalies(byKey.rows, spent, filter);
+  const split = params.get("split") || "";
+  const series = split ? await splitSeries(split, { team: byTeam, model: byModel, feature: byFeature }[split].rows, filter, elapsed) : [];
 
   const controls = h("form", { class: "controls", onchange: (e) => {
     const form = e.currentTarget;
     const next = new URLSearchParams({ period: form.period.value });
     if (form.team && form.team.value) next.set("team", form.team.value);
+    if (form.split.value) next.set("split", form.split.value);
     location.hash = `#/spend?${next}`;
   } },
     h("div", {}, h("label", { for: "period" }, "Period"),
       h("select", { id: "period", name: "period" },
         [["month", "This month"], ["7d", "Last 7 days"], ["30d", "Last 30 days"]].map(([v, t]) => h("option", { value: v, selected: v === period }, t)))),
+    h("div", {}, h("label", { for: "split" }, "Lines for the top 5"),
+      h("select", { id: "split", name: "split" },
+        [["", "none"], ["team", "teams"], ["model", "models"], ["feature", "features"]].map(([v, t]) => h("option", { value: v, selected: v === split }, t)))),
     teams && (Array.isArray(teams) ? teams : teams.teams || []).length
       ? h("div", {}, h("label", { for: "team" }, "Team"),
         h("select", { id: "team", name: "team" }, h("option", { value: "" }, "All teams"),
@@ -179,7 +185,8 @@ async function spendPage(params) {
     controls,
     tiles,
     h("section", { class: "card", "aria-label": "spend over time" }, h("h2", {}, chartTitle),
-      spendChart(days, { periodDays: bounds.days, budget, forecast, title: chartTitle })),
+      spendChart(days, { periodDays: bounds.days, budget, forecast, title: chartTitle, series }),
+      series.length ? seriesLegend(series) : null),
     h("div", { class: "grid" },
       breakdown("By team", byTeam.rows, "team"),
       breakdown("By model", byModel.rows, "model"),
@@ -188,6 +195,16 @@ async function spendPage(params) {
       breakdown("Top users", byUser.rows.slice(0, 10), "user"),
       h("section", { class: "card", id: "anomalies" }, h("h2", {}, "Anomalies"),
         table([{ label: "what", value: (a) => a.what }, { label: "why", value: (a) => a.why }], anomalies, { empty: "None found." }))));
+}
+
+// The day-by-day spend of the top five groups of a breakdown (teams, models or features), for the chart.
+async function splitSeries(by, rows, filter, days) {
+  const top = rows.filter((r) => r.group !== null).slice(0, 5);
+  const daily = await Promise.all(top.map((r) => api("GET", "/admin/spend", { query: { by: "day", ...filter, [by]: r.group } })));
+  return top.map((r, i) => {
+    const costs = new Map(daily[i].rows.map((d) => [d.group, Number(d.cost_usd)]));
+    return { label: r.group, days: days.map((day) => ({ day, cost: costs.get(day) || 0 })) };
+  });
 }
 
 function tile(label, value, id, warn = false) {

@@ -20,7 +20,11 @@ export function usd(value) {
 
 // days: [{day: "2026-12-01", cost: 1.23}] for every day of the period so far (zeros included);
 // periodDays: the period's length in days; budget: amount or null; forecast: projected total or null.
-export function spendChart(days, { periodDays, budget, forecast, title }) {
+const DASHES = ["1 4", "9 3", "9 3 2 3", "4 4", "14 4 2 4 2 4"];
+
+// series: [{label, days}] drawn as cumulative lines of their own beside the total (the top spenders by team,
+// model or feature), each with a dash pattern and its label at the line's end.
+export function spendChart(days, { periodDays, budget, forecast, title, series = [] }) {
   const width = 760, height = 260, left = 64, right = 130, top = 16, bottom = 34;
   const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title, class: "chart" });
   svg.appendChild(el("title", {}, title));
@@ -51,6 +55,13 @@ export function spendChart(days, { periodDays, budget, forecast, title }) {
     svg.appendChild(el("polyline", { class: "spent", points: `${x(0)},${y(0)} ${points.join(" ")}` }));
     svg.appendChild(el("text", { x: x(days.length) + 6, y: y(spent) + 4 }, `spent ${usd(spent)}`));
   }
+  series.forEach((s, n) => {
+    let total = 0;
+    const points = s.days.map((d, i) => `${x(i + 1)},${y((total += d.cost))}`);
+    const line = el("polyline", { class: "series", "stroke-dasharray": DASHES[n % DASHES.length], points: `${x(0)},${y(0)} ${points.join(" ")}` });
+    line.appendChild(el("title", {}, `${s.label}: ${usd(total)}`));
+    svg.appendChild(line);
+  });
   if (forecast !== null && forecast !== undefined) {
     svg.appendChild(el("line", { class: "forecast", x1: x(days.length), y1: y(spent), x2: x(periodDays), y2: y(forecast) }));
     svg.appendChild(el("text", { x: x(periodDays) + 6, y: y(forecast) + 4 }, `forecast ${usd(forecast)}`));
@@ -60,6 +71,23 @@ export function spendChart(days, { periodDays, budget, forecast, title }) {
     svg.appendChild(el("text", { x: left + plotW + 6, y: y(budget) - 6 }, `budget ${usd(budget)}`));
   }
   return svg;
+}
+
+// The key to the series' lines: a sample of each line's dash pattern, its name and its spend.
+export function seriesLegend(series) {
+  const list = document.createElement("ul");
+  list.className = "legend";
+  series.forEach((s, n) => {
+    const item = document.createElement("li");
+    const sample = el("svg", { width: 40, height: 10, "aria-hidden": "true" });
+    sample.appendChild(el("line", { class: "series", x1: 0, y1: 5, x2: 40, y2: 5, "stroke-dasharray": DASHES[n % DASHES.length] }));
+    const text = document.createElement("span");
+    text.className = "series-label";
+    text.textContent = `${s.label} ${usd(s.days.reduce((a, d) => a + d.cost, 0))}`;
+    item.append(sample, text);
+    list.appendChild(item);
+  });
+  return list;
 }
 
 // A cell with a proportion bar and the value as text.
