@@ -96,3 +96,38 @@ def test_replay_names_a_line_that_is_not_a_request(tmp_path: Path, capsys: pytes
     bad.write_text('{"model": "auto", "messages": [{"role": "user", "content": "hi"}]}\n{"model": "auto"}\n')
     assert main(["replay", "--requests", str(bad), "--config", str(config)]) == 1
     assert "bad.jsonl:2: not a chat request" in capsys.readouterr().err
+
+
+async def test_captured_requests_are_redacted_rotated_and_replay_to_the_live_decisions(
+    simulator: Proc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SIM_UPSTREAM_KEY", UPSTREAM_KEY)
+    capture = tmp_path / "capture.jsonl"
+    live_yaml = _config(tmp_path, simulator.url, "[mini, omni, opus]")
+    config = parse_config(live_yaml + f'capture: {{path: "{capture}", share: 1.0, max_bytes: 4096, keep: 2}}\n')
+    gateway = Gateway(config, master_key="sk-master")
+    rows = load(DATA, "train")[::40][:20]
+    await gateway.start()
+    try:
+        transport = httpx.ASGITransport(app=GatewayApp(gateway))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw", timeout=30) as client:
+            secret = [{"role": "user", "content": "Email jane.doe@example.com the invoice total, please."}]
+            for messages in [secret] + [r.messages for r in rows]:
+                body = {"model": "auto", "messages": messages, "max_tokens": 20}
+                response = await client.post(
+                    "/v1/chat/completions", json=body, headers={"authorization": "Bearer sk-master"}
+                )
+                assert response.status_code == 200, response.text
+    finally:
+        await gateway.stop()  # the writer drains what was captured
+    files = sorted(tmp_path.glob("capture.jsonl*"))
+    assert [f.name for f in files] == ["capture.jsonl", "capture.jsonl.1", "capture.jsonl.2"]  # rotated, 2 kept
+    assert all(f.stat().st_size <= 4096 for f in files)
+    lines = [json.loads(line) for f in reversed(files) for line in f.read_text().splitlines()]
+    text = json.dumps(lines)
+    assert "jane.doe@example.com" not in text
+    assert all(line["body"]["model"] == "auto" and line["route_tier"] for line in lines)
+    live = tmp_path / "live.yaml"
+    live.write_text(live_yaml)
+    assert main(["replay", "--requests", str(files[0]), "--config", str(live)]) == 0
+    assert "changed         0 requests" in capsys.readouterr().out

@@ -257,6 +257,17 @@ class PipelineConfig(_Strict):
         return names
 
 
+class CaptureConfig(_Strict):
+    """A sampled capture of chat requests for `sluicegate replay` (personal data and secrets redacted)."""
+
+    path: str = ".sluicegate/capture.jsonl"
+    share: float = Field(0.01, gt=0, le=1)
+    max_bytes: int = Field(64 * 1024 * 1024, ge=1024)  # then the file is rotated
+    keep: int = Field(3, ge=0, le=100)  # rotated files kept
+    redact: bool = True
+    max_queued: int = Field(10_000, ge=1)  # requests waiting for the writer; beyond, dropped
+
+
 class StoreConfig(_Strict):
     """Durable records (keys, teams, ledger). Relative paths are resolved against the working directory."""
 
@@ -381,6 +392,7 @@ class GatewayConfig(_Strict):
     pipeline: PipelineConfig = PipelineConfig()
     model_host: ModelHostConfig | None = None  # small CPU models for the features that need them
     classify: ClassifyConfig = ClassifyConfig()  # tiers and the classifier of the `auto` route
+    capture: CaptureConfig | None = None  # sampled requests for `sluicegate replay`; off by default
     output_guard: OutputGuardConfig | None = None  # the `output_guard` stage's settings (defaults if absent)
     response_cache: ResponseCacheConfig | None = None  # the `response_cache` stage's settings
     tracing: TracingConfig | None = None  # OpenTelemetry spans over OTLP (docs/tracing.md)

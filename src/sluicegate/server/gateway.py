@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from sluicegate.models.host import ModelHost
     from sluicegate.pipeline.auto import AutoRoute
     from sluicegate.pipeline.shadow import Shadow
+    from sluicegate.telemetry.capture import Capture
     from sluicegate.telemetry.tracing import Tracing
 
 log = logging.getLogger("sluicegate.server")
@@ -152,6 +153,11 @@ class Gateway:
         guard = [LedgerGuard(ledger)] if ledger.full_policy == "refuse" else []
         route = Route(self.catalog, self.router)
         self.auto_route: AutoRoute | None = None
+        self.capture: Capture | None = None
+        if config.capture is not None:
+            from sluicegate.telemetry.capture import Capture
+
+            self.capture = Capture(config.capture)
         auto = self._auto_route()  # empty unless some group has strategy auto
         self.limits.admission.planner = route.plan  # deployments with their own RPM/TPM: a place taken at admission
         self.tracing = self._tracing()
@@ -172,6 +178,7 @@ class Gateway:
             record,
             *([self.audit] if self.audit is not None else []),
             *optional["record"],
+            *([self.capture] if self.capture is not None else []),  # sampled requests for replay
         ]
         self.pipeline = Pipeline(
             path if self.tracing is None else self.tracing.stages(path), Execute(self.upstream, self.router)
@@ -336,6 +343,8 @@ class Gateway:
             await self.model_host.start()
         for stage in self._lifecycle:  # optional stages with work of their own (a cache's index sync)
             await stage.start()
+        if self.capture is not None:
+            self.capture.start()
         self.ready = True
 
     async def stop(self) -> None:
@@ -353,6 +362,8 @@ class Gateway:
         await self.accounts.stop()
         await self.limits.stop()
         self.record.flush()
+        if self.capture is not None:
+            self.capture.stop()
         await self.access_log.stop()
         if self.tracing is not None:
             await self.tracing.stop()
