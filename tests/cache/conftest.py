@@ -106,6 +106,9 @@ async def cache_gateway(simulator: Proc, tmp_path: Path, monkeypatch: pytest.Mon
         config = parse_config(cache_yaml(simulator, folder, cache, models, redis, extra, stages))
         gateway = Gateway(config, master_key=MASTER)
         await gateway.start()
+        host = gateway.model_host
+        if host is not None and host.started:  # the model loaded before the first question, however slow the machine
+            assert await host.backend.wait_ready(120)  # type: ignore[attr-defined]
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=GatewayApp(gateway)), base_url="http://gw")
         made.append(CacheGateway(gateway, client, folder / "ledger.db"))
         return made[-1]

@@ -70,3 +70,23 @@ async def test_two_gateways_share_their_questions_through_redis(cache_gateway: F
         async for key in client.scan_iter(match=f"{redis_prefix}:*", count=1000):
             await client.delete(key)
         await client.aclose()
+
+
+async def test_the_semantic_layer_is_on_only_for_the_groups_that_ask_for_it(cache_gateway: Factory) -> None:
+    settings = (
+        "{store: memory, semantic: {threshold: 0.855, deadline_ms: 3000}, groups: {gpt-4o-mini: {semantic: true}}}"
+    )
+    gw = await cache_gateway(settings, extra=HOST)
+    assert (await ask(gw, "What is the capital of France?"))[0] == "miss"
+    assert (await ask(gw, "Which city is the capital of France?"))[0] == "hit-semantic"
+    other = await gw.client.post(
+        "/v1/chat/completions",
+        json={"model": "faulty", "messages": [{"role": "user", "content": "What is the capital of France?"}]},
+        headers={"authorization": f"Bearer {MASTER}"},
+    )
+    again = await gw.client.post(
+        "/v1/chat/completions",
+        json={"model": "faulty", "messages": [{"role": "user", "content": "Which city is the capital of France?"}]},
+        headers={"authorization": f"Bearer {MASTER}"},
+    )
+    assert (other.headers["x-sluice-cache"], again.headers["x-sluice-cache"]) == ("miss", "miss")

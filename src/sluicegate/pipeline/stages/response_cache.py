@@ -98,7 +98,8 @@ class ResponseCache:
             if data is not None:
                 return await self._hit(ctx, key, data, "hit-exact")
         semantic = self.semantic
-        if semantic is not None and (settings.semantic if settings.semantic is not None else True):
+        on = settings.semantic if settings.semantic is not None else self.config.semantic.enabled
+        if semantic is not None and on:
             from sluicegate.cache.semantic import context_messages
 
             question = semantic.question(
