@@ -337,3 +337,34 @@ async def test_a_bug_in_a_stage_is_an_internal_error_in_the_client_format_not_a_
     await Pipeline([Broken(), Recorder("record", events)], FakeUpstream(events)).handle(ctx, reply)
     assert reply.status == 500 and ctx.outcome == "internal_error" and "secret" not in reply.body.message
     assert events[-1] == "record.finish"
+
+
+async def test_interrupt_ends_requests_not_answered_yet_with_an_error_and_still_finishes_them() -> None:
+    """The gateway's grace period is over: a stream still waiting for its first token and a whole call still
+    running each get an error response (503 gateway_shutting_down), and pass the ledger and the finish stages."""
+
+    class Waiting(FakeUpstream):
+        async def complete(self, ctx: RequestContext) -> ChatResponse:
+            ctx.attempts = 1
+            await asyncio.sleep(60)
+            raise AssertionError("not reached")
+
+        async def open_stream(self, ctx: RequestContext) -> ChunkSource:
+            ctx.attempts = 1
+            await asyncio.sleep(60)
+            raise AssertionError("not reached")
+
+    events: list[str] = []
+    pipeline = Pipeline([Recorder("ledger", events, True), Recorder("record", events)], Waiting(events))
+    contexts = [context(stream=True), context(stream=False)]
+    contexts[1].request_id = "req-2"
+    replies = [FakeReply(events), FakeReply(events)]
+    tasks = [asyncio.create_task(pipeline.handle(c, r)) for c, r in zip(contexts, replies, strict=True)]
+    await asyncio.sleep(0.05)
+    assert pipeline.interrupt() == 2
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)  # neither raises: both were answered
+    for ctx, reply in zip(contexts, replies, strict=True):
+        assert reply.status == 503 and isinstance(reply.body, GatewayError)
+        assert reply.body.code == "gateway_shutting_down" and ctx.outcome == "interrupted"
+    assert events.count("ledger.finish") == 2 and events.count("record.finish") == 2
+    assert pipeline.interrupt() == 0  # nothing left under way
