@@ -1,6 +1,6 @@
 """Gateway overhead against a direct call and against a bare proxy hop, measured at the client.
 
-    python bench/overhead.py [--runs 3] [--duration 8] [--auth full|no-limits|master]
+    python bench/overhead.py [--runs 3] [--duration 8] [--auth full|no-limits|master] [--unique-prompts]
                              [--upstream nginx|simulator] [--gap-ms 1.0] [--no-bare-proxy]
                              [--redis-url URL] [--database-url URL]
                              [--stages noop_request,noop_response,noop_chunks,noop_finish]
@@ -55,6 +55,7 @@ PROMPT = [
     {"role": "user", "content": "Summarise the plot of Hamlet in two sentences."},
 ]
 STREAM_EVENTS = 24
+UNIQUE_PROMPTS = "SLUICEGATE_BENCH_UNIQUE_PROMPTS"  # set by --unique-prompts, read where wrk's script is written
 PACED_TOKENS_PER_SECOND = 200  # the token-by-token upstream: 5 ms between events
 
 
@@ -416,11 +417,20 @@ def wrk(url: str, body: bytes, connections: int, duration: float, workdir: Path,
     script = workdir / "post.lua"
     body_file = workdir / "body.json"
     body_file.write_bytes(body)
+    unique = os.environ.get(UNIQUE_PROMPTS) == "1"
     script.write_text(
         f'local f = io.open("{body_file}", "rb"); wrk.body = f:read("*a"); f:close()\n'
         'wrk.method = "POST"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+        + (
+            # every request its own prompt (a response cache's miss path), the same work on both legs
+            "local n = 0\nlocal template = wrk.body\n"
+            "request = function() n = n + 1\n"
+            '  return wrk.format(nil, nil, nil, (template:gsub("two sentences", "two sentences " .. n, 1))) end\n'
+            if unique
+            else ""
+        )
     )
     output = subprocess.run(
         [
@@ -730,7 +740,14 @@ def main() -> None:
         action="store_true",
         help="instead: an Anthropic-format upstream behind the OpenAI ingress vs a pass-through (bench/translation.py)",
     )
+    parser.add_argument(
+        "--unique-prompts",
+        action="store_true",
+        help="every wrk request its own prompt, on every leg (e.g. --stages response_cache: each request a miss)",
+    )
     args = parser.parse_args()
+    if args.unique_prompts:
+        os.environ[UNIQUE_PROMPTS] = "1"
     if args.virtual_key:
         args.auth = "no-limits"
     if args.translation:
