@@ -34,8 +34,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, Path]
     proc.stop()
 
 
-def _client(proc: Proc, key: str = DEMO_KEY) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{proc.url}/v1", api_key=key, max_retries=0)
+def _client(proc: Proc, key: str = DEMO_KEY, cache: bool = True) -> openai.OpenAI:
+    """`cache=False`: every request skips the response cache's lookup (the demo's semantic cache would answer
+    a reworded question from an earlier test, and a cached answer is never reserved against a budget)."""
+    headers = None if cache else {"cache-control": "no-cache"}
+    return openai.OpenAI(base_url=f"{proc.url}/v1", api_key=key, max_retries=0, default_headers=headers)
 
 
 def _ledger_row(workdir: Path, request_id: str) -> dict[str, Any]:
@@ -101,14 +104,14 @@ def _key(proc: Proc, budget_usd: str) -> str:
 
 
 def _fresh(messages: list[dict[str, str]], tag: str) -> list[dict[str, str]]:
-    """The same request, worded apart from the others so that the response cache cannot answer it."""
+    """The same request, worded apart from the others (the exact cache cannot answer it; the semantic one may)."""
     return [{"role": "user", "content": f"{messages[0]['content']} ({tag})"}]
 
 
 def test_the_budget_applies_to_the_group_auto_chose(demo: tuple[Proc, Path]) -> None:
     """$0.001 pays an economy answer, not a flagship one: the flagship choice is moved to the cheaper model."""
     proc, _ = demo
-    client = _client(proc, _key(proc, "0.001"))
+    client = _client(proc, _key(proc, "0.001"), cache=False)
     easy = client.chat.completions.with_raw_response.create(model="auto", messages=_fresh(EASY, "budget"))  # type: ignore[arg-type]
     assert easy.headers["x-sluice-tier"] == "economy"
     assert "x-sluice-budget-downgraded-from" not in easy.headers
@@ -121,7 +124,7 @@ def test_the_budget_applies_to_the_group_auto_chose(demo: tuple[Proc, Path]) -> 
 def test_a_budget_in_its_downgrade_tier_lowers_the_tier_auto_chooses(demo: tuple[Proc, Path]) -> None:
     proc, _ = demo
     budget = 0.006
-    client = _client(proc, _key(proc, str(budget)))
+    client = _client(proc, _key(proc, str(budget)), cache=False)
     spent = 0.0
     for attempt in range(80):  # small gpt-4o answers until the key has used 90% of its budget
         if spent >= 0.905 * budget:
