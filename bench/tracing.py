@@ -61,7 +61,10 @@ models:
     with limited_gateway(root, launch) as (url, key, workdir):
         plain = orjson.dumps({"model": "bench-json", "messages": ob.PROMPT})
         ob.wrk(url, plain, 8, 2, workdir, key)  # warm
-        return ob.wrk(url, plain, 64, duration, workdir, key).rps
+        load = ob.wrk(url, plain, 64, duration, workdir, key)
+        if load.errors:
+            sys.exit(f"{load.errors} requests failed: the figures would not mean anything")
+        return load.rps
 
 
 def main() -> None:

@@ -67,6 +67,7 @@ def limited_gateway(
 ) -> Iterator[tuple[str, str, Path]]:
     """nginx and a gateway started by `launch(workdir, upstream, port)`, with a virtual key carrying the
     budgets and limits of bench/overhead.py; yields the chat URL, the key and the run's folder."""
+    root.chmod(0o755)  # nginx's unprivileged workers must reach the bodies below it (mkdtemp makes it 0700)
     workdir = Path(tempfile.mkdtemp(dir=root))
     upstream = ob.start_nginx(workdir, ob.free_port())
     port = ob.free_port()
@@ -87,7 +88,10 @@ def leg(workers: int, redis_url: str | None, duration: float, root: Path) -> tup
         ob.wrk(url, plain, 64, 2, workdir, key)  # warm every worker's pools and caches
         whole = ob.wrk(url, plain, 64, duration, workdir, key)
         streams = ob.wrk(url, streamed, 64, duration, workdir, key)
-        return whole.rps, streams.rps, whole.errors + streams.errors
+        errors = whole.errors + streams.errors
+        if errors:
+            sys.exit(f"{errors} requests failed: the figures would not mean anything")
+        return whole.rps, streams.rps, errors
 
 
 def main() -> None:
