@@ -426,8 +426,8 @@ def wrk(url: str, body: bytes, connections: int, duration: float, workdir: Path,
         f'wrk.headers["Authorization"] = "Bearer {key}"\n'
         + (
             # every request its own prompt (a response cache's miss path), the same work on both legs
-            # (numbered from a random start: each wrk run, the warm-up and the c=1 load included, asks its own)
-            f"local n = {secrets.randbelow(10**15)}\nlocal template = wrk.body\n"
+            # (numbered from a random start below 1e9, which LuaJIT still prints whole: each wrk run asks its own)
+            f"local n = {secrets.randbelow(10**9)}\nlocal template = wrk.body\n"
             "request = function() n = n + 1\n"
             '  return wrk.format(nil, nil, nil, (template:gsub("two sentences", "two sentences " .. n, 1))) end\n'
             if unique
