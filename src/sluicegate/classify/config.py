@@ -5,26 +5,12 @@ Kept free of other Sluicegate imports so `config/schema.py` can embed these mode
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # What a prompt asks for. Tools, vision and a long context are read from the request itself and are needs
 # (`Classification.needs`), not task types: a request with tools still has a task.
-TASK_TYPES: tuple[str, ...] = (
-    "chat",
-    "factual_qa",
-    "summarise",
-    "extract",
-    "classify",
-    "translate",
-    "rewrite",
-    "code",
-    "math",
-    "reasoning",
-    "creative",
-    "analysis",
-)
 TaskType = Literal[
     "chat",
     "factual_qa",
@@ -39,6 +25,7 @@ TaskType = Literal[
     "creative",
     "analysis",
 ]
+TASK_TYPES: tuple[str, ...] = get_args(TaskType)
 DEFAULT_TIERS: tuple[str, ...] = ("economy", "balanced", "flagship")
 
 

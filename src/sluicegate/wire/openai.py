@@ -296,7 +296,7 @@ _EXPECTED = {
 }
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
     """How OpenAI's errors name a JSON value's type."""
     if value is None:
         return "null"
@@ -328,13 +328,14 @@ def _param_name(loc: tuple[Any, ...]) -> str:
 def _tag_error(param: str, key: str, value: Any, known: tuple[str, ...]) -> GatewayError:
     """A tagged union's tag (a message's role, a part's or tool's type) is missing or wrong."""
     if not isinstance(value, dict):
-        return bad_request(f"Invalid type for '{param}': expected an object, but got {_kind(value)} instead.", param)
+        got = json_kind(value)
+        return bad_request(f"Invalid type for '{param}': expected an object, but got {got} instead.", param)
     where = f"{param}.{key}"
     if key not in value:
         return bad_request(f"Missing required parameter: '{where}'.", param=where)
     if not known:
         return bad_request(
-            f"Invalid type for '{where}': expected a string, but got {_kind(value[key])} instead.", where
+            f"Invalid type for '{where}': expected a string, but got {json_kind(value[key])} instead.", where
         )
     supported = ", ".join(f"'{v}'" for v in known)
     shown = str(value[key])[:40]
@@ -360,7 +361,8 @@ def _validation_error(exc: ValidationError) -> GatewayError:
             if name and name not in expected and _param_name(error["loc"]) == param:
                 expected.append(name)
         return bad_request(
-            f"Invalid type for '{param}': expected {' or '.join(expected)}, but got {_kind(first['input'])} instead.",
+            f"Invalid type for '{param}': expected {' or '.join(expected)}, "
+            f"but got {json_kind(first['input'])} instead.",
             param=param,
         )
     return bad_request(f"Invalid value for '{param}': {first['msg']}.", param=param)

@@ -12,6 +12,7 @@ from typing import Any
 from sluicegate.canonical import ChatRequest, Message, ToolCall
 from sluicegate.errors import GatewayError, bad_request
 from sluicegate.wire.bounds import MAX_TOKENS, load_object
+from sluicegate.wire.openai import json_kind
 
 _KNOWN = frozenset(
     {"model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text", "reasoning"}
@@ -40,20 +41,6 @@ _BUILT_IN_TOOLS = frozenset(
 _EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh"})
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
-
-
 _NAMES = {str: "a string", bool: "a boolean", int: "an integer", dict: "an object", list: "an array"}
 
 
@@ -62,7 +49,8 @@ def _typed(value: Any, kind: type | tuple[type, ...], param: str) -> Any:
     ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
     if not ok:
         expected = " or ".join(_NAMES.get(k, "a number") for k in kinds)
-        raise bad_request(f"Invalid type for '{param}': expected {expected}, but got {_kind(value)} instead.", param)
+        got = json_kind(value)
+        raise bad_request(f"Invalid type for '{param}': expected {expected}, but got {got} instead.", param)
     return value
 
 
